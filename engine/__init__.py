@@ -1,0 +1,1 @@
+"""stintsim: engine layer."""

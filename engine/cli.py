@@ -1,0 +1,45 @@
+"""The ``stintsim`` console script: one subcommand per ``python -m`` entry point.
+
+Each subcommand forwards its arguments to the entry point's ``main(argv)``, so
+``stintsim simulate ...`` and ``python -m engine.simulate ...`` are the same program.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    # name: (module with main(argv) -> int, one-line description)
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    lines = "\n".join(
+        f"  {name:<18} {desc} (python -m {mod})" for name, (mod, desc) in SUBCOMMANDS.items()
+    )
+    return argparse.ArgumentParser(
+        prog="stintsim",
+        description="Race-strategy engine for endurance racing.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"subcommands:\n{lines}\n\n'stintsim SUBCOMMAND --help' explains its options.",
+        usage="stintsim [-h] SUBCOMMAND [options]",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        parser.error(f"unknown subcommand {name!r}; choose from {', '.join(SUBCOMMANDS)}")
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

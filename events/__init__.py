@@ -1,0 +1,1 @@
+"""stintsim: events layer."""

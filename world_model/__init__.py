@@ -1,0 +1,1 @@
+"""stintsim: world_model layer."""

@@ -1,0 +1,146 @@
+"""The batched contract between the engine and any lap-dynamics model.
+
+The engine asks one question, for many car-laps at once: *given the state of each car at the
+start of its lap, the decision in force and the conditions, what does the lap look like?*
+Every model in this package (the parametric lap model, the learned MLP and recurrent models)
+answers it through :class:`LapModel`. Tensors are batched along the first dimension ``N``
+(the engine flattens ``[replicas, cars]`` into ``N``); nothing here loops over rows.
+
+Units: seconds, degrees Celsius, fractions. Fuel is a fraction of the car's tank, virtual
+energy a fraction of the stint allocation, tyre tread a fraction left (1 = new, 0 = worn out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import IntEnum
+from typing import Protocol, runtime_checkable
+
+import torch
+
+N_WHEELS = 4
+"""Wheels in the order FL, FR, RL, RR."""
+
+
+class PaceMode(IntEnum):
+    """How hard the driver pushes; an action chosen at the line."""
+
+    SAVE = 0
+    NORMAL = 1
+    PUSH = 2
+
+
+class Compound(IntEnum):
+    """Tyre compound codes, as LMU's ``mCompoundType`` (0 soft, 1 medium, 2 hard, 3 wet)."""
+
+    SOFT = 0
+    MEDIUM = 1
+    HARD = 2
+    WET = 3
+
+
+class FlagState(IntEnum):
+    """Track status, as in the lap store's ``flag`` column."""
+
+    GREEN = 0
+    LOCAL_YELLOW = 1
+    FCY = 2
+    SAFETY_CAR = 3
+    SLOW_ZONE = 4
+    CHEQUERED = 5
+
+
+@dataclass(frozen=True)
+class LapConditions:
+    """State, decision and context of ``N`` car-laps at the moment each crosses the line.
+
+    Every field is a tensor with first dimension ``N``; float fields are ``float32`` and code
+    fields ``int64``. ``ref_*`` fields carry the car's nominal figures on this track from the
+    scenario, so one model serves any car and track: a model predicts departures from them.
+    """
+
+    ref_lap_time_s: torch.Tensor
+    """Nominal green-flag lap time of this car and driver on fresh tyres, light fuel [s]."""
+    ref_fuel_per_lap: torch.Tensor
+    """Nominal fuel used per green lap, fraction of tank."""
+    ref_energy_per_lap: torch.Tensor
+    """Nominal virtual energy used per green lap, fraction of allocation (0 if none)."""
+    ref_wear_per_lap: torch.Tensor
+    """Nominal tread lost per green lap on a medium tyre, fraction, shape ``[N]``."""
+    fuel: torch.Tensor
+    """Fuel at the start of the lap, fraction of tank."""
+    energy: torch.Tensor
+    """Virtual energy left at the start of the lap, fraction of allocation (1 if none)."""
+    tread: torch.Tensor
+    """Tread left per wheel at the start of the lap, fraction, shape ``[N, 4]``."""
+    tyre_age_laps: torch.Tensor
+    """Laps done on the current tyres."""
+    compound: torch.Tensor
+    """:class:`Compound` code of the tyres fitted (int64)."""
+    tyre_temp_c: torch.Tensor
+    """Mean tyre temperature at the start of the lap [°C]."""
+    damage: torch.Tensor
+    """Unrepaired damage, 0 (none) to 1 (severe)."""
+    stint_time_s: torch.Tensor
+    """Time since the last pit exit [s]."""
+    pace_mode: torch.Tensor
+    """:class:`PaceMode` code (int64)."""
+    class_index: torch.Tensor
+    """Class of the car, index into the scenario's class list (int64)."""
+    driver_skill: torch.Tensor
+    """Driver rating relative to the car's reference driver, 0 = reference, +1 = one
+    standard deviation faster."""
+    flag: torch.Tensor
+    """:class:`FlagState` code at the start of the lap (int64)."""
+    wetness: torch.Tensor
+    """Track wetness, 0 (dry) to 1 (standing water)."""
+    track_temp_c: torch.Tensor
+    """Track temperature [°C]."""
+    night: torch.Tensor
+    """1.0 in darkness, 0.0 in daylight (fractions at dusk and dawn)."""
+    traffic: torch.Tensor
+    """Cars within 5 s ahead on track at the start of the lap (float)."""
+    out_lap: torch.Tensor
+    """1.0 on the lap that leaves the pits, else 0.0."""
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.fuel.shape[0])
+
+    def index(self, rows: torch.Tensor) -> LapConditions:
+        """The conditions of the selected rows (a boolean mask or an index tensor)."""
+        return LapConditions(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class LapOutcome:
+    """What happened over ``N`` laps; every field is a ``float32`` tensor of first dim ``N``."""
+
+    lap_time_s: torch.Tensor
+    """Green-flag lap time [s] (flag slow-downs and pit-lane time are the engine's)."""
+    fuel_used: torch.Tensor
+    """Fuel used over the lap, fraction of tank (>= 0)."""
+    energy_used: torch.Tensor
+    """Virtual energy used over the lap, fraction of allocation (>= 0)."""
+    wear: torch.Tensor
+    """Tread lost per wheel over the lap, fraction, shape ``[N, 4]`` (>= 0)."""
+    tyre_temp_c: torch.Tensor
+    """Mean tyre temperature at the end of the lap [°C]."""
+
+
+@runtime_checkable
+class LapModel(Protocol):
+    """A distribution over lap outcomes, sampled in one batched call.
+
+    ``member`` (int64, ``[N]``) chooses which draw of the model's parameters a row uses
+    (an ensemble member or a posterior draw); the engine passes the replica index so one
+    simulated race keeps one set of parameters and parameter uncertainty reaches the
+    strategy's risk. Models with no epistemic part ignore it.
+    """
+
+    def sample(
+        self,
+        conditions: LapConditions,
+        generator: torch.Generator,
+        member: torch.Tensor | None = None,
+    ) -> LapOutcome: ...
