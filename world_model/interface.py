@@ -60,13 +60,15 @@ class LapConditions:
     """
 
     ref_lap_time_s: torch.Tensor
-    """Nominal green-flag lap time of this car and driver on fresh tyres, light fuel [s]."""
+    """The car's reference pace [s]: the 10th percentile of its timed green-flag laps that
+    neither start nor end in the pits (in data: per car and session; in a scenario: the
+    entry's ``ref_lap_time_s``)."""
     ref_fuel_per_lap: torch.Tensor
-    """Nominal fuel used per green lap, fraction of tank."""
+    """The car's median fuel use per green lap, fraction of tank."""
     ref_energy_per_lap: torch.Tensor
-    """Nominal virtual energy used per green lap, fraction of allocation (0 if none)."""
+    """The car's median virtual-energy use per green lap, fraction of allocation (0 if none)."""
     ref_wear_per_lap: torch.Tensor
-    """Nominal tread lost per green lap on a medium tyre, fraction, shape ``[N]``."""
+    """The car's median tread loss per green lap, mean of four wheels, on a medium tyre."""
     fuel: torch.Tensor
     """Fuel at the start of the lap, fraction of tank."""
     energy: torch.Tensor
@@ -80,7 +82,8 @@ class LapConditions:
     tyre_temp_c: torch.Tensor
     """Mean tyre temperature at the start of the lap [°C]."""
     damage: torch.Tensor
-    """Unrepaired damage, 0 (none) to 1 (severe)."""
+    """Unrepaired damage, 0 (none) to 1 (severe). Context only: the engine adds the event
+    model's damage penalty to the sampled lap, so lap models must not add their own."""
     stint_time_s: torch.Tensor
     """Time since the last pit exit [s]."""
     pace_mode: torch.Tensor
