@@ -1,0 +1,404 @@
+"""Paired Monte Carlo statistics of one car's race outcomes under several strategies.
+
+Every strategy is simulated on the same random numbers (same seed and chunks: the same
+weather, incidents and lap noise per replica), so replica ``r`` of strategy B is the twin of
+replica ``r`` of strategy A and their difference is a paired sample: the spread that both
+share cancels, and intervals on differences are far narrower than on each strategy alone.
+
+Intervals: Student t for means and paired mean differences, Wilson score for probabilities,
+percentile bootstrap (:func:`scipy.stats.bootstrap`, with an explicit
+``numpy.random.Generator``) for the CVaR and its paired difference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import stats
+
+if TYPE_CHECKING:
+    from engine.race import RaceResult
+
+CVAR_ALPHA = 0.10
+"""Share of worst outcomes the CVaR averages."""
+
+MEAN_METRICS: dict[str, str] = {
+    "class_position": "class position",
+    "overall_position": "overall position",
+    "laps": "laps completed",
+    "pit_stops": "pit stops",
+    "pit_time_s": "time in pits [s]",
+    "finish_time_s": "finish time [s]",
+}
+"""Outcomes summarised by their mean (name -> label)."""
+
+PROPORTION_METRICS: dict[str, str] = {
+    "class_win": "P(class win)",
+    "class_podium": "P(class podium)",
+    "retired": "P(retired)",
+}
+"""Yes/no outcomes summarised by their probability (name -> label)."""
+
+CVAR_METRIC = "cvar_class_position"
+METRIC_LABELS: dict[str, str] = {
+    **MEAN_METRICS,
+    **PROPORTION_METRICS,
+    CVAR_METRIC: f"CVaR{round(CVAR_ALPHA * 100)}% class position",
+}
+"""Every reported metric, in report order (name -> label)."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a two-sided confidence interval (NaN bounds when undefined)."""
+
+    estimate: float
+    low: float
+    high: float
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {k: _finite_or_none(v) for k, v in vars(self).items()}
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Per-replica outcomes of one car under one strategy; every field is ``[R]``."""
+
+    class_position: np.ndarray
+    overall_position: np.ndarray
+    laps: np.ndarray
+    pit_stops: np.ndarray
+    pit_time_s: np.ndarray
+    finish_time_s: np.ndarray
+    retired: np.ndarray
+
+    @classmethod
+    def from_result(cls, result: RaceResult, car: str) -> Outcomes:
+        """The outcomes of race number ``car`` in a simulated batch of races."""
+        if car not in result.car_numbers:
+            raise KeyError(
+                f"car {car!r} is not in the race (cars: {', '.join(result.car_numbers)})"
+            )
+        c = result.car_numbers.index(car)
+        return cls(
+            class_position=np.asarray(result.class_position[:, c], dtype=np.int64),
+            overall_position=np.asarray(result.finish_position[:, c], dtype=np.int64),
+            laps=np.asarray(result.laps_completed[:, c], dtype=np.int64),
+            pit_stops=np.asarray(result.pit_stops[:, c], dtype=np.int64),
+            pit_time_s=np.asarray(result.pit_time_s[:, c], dtype=np.float64),
+            finish_time_s=np.asarray(result.finish_time_s[:, c], dtype=np.float64),
+            retired=np.asarray(result.retired[:, c], dtype=bool),
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[Outcomes]) -> Outcomes:
+        """Outcomes of consecutive chunks joined in replica order."""
+        names = list(vars(parts[0]))
+        return cls(**{n: np.concatenate([getattr(p, n) for p in parts]) for n in names})
+
+    def __len__(self) -> int:
+        return int(self.class_position.shape[0])
+
+    def values(self, metric: str) -> np.ndarray:
+        """Per-replica values of a mean or proportion metric, as float64."""
+        if metric == "class_win":
+            return (self.class_position == 1).astype(np.float64)
+        if metric == "class_podium":
+            return (self.class_position <= 3).astype(np.float64)
+        return np.asarray(getattr(self, metric), dtype=np.float64)
+
+
+def mean_interval(x: np.ndarray, confidence: float = 0.95) -> Interval:
+    """Student t interval on the mean of ``x``; zero width when every value is equal."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    mean = float(x.mean()) if n else math.nan
+    if n < 2:
+        return Interval(mean, math.nan, math.nan)
+    sd = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half)
+
+
+def proportion_interval(hits: np.ndarray, confidence: float = 0.95) -> Interval:
+    """Wilson score interval on the probability that ``hits`` (0/1 per replica) is 1."""
+    hits = np.asarray(hits)
+    n = int(hits.shape[0])
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan)
+    k = int(np.count_nonzero(hits))
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return Interval(k / n, float(ci.low), float(ci.high))
+
+
+def cvar(x: np.ndarray, alpha: float = CVAR_ALPHA, axis: int = -1) -> np.ndarray | float:
+    """Mean of the worst (largest) ``alpha`` share of ``x`` along ``axis``.
+
+    The boundary sample counts with its fractional weight, so the estimate is the
+    conditional value at risk of the empirical distribution for any sample size.
+    """
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    n = x.shape[-1]
+    k = alpha * n
+    full = math.floor(k)
+    worst_first = -np.sort(-x, axis=-1)
+    total = worst_first[..., :full].sum(axis=-1)
+    if full < n:
+        total = total + (k - full) * worst_first[..., full]
+    out = total / k
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def _bootstrap(
+    data: tuple[np.ndarray, ...],
+    statistic,
+    estimate: float,
+    rng: np.random.Generator,
+    confidence: float,
+    n_resamples: int,
+    paired: bool = False,
+) -> Interval:
+    """Percentile bootstrap interval; zero width on constant data, undefined below 2 samples."""
+    if data[0].shape[0] < 2:
+        return Interval(estimate, math.nan, math.nan)
+    if all(np.all(d == d[0]) for d in data) or (
+        paired and len(data) == 2 and np.array_equal(data[0], data[1])
+    ):
+        # No spread to resample (or a strategy against its own twin): the statistic is exact.
+        return Interval(estimate, estimate, estimate)
+    res = stats.bootstrap(
+        data,
+        statistic,
+        n_resamples=n_resamples,
+        vectorized=True,
+        paired=paired,
+        confidence_level=confidence,
+        method="percentile",
+        rng=rng,
+    )
+    return Interval(
+        estimate, float(res.confidence_interval.low), float(res.confidence_interval.high)
+    )
+
+
+def cvar_interval(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    alpha: float = CVAR_ALPHA,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+) -> Interval:
+    """CVaR of ``x`` with a percentile-bootstrap interval."""
+    x = np.asarray(x, dtype=np.float64)
+    return _bootstrap(
+        (x,),
+        lambda s, axis: cvar(s, alpha, axis),
+        float(cvar(x, alpha)),
+        rng,
+        confidence,
+        n_resamples,
+    )
+
+
+def paired_cvar_difference(
+    a: np.ndarray,
+    b: np.ndarray,
+    rng: np.random.Generator,
+    alpha: float = CVAR_ALPHA,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+) -> Interval:
+    """CVaR(b) - CVaR(a) with a paired bootstrap interval (replicas resampled together)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return _bootstrap(
+        (a, b),
+        lambda sa, sb, axis: cvar(sb, alpha, axis) - cvar(sa, alpha, axis),
+        float(cvar(b, alpha)) - float(cvar(a, alpha)),
+        rng,
+        confidence,
+        n_resamples,
+        paired=True,
+    )
+
+
+def _counts(x: np.ndarray) -> dict[int, int]:
+    values, counts = np.unique(x, return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+
+
+@dataclass(frozen=True)
+class StrategySummary:
+    """One strategy's outcome statistics for the evaluated car."""
+
+    label: str
+    spec: str
+    replicas: int
+    metrics: dict[str, Interval]
+    """Metric name (see :data:`METRIC_LABELS`) -> estimate with interval."""
+    class_position_counts: dict[int, int]
+    overall_position_counts: dict[int, int]
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "spec": self.spec,
+            "replicas": self.replicas,
+            "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
+            "class_position_counts": {str(k): v for k, v in self.class_position_counts.items()},
+            "overall_position_counts": {str(k): v for k, v in self.overall_position_counts.items()},
+        }
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``candidate - baseline`` per metric on common random numbers."""
+
+    baseline: str
+    candidate: str
+    replicas: int
+    metrics: dict[str, Interval]
+
+    @property
+    def label(self) -> str:
+        return f"{self.candidate} - {self.baseline}"
+
+    def to_dict(self) -> dict:
+        return {
+            "baseline": self.baseline,
+            "candidate": self.candidate,
+            "replicas": self.replicas,
+            "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
+        }
+
+
+def summarise(
+    label: str,
+    spec: str,
+    outcomes: Outcomes,
+    rng: np.random.Generator,
+    confidence: float = 0.95,
+    alpha: float = CVAR_ALPHA,
+    n_resamples: int = 2000,
+) -> StrategySummary:
+    """Estimates and intervals of every metric of one strategy."""
+    metrics: dict[str, Interval] = {}
+    for name in MEAN_METRICS:
+        metrics[name] = mean_interval(outcomes.values(name), confidence)
+    for name in PROPORTION_METRICS:
+        metrics[name] = proportion_interval(outcomes.values(name), confidence)
+    metrics[CVAR_METRIC] = cvar_interval(
+        outcomes.class_position, rng, alpha, confidence, n_resamples
+    )
+    return StrategySummary(
+        label=label,
+        spec=spec,
+        replicas=len(outcomes),
+        metrics=metrics,
+        class_position_counts=_counts(outcomes.class_position),
+        overall_position_counts=_counts(outcomes.overall_position),
+    )
+
+
+def paired_difference(
+    baseline: str,
+    a: Outcomes,
+    candidate: str,
+    b: Outcomes,
+    rng: np.random.Generator,
+    confidence: float = 0.95,
+    alpha: float = CVAR_ALPHA,
+    n_resamples: int = 2000,
+) -> PairedDifference:
+    """Every metric of ``b`` minus ``a``, replica by replica (paired t; paired bootstrap for
+    the CVaR). Probabilities are differenced as 0/1 indicators, so their interval is the
+    paired t interval of the indicator difference."""
+    if len(a) != len(b):
+        raise ValueError(f"paired outcomes need equal replicas, got {len(a)} and {len(b)}")
+    metrics: dict[str, Interval] = {}
+    for name in (*MEAN_METRICS, *PROPORTION_METRICS):
+        metrics[name] = mean_interval(b.values(name) - a.values(name), confidence)
+    metrics[CVAR_METRIC] = paired_cvar_difference(
+        a.class_position, b.class_position, rng, alpha, confidence, n_resamples
+    )
+    return PairedDifference(baseline, candidate, len(a), metrics)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Strategies compared on common random numbers for one car of one scenario."""
+
+    scenario: str
+    car: str
+    seed: int
+    confidence: float
+    strategies: list[StrategySummary]
+    differences: list[PairedDifference]
+    """Every strategy after the first minus the first (the baseline)."""
+    stop_reason: str = "replicas"
+    """Why sampling stopped: "replicas" (all run), "precision" (intervals narrow enough) or
+    "interrupted" (Ctrl-C; what finished is kept)."""
+    forced: list[str] = field(default_factory=list)
+    """What-if events forced on every race, as script text."""
+
+    @property
+    def replicas(self) -> int:
+        return self.strategies[0].replicas if self.strategies else 0
+
+    def class_position_half_width(self) -> float:
+        """Widest half-width of the mean class position (each strategy and each paired
+        difference); the quantity ``--precision`` drives below its target."""
+        widths = [s.metrics["class_position"].half_width for s in self.strategies]
+        widths += [d.metrics["class_position"].half_width for d in self.differences]
+        return max(widths) if widths else math.inf
+
+    def to_dict(self) -> dict:
+        return {
+            "scenario": self.scenario,
+            "car": self.car,
+            "seed": self.seed,
+            "replicas": self.replicas,
+            "confidence": self.confidence,
+            "cvar_alpha": CVAR_ALPHA,
+            "stop_reason": self.stop_reason,
+            "forced": list(self.forced),
+            "strategies": [s.to_dict() for s in self.strategies],
+            "differences": [d.to_dict() for d in self.differences],
+        }
+
+
+def compare(
+    scenario: str,
+    car: str,
+    seed: int,
+    outcomes: Sequence[tuple[str, str, Outcomes]],
+    confidence: float = 0.95,
+    stop_reason: str = "replicas",
+    forced: Sequence[str] = (),
+    n_resamples: int = 2000,
+) -> Comparison:
+    """Summaries of ``(label, spec, outcomes)`` per strategy and paired differences against
+    the first; bootstrap resampling draws from a generator derived from ``seed``."""
+    rng = np.random.default_rng([seed, 0x5EED])
+    summaries = [
+        summarise(lab, spec, o, rng, confidence, n_resamples=n_resamples)
+        for lab, spec, o in outcomes
+    ]
+    base_label, _, base = outcomes[0]
+    diffs = [
+        paired_difference(base_label, base, lab, o, rng, confidence, n_resamples=n_resamples)
+        for lab, _, o in outcomes[1:]
+    ]
+    return Comparison(scenario, car, seed, confidence, summaries, diffs, stop_reason, list(forced))
