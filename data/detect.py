@@ -1,0 +1,68 @@
+"""Which reader a file needs, decided by its content (magic bytes, XML root, JSON, CSV header)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from data.errors import IngestError
+from data.readers import alkamel
+
+Reader = Callable[[Path], "object"]
+
+
+def detect(path: Path) -> str:
+    """The reader name for ``path``: 'alkamel_csv', 'alkamel_results', 'alkamel_weather',
+    'rf2_xml', 'lmu_sharedmem_json', 'lmu_states_sqlite' or 'lmu_duckdb'.
+
+    Raises IngestError naming the file when it is empty or no reader recognises it.
+    """
+    with open(path, "rb") as f:
+        head = f.read(8192)
+    if not head.strip():
+        raise IngestError(path, "byte 0", "empty file: expected telemetry or timing data")
+    if head[8:12] == b"DUCK":
+        return "lmu_duckdb"
+    if head.startswith(b"SQLite format 3\x00"):
+        return _sqlite_kind(path)
+    text = head.decode("utf-8-sig", errors="replace").lstrip()
+    if text.startswith("<"):
+        if "<rFactorXML" in text or "<RaceResults" in text:
+            return "rf2_xml"
+        raise IngestError(path, "line 1", "XML without an <rFactorXML> / <RaceResults> root")
+    if text.startswith(("[", "{")):
+        return "lmu_sharedmem_json"
+    if b"\x00" in head:
+        raise IngestError(path, "byte 0", "binary file that is neither DuckDB nor SQLite telemetry")
+    first = text.splitlines()[0] if text else ""
+    sep = ";" if first.count(";") > first.count(",") else ","
+    header = [h.strip() for h in first.split(sep)]
+    kind = alkamel.header_kind(header)
+    if kind is None:
+        shown = ", ".join(h for h in header[:8] if h)
+        raise IngestError(
+            path,
+            "line 1 (header)",
+            f"unknown header ({shown}, ...): expected an Al Kamel lap analysis, results or weather"
+            " CSV, rFactor 2 XML, shared-memory JSON, LMU DuckDB or states SQLite",
+        )
+    return {"laps": "alkamel_csv", "results": "alkamel_results", "weather": "alkamel_weather"}[kind]
+
+
+def _sqlite_kind(path: Path) -> str:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        raise IngestError(path, "sqlite_master", f"unreadable SQLite file: {e}") from e
+    if "races" in tables:
+        return "lmu_states_sqlite"
+    raise IngestError(
+        path, "sqlite_master", f"SQLite file without a 'races' table (tables: {sorted(tables)})"
+    )

@@ -1,0 +1,147 @@
+"""Ingest telemetry and timing files into the lap store.
+
+``python -m data.ingest PATH... --db FILE [--json]``: directories are walked, each file's reader
+is chosen by its content, and each file is written in one transaction (re-ingesting replaces
+it). Prints per-file counts; with ``--json`` one JSON object on stdout. Exit status 0 when every
+file was read, 1 when some were not, 2 when none could be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from data.detect import detect
+from data.errors import IngestError
+from data.records import ReadResult
+from data.store import open_store, summarize, write_result
+
+# reader name -> (module, function); imported on use so a missing optional reader costs nothing.
+READERS: dict[str, tuple[str, str]] = {
+    "alkamel_csv": ("data.readers.alkamel", "read_laps"),
+    "alkamel_results": ("data.readers.alkamel", "read_results"),
+    "alkamel_weather": ("data.readers.alkamel", "read_weather"),
+    "rf2_xml": ("data.readers.rf2_xml", "read_rf2_xml"),
+    "lmu_sharedmem_json": ("data.readers.sharedmem", "read_sharedmem_json"),
+    "lmu_states_sqlite": ("data.readers.states_sqlite", "read_states_sqlite"),
+    "lmu_duckdb": ("data.readers.lmu_duckdb", "read_lmu_duckdb"),
+}
+SKIP_NAMES = {"README.md", ".DS_Store"}
+SKIP_SUFFIXES = {".wal", ".md", ".tmp"}
+
+
+def reader_for(name: str) -> Callable[[Path], ReadResult]:
+    module, func = READERS[name]
+    return getattr(importlib.import_module(module), func)
+
+
+def read_file(path: Path) -> ReadResult:
+    """Detect the file's format and read it; raises IngestError when it cannot be read."""
+    return reader_for(detect(path))(path)
+
+
+def expand(paths: list[str]) -> list[Path]:
+    """Files named, and the files under directories named (sorted; notes and .wal skipped)."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(
+                f
+                for f in sorted(p.rglob("*"))
+                if f.is_file() and f.name not in SKIP_NAMES and f.suffix not in SKIP_SUFFIXES
+            )
+        else:
+            files.append(p)
+    return files
+
+
+def ingest(paths: list[str], db: str | Path, progress: bool = False) -> dict[str, Any]:
+    """Ingest files into the store at ``db``; {'files': {path: counts or {'error': ...}}}."""
+    conn = open_store(db)
+    report: dict[str, Any] = {}
+    try:
+        for path in tqdm(
+            expand(paths), desc="ingest", unit="file", disable=not progress, file=sys.stderr
+        ):
+            if not path.exists():
+                report[str(path)] = {"error": f"{path}: no such file"}
+                continue
+            try:
+                result = read_file(path)
+                write_result(conn, path, result)
+                report[str(path)] = summarize(result)
+            except IngestError as e:
+                report[str(path)] = {"error": str(e)}
+    finally:
+        conn.close()
+    return {"db": str(db), "files": report}
+
+
+def _format(report: dict[str, Any]) -> str:
+    lines = []
+    for path, c in report["files"].items():
+        if "error" in c:
+            lines.append(f"ERROR {c['error']}")
+            continue
+        flags = ", ".join(f"{k} {v}" for k, v in c["flag_periods"].items()) or "none"
+        lines.append(
+            f"{path}\n  reader {c['reader']}: {c['sessions']} sessions, {c['cars']} cars,"
+            f" {c['laps']} laps, {c['pit_stops']} pit stops, flag periods: {flags},"
+            f" {c['incidents']} incidents, {c['weather_samples']} weather samples,"
+            f" {c['state_samples']} state samples, {len(c['warnings'])} warnings"
+        )
+        lines.extend(f"  warning: {w}" for w in c["warnings"][:10])
+        if len(c["warnings"]) > 10:
+            lines.append(f"  ... {len(c['warnings']) - 10} more warnings")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m data.ingest",
+        description="Read telemetry / timing files (LMU DuckDB, rFactor 2 / LMU results XML, "
+        "shared-memory JSON, LMU states SQLite, Al Kamel timing CSV) into the SQLite lap store.",
+    )
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="files or directories (walked recursively)"
+    )
+    p.add_argument(
+        "--db", required=True, metavar="FILE", help="lap store to create or update (SQLite)"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object with per-file counts on stdout"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        report = ingest(args.paths, args.db, progress=not args.json)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    files = report["files"]
+    failed = [p for p, c in files.items() if "error" in c]
+    report["ok"] = len(files) - len(failed)
+    report["failed"] = len(failed)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(_format(report))
+    for p in failed:
+        print(files[p]["error"], file=sys.stderr)
+    if not files or len(failed) == len(files):
+        return 2
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
