@@ -1,0 +1,79 @@
+"""Deep-ensemble building blocks whose members share one batched matmul.
+
+Member weights are stacked along a leading dimension ``K``; a forward pass takes inputs
+``[K, B, ...]`` and runs every member with one ``torch.baddbmm``. :func:`route_by_member`
+packs rows that each name their member into that layout and back, so a batch where every
+row uses a different member still costs one network call.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class StackedLinear(nn.Module):
+    """``K`` independent linear layers evaluated together: ``[K, B, n_in] -> [K, B, n_out]``."""
+
+    def __init__(self, members: int, n_in: int, n_out: int, generator: torch.Generator) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(n_in)  # nn.Linear's default initialisation range
+        w = (torch.rand(members, n_in, n_out, generator=generator) * 2.0 - 1.0) * bound
+        b = (torch.rand(members, 1, n_out, generator=generator) * 2.0 - 1.0) * bound
+        self.weight = nn.Parameter(w)
+        self.bias = nn.Parameter(b)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            return torch.baddbmm(self.bias, x, self.weight)
+        # [K, S, T, n_in]: flatten the sequence dims for the batched matmul.
+        k, s, t, n = x.shape
+        return torch.baddbmm(self.bias, x.reshape(k, s * t, n), self.weight).reshape(k, s, t, -1)
+
+
+class StackedGRUCell(nn.Module):
+    """``K`` GRU cells (PyTorch's gate equations) run together on ``[K, B, n]`` inputs."""
+
+    def __init__(self, members: int, n_in: int, hidden: int, generator: torch.Generator) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.ih = StackedLinear(members, n_in, 3 * hidden, generator)
+        self.hh = StackedLinear(members, hidden, 3 * hidden, generator)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        gi = self.ih(x)
+        gh = self.hh(h)
+        i_r, i_z, i_n = gi.chunk(3, dim=-1)
+        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        return (1.0 - z) * n + z * h
+
+
+def route_by_member(member: torch.Tensor, members: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Slots that pack rows into ``[members, width, ...]``: returns ``(k, pos, width)`` with
+    row ``i`` at ``[k[i], pos[i]]``; ``width`` is the largest member's row count."""
+    n = member.shape[0]
+    order = torch.argsort(member, stable=True)
+    counts = torch.bincount(member, minlength=members)
+    starts = counts.cumsum(0) - counts
+    sorted_member = member[order]
+    pos_sorted = torch.arange(n) - starts[sorted_member]
+    pos = torch.empty_like(pos_sorted)
+    pos[order] = pos_sorted
+    return member, pos, int(counts.max().item()) if n else 0
+
+
+def pack(x: torch.Tensor, k: torch.Tensor, pos: torch.Tensor, members: int, width: int):
+    """Rows ``[N, ...]`` into ``[members, width, ...]`` (unused slots are zero)."""
+    out = x.new_zeros((members, width, *x.shape[1:]))
+    out[k, pos] = x
+    return out
+
+
+def unpack(y: torch.Tensor, k: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """The rows of ``[members, width, ...]`` back in their original order ``[N, ...]``."""
+    return y[k, pos]

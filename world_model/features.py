@@ -1,0 +1,107 @@
+"""The one feature map from lap conditions to network inputs.
+
+Training rows from the lap store and the engine's :class:`LapConditions` go through the same
+function, :func:`build_features`, so the formula exists once. Inputs a data source lacks arrive
+as NaN (lap-store rows only); :func:`build_features` keeps them NaN and adds one indicator per
+input group, and the fitted scaler later maps NaN to the training mean (0 after scaling), so
+the network sees "unknown" explicitly instead of a guessed value.
+
+Effects the lap store cannot identify (no source records pace mode or driver rating, and
+out-laps include pit-lane time) are not network inputs: the learned models apply the
+parametric model's coefficients for them (see ``world_model.learned``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from world_model.interface import Compound, FlagState, LapConditions
+
+TELEMETRY_INPUTS = ("fuel", "energy", "tread_lost_mean", "tread_lost_max", "tyre_temp_c_rel")
+WEATHER_INPUTS = ("wetness", "track_temp_c")
+FLAG_INPUTS = tuple(f"flag_{f.name.lower()}" for f in FlagState)
+COMPOUND_INPUTS = tuple(f"compound_{c.name.lower()}" for c in Compound)
+
+FEATURE_NAMES: tuple[str, ...] = (
+    *TELEMETRY_INPUTS,
+    *WEATHER_INPUTS,
+    *FLAG_INPUTS,
+    *COMPOUND_INPUTS,
+    "tyre_age_laps",
+    "stint_laps",
+    "damage",
+    "night",
+    "traffic",
+    "log_ref_lap_time",
+    "ref_fuel_per_lap",
+    "ref_wear_per_lap",
+    "telemetry_missing",
+    "weather_missing",
+    "compound_missing",
+)
+"""Column names of the feature matrix, in order."""
+
+N_FEATURES = len(FEATURE_NAMES)
+
+
+def _one_hot(codes: torch.Tensor, n: int) -> torch.Tensor:
+    """One-hot rows of ``codes``; a negative code (unknown) gives a row of NaN."""
+    known = codes >= 0
+    out = torch.nn.functional.one_hot(codes.clamp(min=0), n).float()
+    return torch.where(known.unsqueeze(1), out, torch.full_like(out, float("nan")))
+
+
+def _missing(*columns: torch.Tensor) -> torch.Tensor:
+    """1.0 where any of the columns is NaN, else 0.0."""
+    return torch.stack([c.isnan() for c in columns], dim=1).any(dim=1).float()
+
+
+def build_features(c: LapConditions) -> torch.Tensor:
+    """Feature matrix ``[N, N_FEATURES]`` (float32) of the car-laps in ``c``.
+
+    Lap-store rows may carry NaN in fuel, energy, tread, tyre and track temperature and
+    wetness, and compound ``-1`` (unknown); engine conditions carry none. Tyre temperature is
+    taken relative to the track [°C / 10]; stint time is expressed in reference laps.
+    """
+    tread_lost = 1.0 - c.tread
+    tread_lost_mean = tread_lost.mean(dim=1)
+    tread_lost_max = tread_lost.max(dim=1).values
+    tyre_temp_rel = (c.tyre_temp_c - c.track_temp_c) / 10.0
+    compound = _one_hot(c.compound, len(Compound))
+    columns = [
+        c.fuel,
+        c.energy,
+        tread_lost_mean,
+        tread_lost_max,
+        tyre_temp_rel,
+        c.wetness,
+        c.track_temp_c,
+    ]
+    telemetry_missing = _missing(c.fuel, tread_lost_mean, c.tyre_temp_c)
+    weather_missing = _missing(c.wetness, c.track_temp_c)
+    compound_missing = compound[:, 0].isnan().float()
+    out = torch.cat(
+        [
+            torch.stack(columns, dim=1),
+            _one_hot(c.flag, len(FlagState)),
+            compound,
+            torch.stack(
+                [
+                    c.tyre_age_laps,
+                    c.stint_time_s / c.ref_lap_time_s,
+                    c.damage,
+                    c.night,
+                    c.traffic,
+                    torch.log(c.ref_lap_time_s),
+                    c.ref_fuel_per_lap,
+                    c.ref_wear_per_lap,
+                    telemetry_missing,
+                    weather_missing,
+                    compound_missing,
+                ],
+                dim=1,
+            ),
+        ],
+        dim=1,
+    )
+    return out.float()

@@ -1,0 +1,276 @@
+"""The learned lap model: a deep ensemble (MLP or GRU) behind the LapModel interface.
+
+Network inputs are :func:`world_model.features.build_features` standardised by a scaler fitted
+on training rows; outputs are standardised raw targets (:mod:`world_model.targets`), mapped
+back to physical units with the lap's reference figures. Lap time is a Gaussian mixture per
+member (heavy right tail for traffic and incident laps); fuel, energy, wear x4 and tyre
+temperature are heteroscedastic Gaussians. Epistemic uncertainty: each row uses one ensemble
+member (``member``), so one simulated race keeps one set of parameters.
+
+The lap store records no pace mode or driver rating, and its out-laps include pit-lane time,
+so those effects cannot be learned: the model applies the parametric model's coefficients
+(:class:`~world_model.parametric.ParametricLapParams`: ``pace_mode_time/fuel/wear``,
+``skill_time``, ``out_lap_time``) as multipliers on the learned prediction.
+
+The engine's contract is a green-flag lap (it applies flag slow-downs itself), so by default
+``sample`` evaluates every row as green; ``flag_effects=True`` conditions on the row's flag
+(used by evaluation and by ``world_model.generate`` to reproduce data-like laps).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.preprocessing import StandardScaler
+
+from world_model.distributions import Mixture
+from world_model.ensemble import pack, route_by_member, unpack
+from world_model.features import build_features
+from world_model.interface import FlagState, LapConditions, LapOutcome
+from world_model.networks import N_GAUSS, GRUEnsemble, Heads, MLPEnsemble, decode
+from world_model.parametric import ParametricLapParams
+from world_model.targets import LAP, N_TARGETS, TARGET_NAMES, target_affine
+
+CHUNK_ROWS = 16_384
+"""Rows per network call when sampling: bounds memory and keeps the matmuls cache-sized."""
+
+
+@dataclass(frozen=True)
+class Standardiser:
+    """A fitted scikit-learn ``StandardScaler`` as tensors; NaN inputs map to 0 (the mean)."""
+
+    mean: torch.Tensor
+    scale: torch.Tensor
+
+    @classmethod
+    def fit(cls, rows: np.ndarray) -> tuple[Standardiser, StandardScaler]:
+        """Fit a StandardScaler on ``rows`` (NaN ignored); columns never observed get mean 0
+        and scale 1."""
+        scaler = StandardScaler().fit(rows)
+        mean = np.nan_to_num(scaler.mean_, nan=0.0)
+        scale = np.nan_to_num(scaler.scale_, nan=1.0)
+        scale = np.where(scale > 0, scale, 1.0)
+        return cls(
+            torch.tensor(mean, dtype=torch.float32), torch.tensor(scale, dtype=torch.float32)
+        ), scaler
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nan_to_num((x - self.mean) / self.scale, nan=0.0)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"mean": self.mean.clone(), "scale": self.scale.clone()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> Standardiser:
+        return cls(state["mean"].float(), state["scale"].float())
+
+    def to_sklearn(self) -> StandardScaler:
+        """The equivalent fitted scikit-learn scaler (for tools that expect one)."""
+        s = StandardScaler()
+        s.mean_ = self.mean.double().numpy()
+        s.scale_ = self.scale.double().numpy()
+        s.var_ = s.scale_**2
+        s.n_features_in_ = int(self.mean.shape[0])
+        s.n_samples_seen_ = 1
+        return s
+
+
+@dataclass
+class RecurrentState:
+    """Per-row memory of the GRU model between laps: hidden state and last outcomes."""
+
+    hidden: torch.Tensor  # [N, H]
+    prev: torch.Tensor  # [N, N_TARGETS] standardised outcomes of the previous lap
+    prev_mask: torch.Tensor  # [N, N_TARGETS] 1 where prev is known
+
+
+class LearnedLapModel:
+    """:class:`~world_model.interface.LapModel` backed by a trained ensemble network."""
+
+    def __init__(
+        self,
+        net: MLPEnsemble | GRUEnsemble,
+        features: Standardiser,
+        targets: Standardiser,
+        physics: ParametricLapParams | None = None,
+        *,
+        flag_effects: bool = False,
+        info: dict | None = None,
+    ) -> None:
+        self.net = net.eval()
+        self.features = features
+        self.targets = targets
+        self.physics = physics or ParametricLapParams()
+        self.flag_effects = flag_effects
+        self.info = dict(info or {})
+        p = self.physics
+        self._mode_time = torch.tensor(p.pace_mode_time)
+        self._mode_fuel = torch.tensor(p.pace_mode_fuel)
+        self._mode_wear = torch.tensor(p.pace_mode_wear)
+
+    @property
+    def arch(self) -> str:
+        return self.net.arch
+
+    @property
+    def members(self) -> int:
+        return self.net.members
+
+    def with_flag_effects(self, on: bool = True) -> LearnedLapModel:
+        """The same model, conditioning (``True``) or not on each row's flag state."""
+        return LearnedLapModel(
+            self.net, self.features, self.targets, self.physics, flag_effects=on, info=self.info
+        )
+
+    # -- inputs and raw heads ------------------------------------------------------------
+
+    def inputs(self, c: LapConditions) -> torch.Tensor:
+        """Standardised network inputs ``[N, F]`` of the conditions."""
+        if not self.flag_effects:
+            c = dataclasses.replace(c, flag=torch.full_like(c.flag, int(FlagState.GREEN)))
+        return self.features.transform(build_features(c))
+
+    def _raw_all(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw outputs of every member ``[K, N, N_OUT]`` (stateless: GRU from its summary)."""
+        xk = x.unsqueeze(0).expand(self.members, -1, -1)
+        return self._forward(xk)
+
+    def _forward(self, xk: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.net, GRUEnsemble):
+            k, n, _ = xk.shape
+            zeros = xk.new_zeros(k, n, N_TARGETS)
+            out, _ = self.net.step(xk, zeros, zeros, self.net.initial_state(n))
+            return out
+        return self.net(xk)
+
+    def _raw_rows(self, x: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+        """Raw outputs ``[N, N_OUT]``, row ``i`` from member ``member[i]``."""
+        k, pos, width = route_by_member(member, self.members)
+        return unpack(self._forward(pack(x, k, pos, self.members, width)), k, pos)
+
+    # -- predictive distributions --------------------------------------------------------
+
+    def _physics_factors(self, c: LapConditions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Multipliers of lap time, fuel/energy and wear for effects absent from the data."""
+        p = self.physics
+        lap = (
+            1.0
+            + self._mode_time[c.pace_mode]
+            - p.skill_time * c.driver_skill
+            + p.out_lap_time * c.out_lap
+        )
+        return lap, self._mode_fuel[c.pace_mode], self._mode_wear[c.pace_mode]
+
+    def _channel_slopes(self, c: LapConditions) -> tuple[torch.Tensor, torch.Tensor]:
+        """Slope and offset ``[N, N_TARGETS]`` from standardised raw output to physical units,
+        physics multipliers included."""
+        lap_f, fuel_f, wear_f = self._physics_factors(c)
+        factor = torch.cat(
+            [lap_f.unsqueeze(1), fuel_f.unsqueeze(1), fuel_f.unsqueeze(1)]
+            + [wear_f.unsqueeze(1)] * 4
+            + [torch.ones_like(lap_f).unsqueeze(1)],
+            dim=1,
+        )
+        # Tyre temperature's factor is 1, so one formula serves every channel.
+        slope_t, offset_t = target_affine(c)
+        slope = slope_t * self.targets.scale * factor
+        offset = (slope_t * self.targets.mean + offset_t) * factor
+        return slope, offset
+
+    def mixtures_from_heads(self, heads: Heads, c: LapConditions) -> dict[str, Mixture]:
+        """Predictive mixtures per channel (physical units) from heads ``[K, N, ...]``: the
+        equal-weight union over the ``K`` members."""
+        slope, offset = self._channel_slopes(c)
+        k = heads.lap_loc.shape[0]
+        out: dict[str, Mixture] = {}
+        lap_parts = [
+            Mixture(
+                torch.softmax(heads.lap_logits[i], dim=-1), heads.lap_loc[i], heads.lap_scale[i]
+            ).affine(slope[:, LAP], offset[:, LAP])
+            for i in range(k)
+        ]
+        out[TARGET_NAMES[LAP]] = Mixture.union(lap_parts)
+        for j in range(N_GAUSS):
+            col = j + 1
+            parts = [
+                Mixture(
+                    torch.ones_like(heads.loc[i][:, j : j + 1]),
+                    heads.loc[i][:, j : j + 1],
+                    heads.scale[i][:, j : j + 1],
+                ).affine(slope[:, col], offset[:, col])
+                for i in range(k)
+            ]
+            out[TARGET_NAMES[col]] = Mixture.union(parts)
+        return out
+
+    @torch.inference_mode()
+    def predictive(
+        self, c: LapConditions, member: torch.Tensor | None = None
+    ) -> dict[str, Mixture]:
+        """Predictive mixture of every channel; ``member=None`` gives the whole ensemble's
+        (epistemic + aleatoric) predictive, else each row's member only."""
+        x = self.inputs(c)
+        if member is None:
+            heads = decode(self._raw_all(x))
+        else:
+            heads = decode(self._raw_rows(x, member).unsqueeze(0))
+        return self.mixtures_from_heads(heads, c)
+
+    # -- sampling ------------------------------------------------------------------------
+
+    def _draw(self, raw: torch.Tensor, c: LapConditions, generator: torch.Generator) -> LapOutcome:
+        """One outcome per row from raw outputs ``[N, N_OUT]``."""
+        h = decode(raw)
+        n = raw.shape[0]
+        slope, offset = self._channel_slopes(c)
+        u = torch.rand(n, 1, generator=generator)
+        z = torch.randn(n, N_TARGETS, generator=generator)
+        comp = (torch.softmax(h.lap_logits, dim=-1).cumsum(dim=1) < u).sum(dim=1, keepdim=True)
+        comp = comp.clamp(max=h.lap_logits.shape[1] - 1)
+        lap_std = (
+            h.lap_loc.gather(1, comp).squeeze(1) + h.lap_scale.gather(1, comp).squeeze(1) * z[:, 0]
+        )
+        rest = h.loc + h.scale * z[:, 1:]
+        std = torch.cat([lap_std.unsqueeze(1), rest], dim=1)
+        phys = slope * std + offset
+        lap = torch.maximum(phys[:, 0], 0.9 * c.ref_lap_time_s)
+        return LapOutcome(
+            lap_time_s=lap,
+            fuel_used=phys[:, 1].clamp(min=0.0),
+            energy_used=phys[:, 2].clamp(min=0.0),
+            wear=phys[:, 3:7].clamp(min=0.0),
+            tyre_temp_c=phys[:, 7],
+        )
+
+    def sample(
+        self,
+        conditions: LapConditions,
+        generator: torch.Generator,
+        member: torch.Tensor | None = None,
+    ) -> LapOutcome:
+        """One lap outcome per row. ``member`` picks the ensemble member per row (taken
+        modulo the ensemble size); ``None`` draws one per row from ``generator``."""
+        n = conditions.batch_size
+        if member is None:
+            member = torch.randint(self.members, (n,), generator=generator)
+        else:
+            member = member.long() % self.members
+        with torch.inference_mode():
+            if n <= CHUNK_ROWS:
+                return self._draw(
+                    self._raw_rows(self.inputs(conditions), member), conditions, generator
+                )
+            parts = []
+            for start in range(0, n, CHUNK_ROWS):
+                rows = torch.arange(start, min(start + CHUNK_ROWS, n))
+                c = conditions.index(rows)
+                parts.append(self._draw(self._raw_rows(self.inputs(c), member[rows]), c, generator))
+            return LapOutcome(
+                **{
+                    f.name: torch.cat([getattr(p, f.name) for p in parts])
+                    for f in dataclasses.fields(LapOutcome)
+                }
+            )
