@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -79,6 +81,9 @@ def ingest(paths: list[str], db: str | Path, progress: bool = False) -> dict[str
                 report[str(path)] = summarize(result)
             except IngestError as e:
                 report[str(path)] = {"error": str(e)}
+            except (OSError, sqlite3.Error, ValueError) as e:
+                # Nothing of this file was stored (its transaction rolled back).
+                report[str(path)] = {"error": f"{path}: {type(e).__name__}: {e}"}
     finally:
         conn.close()
     return {"db": str(db), "files": report}
@@ -116,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
         "--db", required=True, metavar="FILE", help="lap store to create or update (SQLite)"
     )
     p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="build a new store in a temporary file beside FILE and replace FILE with it at the end"
+        " (readers of FILE never see a half-built store)",
+    )
+    p.add_argument(
         "--json", action="store_true", help="print one JSON object with per-file counts on stdout"
     )
     return p
@@ -123,11 +134,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    target = Path(args.db)
+    db = target.with_name(f".{target.name}.{os.getpid()}.tmp") if args.fresh else target
     try:
-        report = ingest(args.paths, args.db, progress=not args.json)
+        report = ingest(args.paths, db, progress=not args.json)
+        if args.fresh:
+            os.replace(db, target)
+            report["db"] = str(target)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        if args.fresh and db.exists():
+            db.unlink()
     files = report["files"]
     failed = [p for p, c in files.items() if "error" in c]
     report["ok"] = len(files) - len(failed)

@@ -69,8 +69,12 @@ def file_digest(path: str | Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+def _columns(conn: sqlite3.Connection, table: str) -> dict[str, Any]:
+    """Column name -> default for a NULL value (the declared default of NOT NULL columns)."""
+    out: dict[str, Any] = {}
+    for _, name, _, notnull, default, _ in conn.execute(f"PRAGMA table_info({table})"):
+        out[name] = int(default) if notnull and default is not None and default.isdigit() else None
+    return out
 
 
 def _clean(value: Any) -> Any:
@@ -78,6 +82,10 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _insert_rows(
@@ -112,7 +120,9 @@ def _insert_rows(
     conn.executemany(
         sql,
         (
-            fixed_vals + tuple(_clean(r.get(k)) for k in keys) + tuple(ref(k, r) for k in ref_keys)
+            fixed_vals
+            + tuple(_or(_clean(r.get(k)), allowed[k]) for k in keys)
+            + tuple(ref(k, r) for k in ref_keys)
             for r in rows
         ),
     )
