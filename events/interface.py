@@ -9,6 +9,10 @@ rows, and every call takes an explicit ``torch.Generator``.
 Parameters are drawn once per replica (:meth:`EventModel.draw_params`) so parameter
 uncertainty reaches the spread of simulated outcomes, and so two strategies evaluated on the
 same seed see the same incident rates.
+
+Implementations: :class:`events.sampler.PosteriorEventModel`; ``events.load_default(class_names)``
+gives the shipped one (pass the scenario's class names in ``class_index`` order so each class
+gets its own fitted failure rate; without them every class uses the pooled rate).
 """
 
 from __future__ import annotations
@@ -190,6 +194,13 @@ class EventModel(Protocol):
         Severity is the worst of the window: damage for contacts, 1 for a car stopped on
         track by a failure or a puncture.
         """
+        ...
+
+    def neutralisation_duration(
+        self, params: EventParams, kind: FlagState, generator: torch.Generator
+    ) -> torch.Tensor:
+        """How long a neutralisation of ``kind`` called now lasts [s], ``[R]``: for forced
+        neutralisations scripted without an end. Draws one number per replica."""
         ...
 
     def damage_effects(
