@@ -1,0 +1,429 @@
+"""Monte Carlo comparison of strategies for one car, on common random numbers.
+
+``python -m engine.evaluate SCENARIO --strategy A --strategy B --replicas N --seed S`` runs
+every strategy on the same chunks of the same seed (the same weather, incidents and lap noise
+per replica), with the strategy applied to one car (``--car``, default the scenario's focus
+car) and every other car on its scenario default. It prints, per strategy, the finishing
+position distribution (class and overall), class win and podium probabilities, laps, time in
+the pits and the CVaR of the class position, and paired differences against the first
+strategy, all with confidence intervals; as a table, or ``--json`` / ``--csv`` for tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tqdm import tqdm
+
+from engine.backends import Backend, ChunkJob, LocalBackend, make_backend
+from engine.montecarlo import Comparison, Outcomes, compare, mean_interval
+from events.interface import ForcedEvent
+
+if TYPE_CHECKING:
+    from engine.race import RaceResult, RaceSnapshot
+    from engine.scenario import Scenario
+    from engine.strategy import Strategy
+    from events.interface import EventModel
+    from world_model.interface import LapModel
+
+DEFAULT_CHUNK_REPLICAS = 128
+"""Races per chunk: one batched ``simulate`` call, the unit of progress, early stopping,
+interruption and Ray tasks. Results depend on it (it fixes which random streams each race
+uses), so compare runs made with the same chunk size."""
+
+
+@dataclass
+class Evaluation:
+    """A finished (or stopped) comparison with its per-replica outcomes."""
+
+    comparison: Comparison
+    outcomes: dict[str, Outcomes]
+    """Strategy label -> per-replica outcomes of the evaluated car, in replica order."""
+    specs: dict[str, str]
+    """Strategy label -> the spec (or strategy name) it was built from."""
+    elapsed_s: float
+    chunk_replicas: int
+
+    @property
+    def races_per_s(self) -> float:
+        races = self.comparison.replicas * len(self.outcomes)
+        return races / self.elapsed_s if self.elapsed_s > 0 else math.nan
+
+
+def strategy_labels(strategies: Sequence[str | Strategy]) -> list[str]:
+    """Unique display labels: the spec (or the strategy's name), ``#2``... on repeats."""
+    labels: list[str] = []
+    for s in strategies:
+        base = s if isinstance(s, str) else s.name
+        label, k = base, 2
+        while label in labels:
+            label, k = f"{base}#{k}", k + 1
+        labels.append(label)
+    return labels
+
+
+def focus_car(scenario: Scenario, car: str | None) -> str:
+    """The car to evaluate: ``car`` or the scenario's focus car, checked against the entries."""
+    number = car if car is not None else scenario.focus_car
+    numbers = [e.number for e in scenario.entries]
+    if number is None:
+        raise ValueError(f"scenario {scenario.name!r} names no focus_car; pass --car NUMBER")
+    if number not in numbers:
+        raise ValueError(
+            f"car {number!r} is not an entry of scenario {scenario.name!r} "
+            f"(entries: {', '.join(numbers)})"
+        )
+    return number
+
+
+def _chunk_sizes(replicas: int, chunk_replicas: int) -> list[int]:
+    full, rest = divmod(replicas, chunk_replicas)
+    return [chunk_replicas] * full + ([rest] if rest else [])
+
+
+def _widest_class_position_half_width(outcomes: Sequence[Outcomes], confidence: float) -> float:
+    """The ``--precision`` criterion: the widest interval half-width on mean class position,
+    over each strategy and each paired difference against the first."""
+    pos = [o.class_position.astype(np.float64) for o in outcomes]
+    widths = [mean_interval(p, confidence).half_width for p in pos]
+    widths += [mean_interval(p - pos[0], confidence).half_width for p in pos[1:]]
+    return max(widths)
+
+
+def evaluate(
+    scenario: Scenario,
+    strategies: Sequence[str | Strategy],
+    replicas: int,
+    seed: int,
+    *,
+    car: str | None = None,
+    precision: float | None = None,
+    backend: Backend | None = None,
+    chunk_replicas: int = DEFAULT_CHUNK_REPLICAS,
+    forced: Sequence[ForcedEvent] = (),
+    start: RaceSnapshot | None = None,
+    lap_model: LapModel | None = None,
+    event_model: EventModel | None = None,
+    confidence: float = 0.95,
+    progress: bool = False,
+    forced_text: Sequence[str] = (),
+) -> Evaluation:
+    """Run every strategy on the same chunks of ``seed`` and compare them for ``car``.
+
+    With ``precision`` it stops after the first round of chunks where every interval
+    half-width on mean class position is below it (``replicas`` is then the maximum). A
+    KeyboardInterrupt stops it too, keeping every chunk that finished for all strategies.
+    """
+    if not strategies:
+        raise ValueError("give at least one strategy")
+    if replicas < 1 or chunk_replicas < 1:
+        raise ValueError("replicas and chunk_replicas must be positive")
+    number = focus_car(scenario, car)
+    labels = strategy_labels(strategies)
+    backend = backend or LocalBackend()
+    sizes = _chunk_sizes(replicas, chunk_replicas)
+    done: dict[tuple[int, int], Outcomes] = {}
+    stop_reason = "replicas"
+    started = time.perf_counter()
+
+    def complete_chunks() -> list[int]:
+        return [k for k in range(len(sizes)) if all((k, s) in done for s in range(len(labels)))]
+
+    bar = tqdm(
+        total=replicas * len(labels),
+        unit="race",
+        desc=f"{scenario.name} x{len(labels)}",
+        disable=not progress,
+        file=sys.stderr,
+    )
+    try:
+        next_chunk = 0
+        while next_chunk < len(sizes):
+            round_chunks = range(next_chunk, min(len(sizes), next_chunk + backend.parallelism))
+            keys = [(k, s) for k in round_chunks for s in range(len(labels))]
+            jobs = [
+                ChunkJob(
+                    scenario=scenario,
+                    car=number,
+                    strategy=strategies[s],
+                    seed=seed,
+                    chunk=k,
+                    replicas=sizes[k],
+                    chunk_replicas=chunk_replicas,
+                    forced=tuple(forced),
+                    start=start,
+                    lap_model=lap_model,
+                    event_model=event_model,
+                )
+                for k, s in keys
+            ]
+            for i, result in backend.map(jobs):
+                done[keys[i]] = Outcomes.from_result(result, number)
+                bar.update(jobs[i].replicas)
+            next_chunk = round_chunks.stop
+            if precision is not None and next_chunk < len(sizes):
+                joined = _join(done, complete_chunks(), len(labels))
+                if (
+                    len(joined[0]) >= 2
+                    and _widest_class_position_half_width(joined, confidence) < precision
+                ):
+                    stop_reason = "precision"
+                    break
+    except KeyboardInterrupt:
+        backend.cancel()
+        stop_reason = "interrupted"
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - started
+    kept = complete_chunks()
+    if not kept:
+        raise KeyboardInterrupt("interrupted before any chunk finished for every strategy")
+    joined = _join(done, kept, len(labels))
+    specs = {
+        lab: (s if isinstance(s, str) else s.name)
+        for lab, s in zip(labels, strategies, strict=True)
+    }
+    comparison = compare(
+        scenario.name,
+        number,
+        seed,
+        [(lab, specs[lab], o) for lab, o in zip(labels, joined, strict=True)],
+        confidence=confidence,
+        stop_reason=stop_reason,
+        forced=forced_text,
+    )
+    return Evaluation(
+        comparison=comparison,
+        outcomes=dict(zip(labels, joined, strict=True)),
+        specs=specs,
+        elapsed_s=elapsed,
+        chunk_replicas=chunk_replicas,
+    )
+
+
+def _join(done: dict[tuple[int, int], Outcomes], chunks: list[int], n: int) -> list[Outcomes]:
+    return [Outcomes.concat([done[(k, s)] for k in chunks]) for s in range(n)]
+
+
+def sample_races(
+    scenario: Scenario,
+    strategies: Sequence[str | Strategy],
+    seed: int,
+    *,
+    car: str | None = None,
+    replicas: int = 4,
+    forced: Sequence[ForcedEvent] = (),
+    start: RaceSnapshot | None = None,
+    lap_model: LapModel | None = None,
+    event_model: EventModel | None = None,
+) -> dict[str, RaceResult]:
+    """A few races per strategy with every lap recorded (for plots), on common random
+    numbers: one chunk of ``replicas`` races of ``seed``, the same for every strategy."""
+    from engine.backends import run_chunk
+
+    number = focus_car(scenario, car)
+    out: dict[str, RaceResult] = {}
+    for label, strategy in zip(strategy_labels(strategies), strategies, strict=True):
+        job = ChunkJob(
+            scenario=scenario,
+            car=number,
+            strategy=strategy,
+            seed=seed,
+            chunk=0,
+            replicas=replicas,
+            chunk_replicas=replicas,
+            forced=tuple(forced),
+            start=start,
+            lap_model=lap_model,
+            event_model=event_model,
+            record_laps=True,
+        )
+        out[label] = run_chunk(job)
+    return out
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``evaluate`` and ``whatif``."""
+    parser.add_argument(
+        "scenario",
+        help='shipped scenario name ("lemans_24h", "six_hours", "test_race") or a TOML path',
+    )
+    parser.add_argument(
+        "--strategy",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="strategy for the evaluated car, as engine.baselines.make_strategy reads it "
+        '(e.g. "fixed:laps=12", "double-stint", "plan:FILE", "module.path:factory"); repeat '
+        "to compare; differences are against the first",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=256,
+        help="races per strategy (maximum with --precision; default 256)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the common random numbers")
+    parser.add_argument("--car", help="race number of the evaluated car (default: focus_car)")
+    parser.add_argument(
+        "--precision",
+        type=float,
+        metavar="W",
+        help="stop once every interval half-width on mean class position (each strategy and "
+        "each paired difference) is below W positions",
+    )
+    parser.add_argument(
+        "--chunk-replicas",
+        type=int,
+        default=DEFAULT_CHUNK_REPLICAS,
+        help="races per simulate call, the unit of progress, early stop and Ray tasks; results "
+        f"depend on it (default {DEFAULT_CHUNK_REPLICAS})",
+    )
+    parser.add_argument("--confidence", type=float, default=0.95, help="interval level (0.95)")
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="run chunks in this process or as Ray tasks (same results for the same seed)",
+    )
+    parser.add_argument(
+        "--address",
+        help='Ray cluster to join ("auto", or HOST:6379 of a `ray start --head` node); '
+        "default: start a local Ray instance",
+    )
+    parser.add_argument("--ray-cpus", type=int, help="CPUs of the local Ray instance (all)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--csv", metavar="FILE", help="write every figure as CSV rows")
+    parser.add_argument("--out-json", metavar="FILE", help="write the JSON summary to FILE")
+    parser.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write a report (.pdf: multi-page PDF; .html: one page) with the table, outcome "
+        "distributions and the Gantt, position, fuel and tyre plots of sample races",
+    )
+    parser.add_argument(
+        "--report-races",
+        type=int,
+        default=4,
+        help="races per strategy recorded lap by lap for the report's plots (default 4)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m engine.evaluate",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    add_run_arguments(parser)
+    return parser
+
+
+def run_and_report(
+    args: argparse.Namespace,
+    scenario: Scenario,
+    *,
+    forced: Sequence[ForcedEvent] = (),
+    forced_text: Sequence[str] = (),
+    start: RaceSnapshot | None = None,
+    title: str = "evaluate",
+) -> int:
+    """Evaluate as the parsed options say and print / write the results."""
+    from engine import report
+
+    backend = make_backend(args.backend, args.address, args.ray_cpus)
+    try:
+        ev = evaluate(
+            scenario,
+            args.strategy,
+            args.replicas,
+            args.seed,
+            car=args.car,
+            precision=args.precision,
+            backend=backend,
+            chunk_replicas=args.chunk_replicas,
+            forced=forced,
+            start=start,
+            confidence=args.confidence,
+            progress=not args.no_progress,
+            forced_text=forced_text,
+        )
+    finally:
+        backend.close()
+    summary = ev.comparison.to_dict()
+    summary["elapsed_s"] = ev.elapsed_s
+    summary["races_per_s"] = ev.races_per_s
+    summary["chunk_replicas"] = ev.chunk_replicas
+    summary["backend"] = args.backend
+    if args.out_json:
+        write_atomic(args.out_json, json.dumps(summary, indent=2) + "\n")
+    if args.csv:
+        write_atomic(args.csv, report.comparison_csv(ev.comparison))
+    if args.report:
+        races = sample_races(
+            scenario,
+            args.strategy,
+            args.seed,
+            car=args.car,
+            replicas=args.report_races,
+            forced=forced,
+            start=start,
+        )
+        report.write_report(args.report, ev, races, title=f"stintsim {title}: {scenario.name}")
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(report.format_table(ev.comparison))
+        print(
+            f"{ev.comparison.replicas} races per strategy in {ev.elapsed_s:.1f} s "
+            f"({ev.races_per_s:.1f} races/s, {os.cpu_count()} cores)"
+        )
+    return 130 if ev.comparison.stop_reason == "interrupted" else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from engine.scenario import load_scenario
+
+    try:
+        scenario = load_scenario(args.scenario)
+    except (OSError, ValueError, KeyError) as err:
+        print(f"error: cannot load scenario {args.scenario!r}: {err}", file=sys.stderr)
+        return 2
+    try:
+        return run_and_report(args, scenario)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:
+        print(f"interrupted: {err}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Selecting one race's laps from a batch of recorded races, and shared plot styling."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from world_model.interface import Compound
+
+if TYPE_CHECKING:
+    from engine.race import RaceResult
+
+COMPOUND_COLOURS: dict[int, str] = {
+    int(Compound.SOFT): "#d62728",
+    int(Compound.MEDIUM): "#f2c12e",
+    int(Compound.HARD): "#9a9a9a",
+    int(Compound.WET): "#1f77b4",
+}
+"""Tyre colours as the sidewall markings (soft red, medium yellow, hard grey/white, wet blue)."""
+
+TREAD_COLUMNS = ("tread_fl", "tread_fr", "tread_rl", "tread_rr")
+
+
+def race_laps(result: RaceResult, replica: int) -> dict[str, np.ndarray]:
+    """The laps of one replica, every column sorted by (car, lap)."""
+    if result.laps is None:
+        raise ValueError("the race has no lap records; simulate with record_laps=True")
+    if not 0 <= replica < result.replicas:
+        raise ValueError(f"replica {replica} is not in 0..{result.replicas - 1}")
+    laps = result.laps
+    rows = np.flatnonzero(np.asarray(laps["replica"]) == replica)
+    order = np.lexsort((np.asarray(laps["lap"])[rows], np.asarray(laps["car"])[rows]))
+    rows = rows[order]
+    return {k: np.asarray(v)[rows] for k, v in laps.items()}
+
+
+def car_rows(laps: dict[str, np.ndarray], car_index: int) -> dict[str, np.ndarray]:
+    """The laps of one car (by index into ``RaceResult.car_numbers``)."""
+    mask = laps["car"] == car_index
+    return {k: v[mask] for k, v in laps.items()}
+
+
+def class_cars(result: RaceResult, car: str, limit: int = 8) -> list[int]:
+    """Indices of ``car`` and the other cars of its class (at most ``limit``, ``car`` first)."""
+    c = result.car_numbers.index(car)
+    same = [i for i, k in enumerate(result.car_classes) if k == result.car_classes[c] and i != c]
+    return [c, *same[: limit - 1]]
+
+
+HOUR_S = 3600.0

@@ -1,0 +1,102 @@
+"""Strategy Gantt: each car's stints over race time, coloured by compound, driver changes marked."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from engine.plots._laps import COMPOUND_COLOURS, HOUR_S, car_rows, race_laps
+from world_model.interface import Compound
+
+if TYPE_CHECKING:
+    from engine.race import RaceResult
+
+
+def stints(car_laps: dict[str, np.ndarray]) -> list[tuple[float, float, int]]:
+    """``(start_s, end_s, compound)`` of each stint of one car's laps (sorted by lap): a stint
+    runs from the start of the lap after a stop (or the race start) to the end of the lap
+    that enters the pits (or the car's last lap)."""
+    if car_laps["lap"].shape[0] == 0:
+        return []
+    end = car_laps["race_time_s"].astype(np.float64)
+    start = end - car_laps["lap_time_s"].astype(np.float64)
+    pit_in = car_laps["pit_in"].astype(bool)
+    stint_id = np.concatenate([[0], np.cumsum(pit_in[:-1])])
+    out = []
+    for k in np.unique(stint_id):
+        rows = np.flatnonzero(stint_id == k)
+        compound = int(car_laps["compound"][rows[0]])
+        out.append((float(start[rows[0]]), float(end[rows[-1]]), compound))
+    return out
+
+
+def driver_changes(car_laps: dict[str, np.ndarray]) -> np.ndarray:
+    """Race times [s] at which the car changed driver (start of the first lap of the new one)."""
+    driver = car_laps["driver"]
+    if driver.shape[0] < 2:
+        return np.empty(0)
+    changed = np.flatnonzero(driver[1:] != driver[:-1]) + 1
+    starts = car_laps["race_time_s"] - car_laps["lap_time_s"]
+    return starts[changed].astype(np.float64)
+
+
+def strategy_gantt(
+    result: RaceResult, replica: int, focus: str | None = None, cars: list[str] | None = None
+) -> Figure:
+    """Stints per car (rows, finishing order from the top) of one simulated race.
+
+    Bars are coloured by compound; black triangles mark driver changes. ``focus`` (a race
+    number) is drawn in bold; ``cars`` limits the rows (default: every car).
+    """
+    laps = race_laps(result, replica)
+    numbers = result.car_numbers
+    chosen = [numbers.index(n) for n in cars] if cars else list(range(len(numbers)))
+    order = sorted(chosen, key=lambda c: int(result.finish_position[replica, c]))
+    fig = Figure(figsize=(11, 1.2 + 0.42 * len(order)))
+    ax = fig.add_subplot()
+    compounds_seen: set[int] = set()
+    changes_seen = False
+    for row, c in enumerate(order):
+        y = len(order) - 1 - row
+        cl = car_rows(laps, c)
+        bars = stints(cl)
+        compounds_seen |= {b[2] for b in bars}
+        ax.broken_barh(
+            [(s / HOUR_S, (e - s) / HOUR_S) for s, e, _ in bars],
+            (y - 0.35, 0.7),
+            facecolors=[COMPOUND_COLOURS.get(k, "white") for _, _, k in bars],
+            edgecolors="black",
+            linewidths=0.6,
+            label=f"#{numbers[c]}",
+        )
+        t = driver_changes(cl)
+        if t.size:
+            changes_seen = True
+            ax.plot(t / HOUR_S, np.full(t.shape, y + 0.42), "v", color="black", markersize=5)
+    labels = [f"#{numbers[c]} {result.car_classes[c]}" for c in order]
+    ax.set_yticks(range(len(order))[::-1], labels)
+    if focus is not None and focus in numbers and numbers.index(focus) in order:
+        ax.get_yticklabels()[order.index(numbers.index(focus))].set_fontweight("bold")
+    ax.set_xlabel("race time [h]")
+    ax.set_ylabel("car (finishing order)")
+    strategy = ""
+    if focus is not None and focus in numbers:
+        strategy = f", car #{focus}: {result.strategy_names[numbers.index(focus)]}"
+    ax.set_title(f"Strategy Gantt, {result.scenario_name} race {replica}{strategy}")
+    handles: list = [
+        Patch(facecolor=COMPOUND_COLOURS[k], edgecolor="black", label=Compound(k).name.lower())
+        for k in sorted(compounds_seen)
+        if k in COMPOUND_COLOURS
+    ]
+    if changes_seen:
+        handles.append(
+            Line2D([], [], marker="v", color="black", linestyle="none", label="driver change")
+        )
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
