@@ -35,8 +35,11 @@ FEATURE_NAMES: tuple[str, ...] = (
     "log_ref_lap_time",
     "ref_fuel_per_lap",
     "ref_wear_per_lap",
-    "telemetry_missing",
-    "weather_missing",
+    "fuel_missing",
+    "tread_missing",
+    "tyre_temp_missing",
+    "wetness_missing",
+    "track_temp_missing",
     "compound_missing",
 )
 """Column names of the feature matrix, in order."""
@@ -51,17 +54,14 @@ def _one_hot(codes: torch.Tensor, n: int) -> torch.Tensor:
     return torch.where(known.unsqueeze(1), out, torch.full_like(out, float("nan")))
 
 
-def _missing(*columns: torch.Tensor) -> torch.Tensor:
-    """1.0 where any of the columns is NaN, else 0.0."""
-    return torch.stack([c.isnan() for c in columns], dim=1).any(dim=1).float()
-
-
 def build_features(c: LapConditions) -> torch.Tensor:
     """Feature matrix ``[N, N_FEATURES]`` (float32) of the car-laps in ``c``.
 
     Lap-store rows may carry NaN in fuel, energy, tread, tyre and track temperature and
-    wetness, and compound ``-1`` (unknown); engine conditions carry none. Tyre temperature is
-    taken relative to the track [°C / 10]; stint time is expressed in reference laps.
+    wetness, and compound or flag ``-1`` (unknown); engine conditions carry none. One
+    indicator per input group (fuel, tread, tyre temperature, wetness, track temperature,
+    compound) marks the unknown. Tyre temperature is taken relative to the track [°C / 10];
+    stint time is expressed in reference laps.
     """
     tread_lost = 1.0 - c.tread
     tread_lost_mean = tread_lost.mean(dim=1)
@@ -77,8 +77,6 @@ def build_features(c: LapConditions) -> torch.Tensor:
         c.wetness,
         c.track_temp_c,
     ]
-    telemetry_missing = _missing(c.fuel, tread_lost_mean, c.tyre_temp_c)
-    weather_missing = _missing(c.wetness, c.track_temp_c)
     compound_missing = compound[:, 0].isnan().float()
     out = torch.cat(
         [
@@ -95,8 +93,11 @@ def build_features(c: LapConditions) -> torch.Tensor:
                     torch.log(c.ref_lap_time_s),
                     c.ref_fuel_per_lap,
                     c.ref_wear_per_lap,
-                    telemetry_missing,
-                    weather_missing,
+                    c.fuel.isnan().float(),
+                    tread_lost_mean.isnan().float(),
+                    c.tyre_temp_c.isnan().float(),
+                    c.wetness.isnan().float(),
+                    c.track_temp_c.isnan().float(),
                     compound_missing,
                 ],
                 dim=1,

@@ -1,0 +1,350 @@
+"""Train a learned lap model on the lap store: ``python -m world_model.fit --db DB --out FILE``.
+
+Races (sessions) are split into training and validation sets, never laps: a random lap split
+would leak a race's weather, traffic and pace into validation. Early stopping keeps the
+weights of the best validation epoch. ``--holdout`` races are left out entirely, for
+``world_model.evaluate``; the checkpoint records every split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from world_model.checkpoint import save_checkpoint
+from world_model.dataset import LapTable, load_table, stint_windows
+from world_model.features import build_features
+from world_model.learned import LearnedLapModel, Standardiser
+from world_model.losses import ensemble_loss
+from world_model.networks import GRUEnsemble, build_network
+from world_model.targets import TARGET_NAMES, raw_targets
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Architecture and optimisation settings of one training run."""
+
+    arch: str = "mlp"
+    """'mlp' (features of the lap) or 'gru' (recurrent over the stint's laps)."""
+    members: int = 5
+    """Deep-ensemble members (independent initialisations and bootstrap weights)."""
+    hidden: int = 64
+    """Units per hidden layer."""
+    layers: int = 2
+    """Hidden layers (the GRU: its cell plus layers - 1 dense layers)."""
+    epochs: int = 40
+    """Most passes over the training rows."""
+    patience: int = 5
+    """Epochs without a better validation loss before stopping."""
+    batch_rows: int = 512
+    """Rows per step (the GRU: laps, as windows of ``window_laps``)."""
+    window_laps: int = 20
+    """Laps per recurrent training window."""
+    telemetry_share: float = 0.125
+    """Share of each batch drawn (with replacement) from the units that carry a channel
+    besides lap time, so the rare sim-telemetry rows train fuel and wear in every step."""
+    reset_prob: float = 0.2
+    """Chance per lap that the GRU restarts from its summary state during training, so the
+    stateless ``sample()`` (summary state, no history) is trained too."""
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
+
+
+def split_races(races: list[str], val_races: int, generator: torch.Generator) -> tuple[list, list]:
+    """(training races, validation races): ``val_races`` drawn at random, at least one race
+    left for training."""
+    races = sorted(races)
+    k = min(val_races, max(len(races) - 1, 0))
+    order = torch.randperm(len(races), generator=generator).tolist()
+    val = sorted(races[i] for i in order[:k])
+    return [r for r in races if r not in val], val
+
+
+def _standardised(model: LearnedLapModel, table: LapTable) -> tuple[torch.Tensor, torch.Tensor]:
+    """Network inputs (flag kept: training conditions on it) and standardised targets."""
+    x = model.with_flag_effects(True).inputs(table.conditions)
+    raw = raw_targets(table.outcomes, table.conditions)
+    return x, (raw - model.targets.mean) / model.targets.scale
+
+
+class _Batches:
+    """Training and validation batches for either architecture."""
+
+    def __init__(self, model: LearnedLapModel, table: LapTable, cfg: FitConfig) -> None:
+        self.x, self.y = _standardised(model, table)
+        self.cfg = cfg
+        self.recurrent = isinstance(model.net, GRUEnsemble)
+        self.units = (
+            torch.as_tensor(stint_windows(table, cfg.window_laps))
+            if self.recurrent
+            else torch.arange(len(table))
+        )
+
+        # Units (rows or windows) carrying any channel besides lap time: sim telemetry.
+        rows_rich = (~self.y[:, 1:].isnan()).any(dim=1)
+        if self.recurrent:
+            rich = (rows_rich[self.units.clamp(min=0)] & (self.units >= 0)).any(dim=1)
+        else:
+            rich = rows_rich
+        self.rich = torch.nonzero(rich).squeeze(1)
+
+    def __len__(self) -> int:
+        return int(self.units.shape[0])
+
+    def extra(self, generator: torch.Generator) -> torch.Tensor:
+        """Unit indices drawn from the telemetry pool to append to a batch."""
+        n = round(self.per_batch * self.cfg.telemetry_share)
+        if n == 0 or self.rich.numel() == 0:
+            return self.rich[:0]
+        return self.rich[torch.randint(self.rich.numel(), (n,), generator=generator)]
+
+    @property
+    def per_batch(self) -> int:
+        return (
+            max(1, self.cfg.batch_rows // self.cfg.window_laps)
+            if self.recurrent
+            else self.cfg.batch_rows
+        )
+
+    def outputs(
+        self, net, units: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(raw outputs ``[K, B, N_OUT]``, standardised targets ``[B, N_TARGETS]``)."""
+        if not self.recurrent:
+            x = self.x[units].unsqueeze(0).expand(net.members, -1, -1)
+            return net(x), self.y[units]
+        idx = units  # [S, W], -1 = padding
+        pad = idx < 0
+        safe = idx.clamp(min=0)
+        x = self.x[safe]
+        y = torch.where(pad.unsqueeze(-1), float("nan"), self.y[safe])
+        prev = torch.cat([torch.full_like(y[:, :1], float("nan")), y[:, :-1]], dim=1)
+        prev_mask = (~prev.isnan()).float()
+        reset = torch.zeros(idx.shape, dtype=torch.bool)
+        reset[:, 0] = True
+        if generator is not None:
+            reset |= torch.rand(idx.shape, generator=generator) < self.cfg.reset_prob
+        raw = net.forward_sequence(x, torch.nan_to_num(prev), prev_mask, reset)
+        k = raw.shape[0]
+        return raw.reshape(k, -1, raw.shape[-1]), y.reshape(-1, y.shape[-1])
+
+
+def fit_model(
+    train: LapTable,
+    val: LapTable | None,
+    cfg: FitConfig,
+    seed: int,
+    *,
+    progress: bool = False,
+    writer=None,
+    info: dict | None = None,
+) -> tuple[LearnedLapModel, list[dict]]:
+    """Train a model on ``train`` with early stopping on ``val``; returns it and the
+    per-epoch history. Scalers are fitted on ``train`` rows only."""
+    gen = torch.Generator().manual_seed(seed)
+    features, _ = Standardiser.fit(build_features(train.conditions).numpy())
+    targets, _ = Standardiser.fit(raw_targets(train.outcomes, train.conditions).numpy())
+    net = build_network(cfg.arch, features.mean.shape[0], cfg.members, cfg.hidden, cfg.layers, gen)
+    model = LearnedLapModel(net, features, targets, info=info)
+    data = _Batches(model, train, cfg)
+    val_data = _Batches(model, val, cfg) if val is not None and len(val) else None
+    # Bootstrap: each member weighs each training unit by a Poisson(1) count.
+    boot = torch.poisson(torch.ones(cfg.members, len(data)), generator=gen)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best, best_state, stale, history = math.inf, copy.deepcopy(net.state_dict()), 0, []
+    bar = tqdm(range(cfg.epochs), desc=f"fit {cfg.arch}", disable=not progress, file=sys.stderr)
+    for epoch in bar:
+        net.train()
+        order = torch.randperm(len(data), generator=gen)
+        total, steps = 0.0, 0
+        for start in range(0, len(data), data.per_batch):
+            units = torch.cat([order[start : start + data.per_batch], data.extra(gen)])
+            raw, y = data.outputs(net, data.units[units], gen)
+            w = boot[:, units]
+            if data.recurrent:
+                w = w.unsqueeze(-1).expand(-1, -1, cfg.window_laps).reshape(cfg.members, -1)
+            loss, _ = ensemble_loss(raw, y, w)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+            opt.step()
+            total += float(loss.detach())
+            steps += 1
+        record = {"epoch": epoch, "train_loss": total / max(steps, 1)}
+        if val_data is not None:
+            val_loss, per_channel = evaluate_loss(net, val_data)
+            record["val_loss"] = val_loss
+            record.update(
+                {f"val_nll_{n}": float(v) for n, v in zip(TARGET_NAMES, per_channel, strict=True)}
+            )
+            if val_loss < best - 1e-4:
+                best, best_state, stale = val_loss, copy.deepcopy(net.state_dict()), 0
+            else:
+                stale += 1
+        else:
+            best_state = copy.deepcopy(net.state_dict())
+        history.append(record)
+        if writer is not None:
+            for key, value in record.items():
+                if key != "epoch":
+                    writer.add_scalar(key.replace("_", "/", 1), value, epoch)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k.endswith("loss")})
+        if val_data is not None and stale >= cfg.patience:
+            break
+    net.load_state_dict(best_state)
+    model = LearnedLapModel(net.eval(), features, targets, info=info)
+    model.info["history"] = history
+    return model, history
+
+
+@torch.no_grad()
+def evaluate_loss(net, data: _Batches) -> tuple[float, torch.Tensor]:
+    """Validation loss (no bootstrap weights, no random resets) and per-channel NLL."""
+    net.eval()
+    sums = torch.zeros(len(TARGET_NAMES))
+    counts = torch.zeros(len(TARGET_NAMES))
+    for start in range(0, len(data), data.per_batch * 8):
+        units = data.units[start : start + data.per_batch * 8]
+        raw, y = data.outputs(net, units, None)
+        _, per_channel = ensemble_loss(raw, y)
+        n = (~y.isnan()).sum(dim=0).float()
+        sums += per_channel * n
+        counts += n
+    per_channel = sums / counts.clamp(min=1)
+    observed = counts > 0
+    return float(per_channel[observed].sum()), per_channel
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m world_model.fit",
+        description="Train a learned lap model (deep ensemble, MLP or GRU) on a lap store and "
+        "write a self-contained checkpoint.",
+    )
+    p.add_argument("--db", required=True, help="lap store (SQLite, data/schema.sql)")
+    p.add_argument("--out", required=True, help="checkpoint file to write (atomically)")
+    p.add_argument("--arch", choices=("mlp", "gru"), default="mlp", help="network architecture")
+    p.add_argument("--epochs", type=int, default=FitConfig.epochs, help="most training epochs")
+    p.add_argument(
+        "--patience", type=int, default=FitConfig.patience, help="early-stopping patience [epochs]"
+    )
+    p.add_argument("--members", type=int, default=FitConfig.members, help="ensemble members")
+    p.add_argument("--hidden", type=int, default=FitConfig.hidden, help="units per hidden layer")
+    p.add_argument("--layers", type=int, default=FitConfig.layers, help="hidden layers")
+    p.add_argument("--lr", type=float, default=FitConfig.lr, help="AdamW learning rate")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of initialisation, bootstrap, split and batches"
+    )
+    p.add_argument(
+        "--holdout",
+        action="append",
+        default=[],
+        metavar="RACE",
+        help="session name left out of training and validation (for evaluate); repeatable",
+    )
+    p.add_argument("--val-races", type=int, default=1, help="races drawn at random for validation")
+    p.add_argument(
+        "--val",
+        action="append",
+        default=[],
+        metavar="RACE",
+        help="session name used for validation (early stopping) instead of a random draw; "
+        "repeatable",
+    )
+    p.add_argument("--logdir", default=None, help="TensorBoard log folder (default: none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    torch.manual_seed(args.seed)  # entry point: nothing below draws from it, set for safety
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    started = time.time()
+    try:
+        table = load_table(args.db)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    unknown = sorted(set(args.holdout + args.val) - set(table.races))
+    if unknown:
+        print(
+            f"error: {args.db}: --holdout / --val races not in the lap store: {unknown}",
+            file=sys.stderr,
+        )
+        return 2
+    pool = [r for r in table.races if r not in args.holdout]
+    if not pool:
+        print(f"error: {args.db}: no races left to train on", file=sys.stderr)
+        return 2
+    train_races, val_races = split_races(
+        pool, args.val_races, torch.Generator().manual_seed(args.seed)
+    )
+    cfg = FitConfig(
+        arch=args.arch,
+        members=args.members,
+        hidden=args.hidden,
+        layers=args.layers,
+        epochs=args.epochs,
+        patience=args.patience,
+        lr=args.lr,
+    )
+    info = {
+        "db": str(Path(args.db).resolve()),
+        "command": "python -m world_model.fit "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "seed": args.seed,
+        "config": asdict(cfg),
+        "train_races": train_races,
+        "val_races": val_races,
+        "holdout_races": sorted(args.holdout),
+    }
+    writer = None
+    if args.logdir:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(args.logdir)
+    train = table.select(np.isin(table.race, train_races))
+    val = table.select(np.isin(table.race, val_races)) if val_races else None
+    model, history = fit_model(
+        train, val, cfg, args.seed, progress=not args.no_progress, writer=writer, info=info
+    )
+    if writer is not None:
+        writer.close()
+    model.info["train_rows"] = len(train)
+    model.info["fit_seconds"] = round(time.time() - started, 1)
+    save_checkpoint(model, args.out)
+    summary = {
+        "out": str(args.out),
+        "arch": cfg.arch,
+        "epochs_run": len(history),
+        "best_val_loss": min((h.get("val_loss", math.inf) for h in history), default=None),
+        "train_rows": len(train),
+        "train_races": train_races,
+        "val_races": val_races,
+        "holdout_races": sorted(args.holdout),
+        "seconds": model.info["fit_seconds"],
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"wrote {args.out}: {cfg.arch}, {len(history)} epochs, {summary['seconds']} s",
+            file=sys.stderr,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
