@@ -223,7 +223,7 @@ def write_lmu_session(
                 timed=lap not in untimed_laps,
                 fuel_start_l=fuel_start,
                 fuel_end_l=fuel,
-                wear_end_pct=tuple(wear),  # type: ignore[arg-type]
+                wear_end_pct=tuple(float(w) for w in wear),  # type: ignore[arg-type]
             )
         )
         if is_in_lap:
@@ -232,6 +232,8 @@ def write_lmu_session(
             pit_windows.append((end - 12.0, math.inf))
             stops.append(FixtureStop(lap, end - 12.0, math.inf, 0.0, 4))
         start, lap = end, lap + 1
+    # The lap under way when the recording stops.
+    pieces["dist"].append((start, 0.0, TRACK_LENGTH_M / lap_time_s))
     if stops and math.isinf(stops[-1].exit_s):
         stops.pop()
         pit_windows.pop()
@@ -344,7 +346,8 @@ def _write_channels(
             sql = (f"SELECT (p.v + p.slope * (s.t - p.t)){scale} AS value FROM ({base}) s "
                    f"ASOF JOIN {src} p ON s.t >= p.t ORDER BY s.i")  # fmt: skip
         elif name == "Total Dist":
-            sql = (f"SELECT p.k * {TRACK_LENGTH_M!r} + p.v + p.slope * (s.t - p.t) AS value FROM ({base}) s "
+            sql = (f"SELECT p.k * {TRACK_LENGTH_M!r} + p.v + p.slope * (s.t - p.t) AS value "
+                   f"FROM ({base}) s "
                    "ASOF JOIN p_dist p ON s.t >= p.t ORDER BY s.i")  # fmt: skip
         elif name == "Tyres Wear":
             cols = ", ".join(f"p.v{w} + p.s{w} * (s.t - p.t) AS value{w}" for w in range(1, 5))
@@ -353,8 +356,9 @@ def _write_channels(
             sql = f"SELECT t AS value FROM ({base}) ORDER BY i"
         elif name == "Ground Speed":
             in_pit = "EXISTS (SELECT 1 FROM pits WHERE s.t >= pits.t_in AND s.t < pits.t_out)"
-            sql = (f"SELECT CASE WHEN {in_pit} THEN 60.0 ELSE 3.6 * p.slope * (1 + 0.35 * sin(s.t / 7.0)) "
-                   f"+ 2 * {noise(k)} END AS value FROM ({base}) s ASOF JOIN p_dist p ON s.t >= p.t ORDER BY s.i")  # fmt: skip
+            speed = f"3.6 * p.slope * (1 + 0.35 * sin(s.t / 7.0)) + 2 * {noise(k)}"
+            sql = (f"SELECT CASE WHEN {in_pit} THEN 60.0 ELSE {speed} END AS value "
+                   f"FROM ({base}) s ASOF JOIN p_dist p ON s.t >= p.t ORDER BY s.i")  # fmt: skip
         else:
             level = {
                 "TyresPressure": 165.0, "TyresTempLeft": 82.0, "TyresTempCentre": 86.0,
@@ -362,7 +366,7 @@ def _write_channels(
                 "Brakes Temp": 420.0, "Ambient Temperature": 21.0, "Track Temperature": 32.0,
                 "Wind Speed": 3.0, "Wind Heading": 180.0, "Time Behind Next": 2.5,
             }[name]  # fmt: skip
-            drift = " - 4.0 * (t - {t0!r}) / 3600.0".format(t0=t0) if "Temperature" in name else ""
+            drift = f" - 4.0 * (t - {t0!r}) / 3600.0" if "Temperature" in name else ""
             if wheel:
                 cols = ", ".join(
                     f"{level + w} + 1.5 * {noise(k * 10 + w)}{drift} AS value{w}"
