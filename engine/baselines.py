@@ -1,0 +1,255 @@
+"""Rule-based strategies and the name registry that builds any strategy from a spec string.
+
+Specs: ``"fixed:laps=12"`` (stop every 12 laps), ``"fuel-reserve:laps=1.5"`` (stop when the
+fuel or energy left would leave less than 1.5 laps in reserve at the next line),
+``"double-stint"`` / ``"triple-stint"`` (fuel-reserve stops, tyres and driver every second /
+third stint), ``"opportunistic"`` (fuel-reserve, plus a stop under FCY or safety car once half
+the tank is gone), ``"plan:FILE"`` (a scripted plan, TOML with ``[[stop]]`` tables).
+Any other ``"module.path:factory[:k=v,...]"`` is imported (so agents plug in without the
+engine importing them) and ``factory(**kwargs)`` must return a :class:`Strategy`.
+
+Every rule picks the first legal action of its preference list, row by row, so a rule never
+needs to know the rules of racing: the legal mask does.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from engine.actions import ACTION_TABLE, ACTIONS, Fuel, Tyres, action_index
+from engine.strategy import Observation, Strategy
+from world_model.interface import Compound, FlagState, PaceMode
+
+_FOUR = {
+    int(Compound.SOFT): Tyres.FOUR_SOFT,
+    int(Compound.MEDIUM): Tyres.FOUR_MEDIUM,
+    int(Compound.HARD): Tyres.FOUR_HARD,
+    int(Compound.WET): Tyres.FOUR_WET,
+}
+WET_TRACK = 0.35
+"""Wetness above which the rules fit wet tyres."""
+
+
+def first_legal(prefs: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
+    """Per row, the first action of ``prefs`` (``[n, P]`` indices) that is legal; the first
+    legal action of the table when none is."""
+    ok = legal.gather(1, prefs)
+    has = ok.any(dim=1)
+    pick = prefs.gather(1, ok.float().argmax(dim=1, keepdim=True)).squeeze(1)
+    fallback = legal.float().argmax(dim=1)
+    return torch.where(has, pick, fallback)
+
+
+def _stop_prefs(
+    tyres: torch.Tensor, driver: torch.Tensor, repair: torch.Tensor, fuel: Fuel = Fuel.FULL
+) -> torch.Tensor:
+    """``[n, P]`` pit actions: the wished-for stop first, then the nearest alternatives."""
+    n = tyres.shape[0]
+    out = torch.empty(n, 8, dtype=torch.int64)
+    table = torch.tensor(
+        [
+            [
+                [
+                    [action_index(PaceMode.NORMAL, True, fuel, Tyres(t), bool(d), bool(r))]
+                    for r in (0, 1)
+                ]
+                for d in (0, 1)
+            ]
+            for t in range(len(Tyres))
+        ]
+    ).squeeze(-1)  # [tyres, driver, repair]
+    keep = int(Tyres.KEEP)
+    d, r = driver.long(), repair.long()
+    out[:, 0] = table[tyres, d, r]
+    out[:, 1] = table[tyres, 1 - d, r]
+    out[:, 2] = table[tyres, d, 1 - r]
+    out[:, 3] = table[tyres, 1 - d, 1 - r]
+    out[:, 4] = table[keep, d, r]
+    out[:, 5] = table[keep, 1 - d, r]
+    out[:, 6] = table[int(Tyres.TWO_SAME), d, r]
+    out[:, 7] = table[int(Tyres.TWO_SAME), 1 - d, r]
+    return out
+
+
+@dataclass
+class RuleStrategy:
+    """Stop when the rule says (or the mask forces it); at a stop fill up, choose tyres for
+    the track, change tyres and driver every ``tyre_stints`` stints, repair heavy damage."""
+
+    name: str
+    stint_laps: float | None = None
+    """Stop after this many laps (fixed stints); None: stop on fuel reserve."""
+    reserve_laps: float = 1.0
+    tyre_stints: float = 1.0
+    opportunistic: bool = False
+
+    def decide(
+        self, obs: Observation, legal: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        stay = torch.full_like(obs.car, action_index(PaceMode.NORMAL, False))
+        stay_ok = legal.gather(1, stay.unsqueeze(1)).squeeze(1)
+        if self.stint_laps is not None:
+            want = obs.stint_laps >= self.stint_laps
+        else:
+            want = obs.fuel_laps_left < self.reserve_laps + 1.0
+        if self.opportunistic:
+            neutral = (obs.flag == int(FlagState.FCY)) | (obs.flag == int(FlagState.SAFETY_CAR))
+            want |= neutral & (obs.fuel < 0.5)
+        pit = want | ~stay_ok
+        wet = obs.wetness > WET_TRACK
+        on_wets = obs.compound == int(Compound.WET)
+        stint = obs.stint_laps.clamp(min=1.0)
+        tyres_due = (obs.tyre_age_laps >= (self.tyre_stints - 0.5) * stint) | (
+            obs.tread.min(dim=1).values < 0.35
+        )
+        dry_choice = torch.where(
+            on_wets,
+            int(_FOUR[int(Compound.MEDIUM)]),
+            torch.tensor([int(_FOUR[c]) for c in range(4)])[obs.compound],
+        )
+        tyres = torch.where(
+            wet & ~on_wets,
+            int(Tyres.FOUR_WET),
+            torch.where(
+                ~wet & on_wets, dry_choice, torch.where(tyres_due, dry_choice, int(Tyres.KEEP))
+            ),
+        )
+        tyres = torch.where(wet & on_wets & ~tyres_due, int(Tyres.KEEP), tyres)
+        driver = torch.ones_like(pit)
+        repair = obs.damage > 0.15
+        prefs = _stop_prefs(tyres, driver, repair)
+        stop = first_legal(prefs, legal)
+        stay_pick = first_legal(stay.unsqueeze(1), legal)
+        return torch.where(pit, stop, stay_pick)
+
+
+@dataclass
+class PlanStrategy:
+    """A scripted plan: stop at the listed laps with the listed service (any car using it)."""
+
+    name: str
+    stops: dict[int, int]
+    """Lap completed -> action index."""
+
+    @staticmethod
+    def from_file(path: str | Path) -> PlanStrategy:
+        path = Path(path)
+        try:
+            table = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"plan {path}: {exc}") from exc
+        stops: dict[int, int] = {}
+        allowed = {"lap", "fuel", "tyres", "driver_change", "repair", "pace"}
+        for i, st in enumerate(table.get("stop", [])):
+            unknown = set(st) - allowed
+            if unknown:
+                raise ValueError(f"plan {path}: stop[{i}]: unknown key {sorted(unknown)[0]!r}")
+            try:
+                stops[int(st["lap"])] = action_index(
+                    PaceMode[str(st.get("pace", "normal")).upper()],
+                    True,
+                    Fuel[str(st.get("fuel", "full")).upper()],
+                    Tyres[str(st.get("tyres", "keep")).upper()],
+                    bool(st.get("driver_change", False)),
+                    bool(st.get("repair", False)),
+                )
+            except KeyError as exc:
+                raise ValueError(f"plan {path}: stop[{i}]: bad value {exc}") from exc
+        extra = set(table) - {"stop"}
+        if extra:
+            raise ValueError(f"plan {path}: unknown key {sorted(extra)[0]!r}")
+        return PlanStrategy(name=f"plan:{path.name}", stops=stops)
+
+    def decide(
+        self, obs: Observation, legal: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        stay = action_index(PaceMode.NORMAL, False)
+        planned = torch.full_like(obs.car, stay)
+        for lap, act in self.stops.items():
+            planned = torch.where(obs.lap.long() == lap, act, planned)
+        pit = ACTION_TABLE.pit[planned]
+        fallback = _stop_prefs(
+            torch.full_like(obs.car, int(Tyres.KEEP)),
+            torch.zeros_like(obs.car, dtype=torch.bool),
+            obs.damage > 0.15,
+        )
+        prefs = torch.cat(
+            [planned.unsqueeze(1), fallback, torch.full_like(planned, stay).unsqueeze(1)], 1
+        )
+        stay_prefs = torch.cat([planned.unsqueeze(1), fallback], 1)
+        return torch.where(pit, first_legal(prefs, legal), first_legal(stay_prefs, legal))
+
+
+def _number_or_text(text: str) -> float | int | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def _parse_kwargs(text: str) -> dict[str, float | int | str]:
+    out: dict[str, float | int | str] = {}
+    if not text:
+        return out
+    for part in text.split(","):
+        if "=" not in part:
+            raise ValueError(f"strategy argument {part!r}: expected key=value")
+        k, v = part.split("=", 1)
+        out[k.strip()] = _number_or_text(v)
+    return out
+
+
+BUILTIN = ("fixed", "fuel-reserve", "double-stint", "triple-stint", "opportunistic", "plan")
+
+
+def make_strategy(spec: str) -> Strategy:
+    """Build a strategy from its spec string (see the module docstring)."""
+    head, _, rest = spec.partition(":")
+    if head == "plan":
+        if not rest:
+            raise ValueError("strategy 'plan' needs a file: 'plan:FILE'")
+        return PlanStrategy.from_file(rest)
+    if head in BUILTIN:
+        kw = _parse_kwargs(rest)
+        known = {"laps"}
+        bad = set(kw) - known
+        if bad:
+            raise ValueError(f"strategy {spec!r}: unknown argument {sorted(bad)[0]!r}")
+        if head == "fixed":
+            if "laps" not in kw:
+                raise ValueError("strategy 'fixed' needs laps: 'fixed:laps=N'")
+            return RuleStrategy(name=spec, stint_laps=float(kw["laps"]), tyre_stints=2.0)
+        reserve = float(kw.get("laps", 1.0))
+        tyre_stints = {"double-stint": 2.0, "triple-stint": 3.0}.get(head, 1.0)
+        return RuleStrategy(
+            name=spec,
+            reserve_laps=reserve,
+            tyre_stints=tyre_stints,
+            opportunistic=head == "opportunistic",
+        )
+    if "." in head and rest:
+        factory_name, _, args = rest.partition(":")
+        try:
+            module = importlib.import_module(head)
+        except ImportError as exc:
+            raise ValueError(f"strategy {spec!r}: cannot import {head!r} ({exc})") from exc
+        factory = getattr(module, factory_name, None)
+        if factory is None:
+            raise ValueError(f"strategy {spec!r}: {head} has no {factory_name!r}")
+        strat = factory(**_parse_kwargs(args))
+        if not isinstance(strat, Strategy):
+            raise ValueError(f"strategy {spec!r}: the factory did not return a Strategy")
+        return strat
+    raise ValueError(
+        f"unknown strategy {spec!r}: use one of {', '.join(BUILTIN)} or 'module.path:factory'"
+    )
+
+
+__all__ = ["ACTIONS", "PlanStrategy", "RuleStrategy", "first_legal", "make_strategy"]

@@ -1,0 +1,329 @@
+"""Run races: ``simulate`` (many replicas, every car under its strategy) and ``RaceSim``
+(one car per replica under external control, for the Gymnasium env).
+
+Replica ``r`` belongs to chunk ``r // chunk_replicas``; a chunk's randomness derives only from
+``(seed, chunk index)``, so chunks run separately and joined with ``RaceResult.concat`` equal
+one call bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.result import RaceResult, RaceSnapshot
+from engine.scenario import Scenario
+from engine.state import RaceState
+from engine.stepper import ChunkSim
+from engine.strategy import Observation, Strategy
+from events.interface import EventModel, ForcedEvent
+from world_model.interface import LapModel
+
+__all__ = [
+    "DecisionPoint",
+    "RaceResult",
+    "RaceSim",
+    "RaceSnapshot",
+    "StrategyAssignment",
+    "load_event_model",
+    "load_lap_model",
+    "simulate",
+]
+
+
+@dataclass(frozen=True)
+class StrategyAssignment:
+    """Who decides for each car: ``per_car`` (race number -> strategy) over ``default``
+    (None: each entry's own ``strategy`` spec from the scenario)."""
+
+    default: Strategy | None = None
+    per_car: Mapping[str, Strategy] = field(default_factory=dict)
+
+
+def load_lap_model(scenario: Scenario) -> LapModel:
+    """The scenario's lap model ("default", "parametric" or a checkpoint path)."""
+    import world_model
+    from world_model.parametric import ParametricLapModel, ParametricLapParams
+
+    if scenario.lap_model == "parametric":
+        return ParametricLapModel(ParametricLapParams(noise_scale=scenario.noise_scale))
+    return world_model.load(scenario.lap_model)
+
+
+def load_event_model(scenario: Scenario) -> EventModel | None:
+    """The scenario's event model, or None when incidents and weather are both off."""
+    damage_scripted = any(e.kind.value == "damage" for e in scenario.forced_events)
+    if not (scenario.events.incidents or scenario.events.weather or damage_scripted):
+        return None
+    import events
+
+    classes = list(scenario.class_names)
+    if scenario.events.model == "default":
+        return events.load_default(classes)
+    return events.load_model(scenario.events.model, classes)
+
+
+def _car_strategies(
+    scenario: Scenario, strategies: StrategyAssignment | Strategy
+) -> list[Strategy]:
+    from engine.baselines import make_strategy
+
+    if not isinstance(strategies, StrategyAssignment):
+        strategies = StrategyAssignment(default=strategies)
+    for number in strategies.per_car:
+        scenario.entry_index(number)
+    cache: dict[str, Strategy] = {}
+    out: list[Strategy] = []
+    for e in scenario.entries:
+        if e.number in strategies.per_car:
+            out.append(strategies.per_car[e.number])
+        elif strategies.default is not None:
+            out.append(strategies.default)
+        else:
+            if e.strategy not in cache:
+                cache[e.strategy] = make_strategy(e.strategy)
+            out.append(cache[e.strategy])
+    return out
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` intra-op threads (restored after). The stepper's tensors are small and
+    many: one thread avoids the threads' spin-waiting on a loaded machine; parallelism comes
+    from running chunks in separate processes (engine.backends)."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _start_state(start: RaceSnapshot | None, replicas: int) -> tuple[RaceState | None, float]:
+    if start is None:
+        return None, 0.0
+    one = RaceState.from_lists(start.state)
+    rows = torch.zeros(replicas, dtype=torch.int64)
+    return one.select(rows), start.race_time_s
+
+
+def simulate(
+    scenario: Scenario,
+    strategies: StrategyAssignment | Strategy,
+    replicas: int,
+    seed: int,
+    *,
+    lap_model: LapModel | None = None,
+    event_model: EventModel | None = None,
+    forced: Sequence[ForcedEvent] = (),
+    start: RaceSnapshot | None = None,
+    record_laps: bool = False,
+    chunk_replicas: int = 256,
+    first_chunk: int = 0,
+    progress: bool = False,
+    threads: int | None = 1,
+) -> RaceResult:
+    """Simulate ``replicas`` races of ``scenario``; see the module docstring for chunking.
+
+    ``threads``: torch intra-op threads while simulating (None: leave as set).
+    """
+    if replicas < 1:
+        raise ValueError("replicas must be >= 1")
+    with torch_threads(threads):
+        return _simulate(
+            scenario,
+            strategies,
+            replicas,
+            seed,
+            lap_model=lap_model,
+            event_model=event_model,
+            forced=forced,
+            start=start,
+            record_laps=record_laps,
+            chunk_replicas=chunk_replicas,
+            first_chunk=first_chunk,
+            progress=progress,
+        )
+
+
+def _simulate(
+    scenario: Scenario,
+    strategies: StrategyAssignment | Strategy,
+    replicas: int,
+    seed: int,
+    *,
+    lap_model: LapModel | None,
+    event_model: EventModel | None,
+    forced: Sequence[ForcedEvent],
+    start: RaceSnapshot | None,
+    record_laps: bool,
+    chunk_replicas: int,
+    first_chunk: int,
+    progress: bool,
+) -> RaceResult:
+    lap_model = lap_model if lap_model is not None else load_lap_model(scenario)
+    if event_model is None:
+        event_model = load_event_model(scenario)
+    cars = _car_strategies(scenario, strategies)
+    names = [getattr(s, "name", type(s).__name__) for s in cars]
+    parts: list[RaceResult] = []
+    n_chunks = -(-replicas // chunk_replicas)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=replicas, desc=f"simulate {scenario.name}", unit="race")
+    for k in range(n_chunks):
+        size = min(chunk_replicas, replicas - k * chunk_replicas)
+        chunk = first_chunk + k
+        state, t0 = _start_state(start, size)
+        sim = ChunkSim(
+            scenario,
+            cars,
+            size,
+            seed,
+            chunk,
+            chunk * chunk_replicas,
+            lap_model,
+            event_model,
+            forced,
+            start=state,
+            start_time_s=t0,
+            record_laps=record_laps,
+        )
+        sim.run()
+        parts.append(sim.result(names))
+        if bar is not None:
+            bar.update(size)
+    if bar is not None:
+        bar.close()
+    return RaceResult.concat(parts)
+
+
+@dataclass(frozen=True)
+class DecisionPoint:
+    """The controlled car of some replicas is at the line and waits for a decision."""
+
+    replicas: torch.Tensor
+    """Replica indices, int64 ``[n]``."""
+    obs: Observation
+    legal: torch.Tensor
+    """``[n, N_ACTIONS]`` bool."""
+
+
+class RaceSim:
+    """External control of one car per replica; every other car follows its strategy.
+
+    All replicas share one race clock (they advance in the same windows), so ``advance``
+    returns the replicas whose controlled car crossed the line in the current window and
+    waits until ``act`` answers them all.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        strategies: StrategyAssignment,
+        replicas: int,
+        seed: int,
+        *,
+        controlled_car: str,
+        lap_model: LapModel | None = None,
+        event_model: EventModel | None = None,
+        forced: Sequence[ForcedEvent] = (),
+        start: RaceSnapshot | None = None,
+        record_laps: bool = False,
+        threads: int | None = 1,
+    ) -> None:
+        self.scenario = scenario
+        self.threads = threads
+        self.controlled_car = controlled_car
+        self.car = scenario.entry_index(controlled_car)
+        lap_model = lap_model if lap_model is not None else load_lap_model(scenario)
+        if event_model is None:
+            event_model = load_event_model(scenario)
+        cars = _car_strategies(scenario, strategies)
+        self.strategy_names = [getattr(s, "name", type(s).__name__) for s in cars]
+        self.strategy_names[self.car] = "external"
+        state, t0 = _start_state(start, replicas)
+        self.sim = ChunkSim(
+            scenario,
+            cars,
+            replicas,
+            seed,
+            0,
+            0,
+            lap_model,
+            event_model,
+            forced,
+            start=state,
+            start_time_s=t0,
+            record_laps=record_laps,
+            controlled_car=self.car,
+        )
+        self.replicas = replicas
+        self._waiting: DecisionPoint | None = None
+
+    @property
+    def done(self) -> torch.Tensor:
+        """``[R]`` bool: the controlled car's race is over (finished or retired)."""
+        s = self.sim.state
+        return s.finished[:, self.car] | s.retired[:, self.car]
+
+    @property
+    def race_time_s(self) -> float:
+        return float(self.sim.env.now)
+
+    def advance(self) -> DecisionPoint | None:
+        """Run until the controlled car of some replicas reaches the line; None at the end."""
+        if self._waiting is not None:
+            return self._waiting
+        if self.sim.over():
+            return None
+        env = self.sim.env
+        self.sim.decision_needed = env.event()
+        with torch_threads(self.threads):
+            env.run(until=env.any_of([self.sim.decision_needed, self.sim.process]))
+        pending = self.sim.pending
+        if pending is None:
+            if not self.sim.over():  # pragma: no cover - the stepper only stops to ask
+                raise RuntimeError("race stopped without a pending decision")
+            return None
+        self._waiting = DecisionPoint(pending.replicas, pending.obs, pending.legal)
+        return self._waiting
+
+    def act(self, replicas: torch.Tensor, actions: torch.Tensor) -> None:
+        """Decisions for the waiting replicas (every waiting replica, in any order)."""
+        if self._waiting is None:
+            raise RuntimeError("act() called with no decision pending; call advance() first")
+        want = self._waiting.replicas
+        if replicas.numel() != want.numel() or not bool(
+            torch.equal(torch.sort(replicas).values, torch.sort(want).values)
+        ):
+            raise ValueError(
+                f"act() must answer every waiting replica {want.tolist()}, got {replicas.tolist()}"
+            )
+        pos = {int(r): i for i, r in enumerate(replicas.tolist())}
+        ordered = actions[torch.tensor([pos[int(r)] for r in want.tolist()])]
+        self.sim.pending_actions = ordered.to(torch.int64)
+        self._waiting = None
+        assert self.sim._decisions_given is not None
+        self.sim._decisions_given.succeed()
+
+    def result(self) -> RaceResult:
+        """Classification so far (complete once ``advance`` returned None)."""
+        return self.sim.result(self.strategy_names)
+
+    def snapshot(self, replica: int) -> RaceSnapshot:
+        """The race of one replica now, to restart simulations from."""
+        one = self.sim.state.select(torch.tensor([replica]))
+        return RaceSnapshot(
+            scenario_name=self.scenario.name,
+            race_time_s=float(self.sim.env.now),
+            state=one.to_lists(),
+        )

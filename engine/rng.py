@@ -1,0 +1,27 @@
+"""Random streams of a simulated chunk, derived only from (seed, chunk index, stream name).
+
+A chunk of replicas gets one ``torch.Generator`` per stream, so running chunks separately (on
+Ray workers, after an interruption) gives the same races as one call, and so the streams do
+not disturb each other: a strategy that changes which cars stop (and so how many lap draws a
+window takes) leaves the weather and incident draws of every window untouched (common random
+numbers).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+STREAMS = ("weather", "incidents", "laps", "strategies", "params")
+"""The independent random streams of a chunk."""
+
+
+def chunk_generators(seed: int, chunk: int) -> dict[str, torch.Generator]:
+    """One seeded ``torch.Generator`` per stream for chunk ``chunk`` of a run seeded ``seed``."""
+    root = np.random.SeedSequence(entropy=int(seed), spawn_key=(int(chunk),))
+    out: dict[str, torch.Generator] = {}
+    for child, name in zip(root.spawn(len(STREAMS)), STREAMS, strict=True):
+        g = torch.Generator()
+        g.manual_seed(int(child.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)))
+        out[name] = g
+    return out

@@ -1,0 +1,399 @@
+"""Race scenarios: frozen dataclasses loaded from TOML, unknown keys rejected.
+
+A scenario is everything the engine needs to know about a race before it starts: the track,
+the race length, the rules that shape strategy, the field (classes and entries), which
+stochastic models are switched on, scripted what-if events and the strategist's own car.
+Shipped scenarios live in ``engine/scenarios/`` and load by name (``load_scenario("lemans_24h")``).
+
+Units: seconds [s], metres [m], degrees Celsius [°C], hours of the day [h], fractions of a
+tank (fuel) or of a stint allocation (virtual energy), fractions of tread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from events.interface import ForcedEvent, ForcedKind
+from world_model.interface import Compound, FlagState
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+"""Where the shipped scenarios live."""
+
+
+class ScenarioError(ValueError):
+    """A scenario file or change that does not describe a valid race."""
+
+
+@dataclass(frozen=True)
+class Track:
+    """The circuit."""
+
+    name: str
+    lap_length_m: float
+    pit_lane_loss_s: float
+    """Time a drive-through of the pit lane (in-lap plus out-lap) costs over a green lap [s]."""
+    fcy_speed_kph: float = 80.0
+    """Speed limit under full-course yellow [km/h] (informative; the rules' factors apply)."""
+    sc_min_gap_s: float = 1.0
+    """Gap cars close up to behind the safety car [s] (the field bunches)."""
+    sunrise_hour: float = 6.0
+    """Local time of day the sun rises [h] (night is a half-hour ramp around it)."""
+    sunset_hour: float = 21.5
+    """Local time of day the sun sets [h]."""
+    track_temp_c: float = 30.0
+    """Track temperature when the weather model is off [°C]."""
+    air_temp_c: float = 22.0
+    """Air temperature when the weather model is off [°C]."""
+
+
+@dataclass(frozen=True)
+class Race:
+    """How long the race is and when it starts."""
+
+    duration_h: float | None = None
+    """Time-certain race length [h]; the leader's first crossing after it ends the race."""
+    laps: int | None = None
+    """Lap race length; the leader completing it ends the race."""
+    start_hour_of_day: float = 16.0
+    """Local time of day at the start [h]."""
+    window_s: float = 20.0
+    """Race-clock window of the batched stepper [s]; incidents and flags are resolved per window."""
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.duration_h is None else self.duration_h * 3600.0
+
+
+@dataclass(frozen=True)
+class FlagRule:
+    """What a neutralisation does to cars running under it, as factors on green values."""
+
+    lap_time_factor: float
+    fuel_factor: float
+    wear_factor: float
+    default_duration_s: float = 600.0
+    """Duration of a scripted neutralisation with no end when no event model is loaded [s]."""
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The sporting rules that decide strategy."""
+
+    tyre_change_4_s: float = 30.0
+    """Stationary time to change four tyres [s]."""
+    tyre_change_2_s: float = 15.0
+    """Stationary time to change two tyres [s]."""
+    driver_change_s: float = 25.0
+    """Stationary time of a driver change [s] (in parallel with the other work)."""
+    refuel_with_tyres: bool = False
+    """True if refuelling and tyre changes may run in parallel; else they add up (WEC)."""
+    min_pit_time_s: float = 0.0
+    """Minimum stationary time of any stop [s]."""
+    max_stint_driving_s: float = 14400.0
+    """Longest a driver may drive without a break [s]."""
+    max_total_driving_s: float = 50400.0
+    """Most a driver may drive in the whole race [s]."""
+    min_total_driving_s: float = 0.0
+    """Least each driver must drive in the whole race [s] (0: no minimum)."""
+    pit_closed_under_sc: bool = True
+    """The pit lane is closed while the safety car is out (only a car that cannot make another
+    lap may stop)."""
+    neutralisation_delay_s: float = 30.0
+    """Time between an incident and its neutralisation taking effect [s] (>= the clock window)."""
+    overtake_cost_s: float = 0.4
+    """Time a car loses per slower car of another class within 5 s ahead at the line [s]."""
+    fuel_margin: float = 1.12
+    """Staying out needs fuel (and energy) for this many nominal laps."""
+    puncture_loss_s: float = 45.0
+    """Time lost crawling round on a puncture [s]."""
+    fcy: FlagRule = FlagRule(1.45, 0.55, 0.5, 420.0)
+    safety_car: FlagRule = FlagRule(1.6, 0.5, 0.45, 1200.0)
+    slow_zone: FlagRule = FlagRule(1.06, 0.93, 0.93, 300.0)
+
+    def flag_rule(self, kind: FlagState) -> FlagRule:
+        return {
+            FlagState.FCY: self.fcy,
+            FlagState.SAFETY_CAR: self.safety_car,
+            FlagState.SLOW_ZONE: self.slow_zone,
+        }.get(kind, FlagRule(1.0, 1.0, 1.0, 0.0))
+
+
+@dataclass(frozen=True)
+class CarClass:
+    """A class of cars and the rules specific to it."""
+
+    name: str
+    compounds: tuple[str, ...] = ("soft", "medium", "hard", "wet")
+    """Compounds the class may fit."""
+    tyre_sets: float = -1.0
+    """Sets of four dry tyres allowed for the race (-1: unlimited)."""
+    refuel_full_s: float = 40.0
+    """Stationary time to fill an empty tank (or a whole energy allocation) [s]."""
+    has_energy: bool = False
+    """True if the class races on a virtual-energy allocation per stint."""
+
+    @property
+    def compound_codes(self) -> tuple[int, ...]:
+        return tuple(int(Compound[c.upper()]) for c in self.compounds)
+
+
+@dataclass(frozen=True)
+class Driver:
+    name: str
+    skill: float = 0.0
+    """Rating relative to the car's reference driver (+1 = one standard deviation faster)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One car of the field."""
+
+    number: str
+    car_class: str
+    team: str
+    drivers: tuple[Driver, ...]
+    ref_lap_time_s: float
+    """Reference green pace [s] (10th percentile of clean timed green laps)."""
+    ref_fuel_per_lap: float
+    """Median fuel use per green lap, fraction of tank."""
+    ref_wear_per_lap: float
+    """Median tread loss per green lap on a medium tyre, fraction."""
+    ref_energy_per_lap: float = 0.0
+    """Median virtual-energy use per green lap, fraction of the stint allocation (0: none)."""
+    start_compound: str = "medium"
+    strategy: str = "fuel-reserve"
+    """Default strategy spec (see engine.baselines.make_strategy)."""
+
+
+@dataclass(frozen=True)
+class EventsSettings:
+    incidents: bool = True
+    """Draw contacts, damage, punctures, failures and the neutralisations they cause."""
+    weather: bool = True
+    """Draw rain, wetness and temperatures; off: dry at the track's temperatures."""
+    model: str = "default"
+    """Event model: "default" (events.load_default) or a path the events package loads."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    track: Track
+    race: Race
+    rules: Rules
+    classes: tuple[CarClass, ...]
+    entries: tuple[Entry, ...]
+    events: EventsSettings = EventsSettings()
+    lap_model: str = "default"
+    """"default" (world_model.load_default), "parametric" or a checkpoint path."""
+    forced_events: tuple[ForcedEvent, ...] = ()
+    focus_car: str | None = None
+    """Race number of the strategist's own car."""
+    noise_scale: float = 1.0
+    """Noise multiplier passed to the parametric lap model (0: deterministic laps)."""
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.classes)
+
+    def class_of(self, entry: Entry) -> CarClass:
+        return self.classes[self.class_names.index(entry.car_class)]
+
+    def entry_index(self, number: str) -> int:
+        for i, e in enumerate(self.entries):
+            if e.number == number:
+                return i
+        raise ScenarioError(f"scenario {self.name!r} has no car number {number!r}")
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], where)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ScenarioError(f"{where}: expected a table, got {value!r}")
+        return _build(hint, value, where)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ScenarioError(f"{where}: expected a list, got {value!r}")
+        return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ScenarioError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ScenarioError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ScenarioError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is str:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise ScenarioError(f"{where}: expected text, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, table: dict[str, Any], where: str) -> Any:
+    if cls is ForcedEvent:
+        return _forced_event(table, where)
+    hints = typing.get_type_hints(cls)
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    toml_names = {("class" if n == "car_class" else n): n for n in names}
+    unknown = [k for k in table if k not in toml_names]
+    if unknown:
+        raise ScenarioError(
+            f"{where}: unknown key {unknown[0]!r} (expected one of {', '.join(sorted(toml_names))})"
+        )
+    kwargs: dict[str, Any] = {}
+    for key, value in table.items():
+        name = toml_names[key]
+        kwargs[name] = _convert(value, hints[name], f"{where}.{key}")
+    missing = [
+        n
+        for n, f in names.items()
+        if n not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ScenarioError(f"{where}: missing key {missing[0]!r}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ScenarioError(f"{where}: {exc}") from exc
+
+
+def _forced_event(table: dict[str, Any], where: str) -> ForcedEvent:
+    allowed = {"kind", "start_s", "end_s", "car", "lap", "intensity"}
+    unknown = [k for k in table if k not in allowed]
+    if unknown:
+        raise ScenarioError(f"{where}: unknown key {unknown[0]!r} (expected {sorted(allowed)})")
+    try:
+        kind = ForcedKind(table["kind"])
+    except (KeyError, ValueError) as exc:
+        raise ScenarioError(
+            f"{where}.kind: expected one of {[k.value for k in ForcedKind]}, "
+            f"got {table.get('kind')!r}"
+        ) from exc
+    return ForcedEvent(
+        kind=kind,
+        start_s=None if table.get("start_s") is None else float(table["start_s"]),
+        end_s=None if table.get("end_s") is None else float(table["end_s"]),
+        car=None if table.get("car") is None else str(table["car"]),
+        lap=table.get("lap"),
+        intensity=float(table.get("intensity", 1.0)),
+    )
+
+
+def validate(s: Scenario, where: str) -> Scenario:
+    """Cross-field checks: a consistent race length, known classes, compounds and numbers."""
+    if (s.race.duration_h is None) == (s.race.laps is None):
+        raise ScenarioError(f"{where}: [race] needs exactly one of duration_h and laps")
+    if s.race.window_s <= 0:
+        raise ScenarioError(f"{where}: race.window_s must be > 0")
+    if s.rules.neutralisation_delay_s < s.race.window_s:
+        raise ScenarioError(
+            f"{where}: rules.neutralisation_delay_s ({s.rules.neutralisation_delay_s}) must be "
+            f">= race.window_s ({s.race.window_s}) so a neutralisation never acts on its past"
+        )
+    if not s.entries:
+        raise ScenarioError(f"{where}: no [[entries]]")
+    for c in s.classes:
+        for comp in c.compounds:
+            if comp.upper() not in Compound.__members__:
+                raise ScenarioError(f"{where}: class {c.name!r}: unknown compound {comp!r}")
+    seen: set[str] = set()
+    for i, e in enumerate(s.entries):
+        place = f"{where}: entries[{i}] (car {e.number})"
+        if e.number in seen:
+            raise ScenarioError(f"{place}: duplicate race number")
+        seen.add(e.number)
+        if e.car_class not in s.class_names:
+            raise ScenarioError(f"{place}: unknown class {e.car_class!r}")
+        if not e.drivers:
+            raise ScenarioError(f"{place}: needs at least one driver")
+        if e.ref_lap_time_s <= 0 or e.ref_fuel_per_lap <= 0 or e.ref_wear_per_lap < 0:
+            raise ScenarioError(f"{place}: ref figures must be positive")
+        if e.start_compound.upper() not in Compound.__members__:
+            raise ScenarioError(f"{place}: unknown compound {e.start_compound!r}")
+    if s.focus_car is not None and s.focus_car not in seen:
+        raise ScenarioError(f"{where}: focus_car {s.focus_car!r} is not an entry")
+    for ev in s.forced_events:
+        if ev.car is not None and ev.car not in seen:
+            raise ScenarioError(f"{where}: forced event names unknown car {ev.car!r}")
+    return s
+
+
+def parse_scenario(table: dict[str, Any], where: str) -> Scenario:
+    """A scenario from a parsed TOML table; ``where`` names the source in errors."""
+    table = dict(table)
+    table.setdefault("name", Path(where).stem)
+    return validate(_build(Scenario, table, where), where)
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load a shipped scenario by name ("lemans_24h", "six_hours", "test_race") or a TOML path."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = SCENARIO_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+        raise ScenarioError(f"scenario {str(name_or_path)!r} not found (shipped: {shipped})")
+    try:
+        with path.open("rb") as f:
+            table = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: {exc}") from exc
+    return parse_scenario(table, str(path))
+
+
+def _replace_path(obj: Any, parts: list[str], value: Any, where: str) -> Any:
+    head, rest = parts[0], parts[1:]
+    if isinstance(obj, tuple):
+        for i, item in enumerate(obj):
+            key = getattr(item, "number", None) or getattr(item, "name", None)
+            if head == str(i) or head == key:
+                new = _replace_path(item, rest, value, where) if rest else value
+                return (*obj[:i], new, *obj[i + 1 :])
+        raise ScenarioError(f"{where}: no item {head!r}")
+    if not dataclasses.is_dataclass(obj):
+        raise ScenarioError(f"{where}: cannot descend into {type(obj).__name__}")
+    name = "car_class" if head == "class" else head
+    if name not in {f.name for f in dataclasses.fields(obj)}:
+        raise ScenarioError(f"{where}: unknown field {head!r} of {type(obj).__name__}")
+    current = getattr(obj, name)
+    if rest:
+        new = _replace_path(current, rest, value, where)
+    else:
+        hint = typing.get_type_hints(type(obj))[name]
+        new = value if dataclasses.is_dataclass(value) else _convert(value, hint, where)
+    return dataclasses.replace(obj, **{name: new})
+
+
+def scenario_with(scenario: Scenario, **dotted_changes: Any) -> Scenario:
+    """A copy with fields changed by dotted path, e.g. ``{"rules.min_pit_time_s": 40}``,
+    ``{"entries.7.ref_lap_time_s": 210.0}`` (an entry by race number or index) or
+    ``{"events.incidents": False}``."""
+    out = scenario
+    for path, value in dotted_changes.items():
+        out = _replace_path(out, path.split("."), value, f"scenario_with {path!r}")
+    return validate(out, f"scenario {out.name!r} after scenario_with")

@@ -1,0 +1,235 @@
+"""The race engine against hand-computed answers, and its determinism contracts."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from engine.actions import Fuel, Tyres, action_index
+from engine.baselines import make_strategy
+from engine.race import RaceResult, RaceSim, StrategyAssignment, simulate
+from engine.scenario import Scenario, load_scenario, scenario_with, validate
+from engine.strategy import Observation
+from world_model.interface import PaceMode
+from world_model.parametric import ParametricLapModel, ParametricLapParams
+
+CONSTANT = ParametricLapModel(
+    ParametricLapParams(noise_scale=0.0, fuel_mass_time=0.0, out_lap_time=0.0, night_time=0.0)
+)
+"""Deterministic laps at exactly the reference pace while the tyres keep their tread."""
+
+
+def solo(laps: int | None = None, duration_h: float | None = None, **changes: object) -> Scenario:
+    """Car 1 of the test race alone, events off, no wear, tiny fuel use."""
+    s = load_scenario("test_race")
+    drivers = tuple(dataclasses.replace(d, skill=0.0) for d in s.entries[0].drivers)
+    e = dataclasses.replace(
+        s.entries[0],
+        drivers=drivers,
+        ref_wear_per_lap=0.0,
+        ref_fuel_per_lap=0.01,
+        ref_energy_per_lap=0.01,
+    )
+    s = dataclasses.replace(
+        s,
+        entries=(e,),
+        race=dataclasses.replace(s.race, laps=laps, duration_h=duration_h),
+        rules=dataclasses.replace(s.rules, max_stint_driving_s=1e6, max_total_driving_s=1e6),
+    )
+    s = validate(s, "solo")
+    return scenario_with(s, **{"events.incidents": False, "events.weather": False, **changes})
+
+
+class Scripted:
+    """Stops at given laps with one action; otherwise stays out (for closed-form checks)."""
+
+    def __init__(self, stops: dict[int, int]) -> None:
+        self.name = "scripted"
+        self.stops = stops
+
+    def decide(
+        self, obs: Observation, legal: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        out = torch.full_like(obs.car, action_index(PaceMode.NORMAL, False))
+        for lap, act in self.stops.items():
+            out = torch.where(obs.lap.long() == lap, act, out)
+        return out
+
+
+def test_constant_pace_time_race_by_hand() -> None:
+    s = solo(duration_h=0.25)  # 900 s at 100 s a lap: the leader crosses at 900 s exactly
+    s = scenario_with(s, **{"race.duration_h": 0.2475})  # 891 s: the flag falls at lap 9
+    r = simulate(s, Scripted({}), 1, 0, lap_model=CONSTANT, record_laps=True)
+    assert r.laps_completed[0, 0] == math.ceil(891.0 / 100.0) == 9
+    assert r.finish_time_s[0, 0] == pytest.approx(900.0, abs=1e-6)
+    assert r.laps is not None
+    assert np.allclose(r.laps["lap_time_s"], 100.0)
+
+
+def test_constant_pace_lap_race_with_fuel_mass_by_hand() -> None:
+    params = ParametricLapParams(noise_scale=0.0, out_lap_time=0.0, night_time=0.0)
+    s = solo(laps=6)
+    r = simulate(s, Scripted({}), 1, 0, lap_model=ParametricLapModel(params), record_laps=True)
+    fuel = 1.0 - 0.01 * np.arange(6)  # fuel at the start of each lap (fraction of tank)
+    by_hand = 100.0 * (1.0 + params.fuel_mass_time * fuel)
+    assert r.laps is not None
+    assert np.allclose(r.laps["lap_time_s"], by_hand, rtol=1e-6)
+    assert r.finish_time_s[0, 0] == pytest.approx(by_hand.sum(), rel=1e-6)
+
+
+def test_pit_stop_costs_exactly_its_parts() -> None:
+    s = solo(laps=10)
+    stop = action_index(PaceMode.NORMAL, True, Fuel.FULL, Tyres.FOUR_MEDIUM, True, False)
+    base = simulate(s, Scripted({}), 1, 0, lap_model=CONSTANT)
+    one = simulate(s, Scripted({4: stop}), 1, 0, lap_model=CONSTANT, record_laps=True)
+    rules, car = s.rules, s.classes[0]
+    refuel = 4 * 0.01 * car.refuel_full_s  # four laps of fuel put back
+    work = max(refuel + rules.tyre_change_4_s, rules.driver_change_s, rules.min_pit_time_s)
+    cost = s.track.pit_lane_loss_s + work
+    # float32 fuel: the refuel time is exact to a few microseconds
+    assert one.finish_time_s[0, 0] - base.finish_time_s[0, 0] == pytest.approx(cost, abs=1e-4)
+    assert one.pit_time_s[0, 0] == pytest.approx(cost, abs=1e-4)
+    assert one.pit_stops[0, 0] == 1
+    assert one.laps is not None
+    assert one.laps["pit_in"][3] == 1 and one.laps["pit_out"][4] == 1
+    assert one.laps["driver_change"][4] == 1
+
+
+def test_minimum_pit_time_applies() -> None:
+    s = solo(laps=8, **{"rules.min_pit_time_s": 90.0})
+    stop = action_index(PaceMode.NORMAL, True, Fuel.FULL, Tyres.KEEP, False, False)
+    base = simulate(s, Scripted({}), 1, 0, lap_model=CONSTANT)
+    one = simulate(s, Scripted({3: stop}), 1, 0, lap_model=CONSTANT)
+    cost = one.finish_time_s[0, 0] - base.finish_time_s[0, 0]
+    assert cost == pytest.approx(s.track.pit_lane_loss_s + 90.0, abs=1e-6)
+
+
+def test_team_mates_queue_for_one_garage() -> None:
+    s = load_scenario("test_race")
+    e1, e2 = s.entries[0], dataclasses.replace(s.entries[1], ref_lap_time_s=100.0)
+    assert e1.team == e2.team
+    quiet = {"ref_wear_per_lap": 0.0, "ref_fuel_per_lap": 0.01, "ref_energy_per_lap": 0.01}
+    e1, e2 = (
+        dataclasses.replace(e, drivers=solo(laps=1).entries[0].drivers, **quiet) for e in (e1, e2)
+    )
+    s = validate(
+        dataclasses.replace(
+            s, entries=(e1, e2), race=dataclasses.replace(s.race, laps=6, duration_h=None)
+        ),
+        "pair",
+    )
+    s = scenario_with(s, **{"events.incidents": False, "events.weather": False})
+    stop = action_index(PaceMode.NORMAL, True, Fuel.FULL, Tyres.KEEP, False, False)
+    r = simulate(s, Scripted({3: stop}), 1, 0, lap_model=CONSTANT)
+    # Car 2 starts 0.25 s behind and reaches the garage while car 1 is served.
+    refuel = 3 * 0.01 * s.classes[0].refuel_full_s
+    loss = s.track.pit_lane_loss_s
+    assert r.pit_time_s[0, 0] == pytest.approx(loss + refuel, abs=1e-4)
+    assert r.pit_time_s[0, 1] == pytest.approx(loss + refuel + refuel - 0.25, abs=1e-4)
+
+
+def test_forced_safety_car_stretches_exactly_the_laps_it_spans() -> None:
+    s = solo(laps=5, **{"rules.safety_car.lap_time_factor": 2.0})
+    from events.interface import ForcedEvent, ForcedKind
+
+    forced = [ForcedEvent(ForcedKind.SAFETY_CAR, start_s=150.0, end_s=250.0)]
+    r = simulate(s, Scripted({}), 1, 0, lap_model=CONSTANT, forced=forced, record_laps=True)
+    assert r.laps is not None
+    # SC at half speed from 150 to 250 s: lap 2 (from 100 s) drives 50 green seconds to 150 s
+    # and needs 50 more: 100 s under the SC, so it ends at 250 s exactly, as the SC comes in.
+    assert np.allclose(r.laps["lap_time_s"][:4], [100.0, 150.0, 100.0, 100.0])
+    assert list(r.flag_periods["kind"]) == [3]
+    forced = [ForcedEvent(ForcedKind.SAFETY_CAR, start_s=150.0, end_s=230.0)]
+    r = simulate(s, Scripted({}), 1, 0, lap_model=CONSTANT, forced=forced, record_laps=True)
+    assert r.laps is not None
+    # SC to 230 s instead: 80 s under it is worth 40 green s, so lap 2 ends 10 s later, at
+    # 240 s; lap 3 is green.
+    assert np.allclose(r.laps["lap_time_s"][:4], [100.0, 140.0, 100.0, 100.0])
+    assert list(r.laps["flag"][:4]) == [0, 3, 0, 0]
+    forced = [ForcedEvent(ForcedKind.SAFETY_CAR, start_s=150.0, end_s=300.0)]
+    r = simulate(s, Scripted({}), 1, 0, lap_model=CONSTANT, forced=forced, record_laps=True)
+    assert r.laps is not None
+    # SC to 300 s: lap 2 ends at 250 s; lap 3 drives 50 s of SC (25 green s) then 75 green s.
+    assert np.allclose(r.laps["lap_time_s"][:4], [100.0, 150.0, 125.0, 100.0])
+    assert list(r.laps["flag"][:4]) == [0, 3, 3, 0]
+
+
+def test_pit_lane_closed_under_safety_car_in_the_mask() -> None:
+    s = solo(laps=5)
+    from events.interface import ForcedEvent, ForcedKind
+
+    seen: list[torch.Tensor] = []
+
+    class Spy(Scripted):
+        def decide(self, obs, legal, generator):  # type: ignore[no-untyped-def]
+            seen.append(torch.stack([obs.flag.float(), legal[:, 1:49].any(dim=1).float()], 1))
+            return super().decide(obs, legal, generator)
+
+    forced = [ForcedEvent(ForcedKind.SAFETY_CAR, start_s=150.0, end_s=260.0)]
+    simulate(s, Spy({}), 1, 0, lap_model=CONSTANT, forced=forced)
+    rows = torch.cat(seen)
+    under_sc = rows[:, 0] == 3
+    assert bool(under_sc.any())
+    assert not bool(rows[under_sc, 1].any())
+    assert bool(rows[~under_sc, 1].all())
+
+
+def test_same_seed_same_race_bit_for_bit_and_chunks_join() -> None:
+    s = load_scenario("test_race")
+    a = simulate(s, StrategyAssignment(), 6, 11, chunk_replicas=2, record_laps=True)
+    b = simulate(s, StrategyAssignment(), 6, 11, chunk_replicas=2, record_laps=True)
+    parts = [
+        simulate(s, StrategyAssignment(), 2, 11, chunk_replicas=2, first_chunk=k, record_laps=True)
+        for k in range(3)
+    ]
+    c = RaceResult.concat(parts[::-1])
+    for other in (b, c):
+        assert np.array_equal(a.finish_time_s, other.finish_time_s)
+        assert np.array_equal(a.finish_position, other.finish_position)
+        assert a.laps is not None and other.laps is not None
+        assert np.array_equal(a.laps["lap_time_s"], other.laps["lap_time_s"])
+        assert np.array_equal(a.incidents["race_time_s"], other.incidents["race_time_s"])
+    d = simulate(s, StrategyAssignment(), 6, 12, chunk_replicas=2)
+    assert not np.array_equal(a.finish_time_s, d.finish_time_s)
+
+
+def test_strategies_on_one_seed_share_weather_and_incident_draws() -> None:
+    from engine.race import _car_strategies, load_event_model, load_lap_model
+    from engine.stepper import ChunkSim
+
+    s = load_scenario("test_race")
+    sims = []
+    for spec in ("fixed:laps=3", "fuel-reserve"):
+        cars = _car_strategies(s, StrategyAssignment(per_car={"1": make_strategy(spec)}))
+        sim = ChunkSim(s, cars, 4, 5, 0, 0, load_lap_model(s), load_event_model(s))
+        sim.env.run(until=900.0)
+        sims.append(sim)
+    a, b = sims
+    assert torch.equal(a.weather.rain, b.weather.rain)
+    assert torch.equal(a.gens["incidents"].get_state(), b.gens["incidents"].get_state())
+    assert not torch.equal(a.state.pit_stops, b.state.pit_stops)
+
+
+def test_race_sim_waits_for_the_controlled_car() -> None:
+    s = load_scenario("test_race")
+    sim = RaceSim(s, StrategyAssignment(), 3, 2, controlled_car="91")
+    stay = action_index(PaceMode.NORMAL, False)
+    asked = 0
+    while (dp := sim.advance()) is not None:
+        asked += 1
+        assert dp.obs.size == dp.replicas.numel()
+        assert bool((dp.obs.car == s.entry_index("91")).all())
+        legal_stay = dp.legal[:, stay]
+        full = action_index(PaceMode.NORMAL, True, Fuel.FULL, Tyres.KEEP, True, False)
+        pick = torch.where(legal_stay, stay, dp.legal.float().argmax(dim=1))
+        pick = torch.where(legal_stay | ~dp.legal[:, full], pick, full)
+        sim.act(dp.replicas, pick)
+    assert bool(sim.done.all())
+    r = sim.result()
+    car = r.car_index("91")
+    assert asked >= int(r.laps_completed[:, car].min()) - 1
+    assert (r.pit_stops[:, car] >= 1).all()

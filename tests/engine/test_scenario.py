@@ -1,0 +1,56 @@
+"""Scenario loading: shipped files load, unknown keys and bad values are named, dotted changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.scenario import ScenarioError, load_scenario, scenario_with
+
+
+def test_shipped_test_race_loads() -> None:
+    s = load_scenario("test_race")
+    assert s.race.duration_s == pytest.approx(1800.0)
+    assert {e.car_class for e in s.entries} <= set(s.class_names)
+    assert s.focus_car == "1"
+
+
+def test_unknown_key_is_named_with_file(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[2] / "engine/scenarios/test_race.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("[rules]\n", "[rules]\nrefuel_speed = 3.0\n"))
+    with pytest.raises(ScenarioError, match=r"bad\.toml.*rules.*'refuel_speed'"):
+        load_scenario(bad)
+
+
+def test_wrong_type_is_named(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[2] / "engine/scenarios/test_race.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("pit_lane_loss_s = 25.0", 'pit_lane_loss_s = "long"'))
+    with pytest.raises(ScenarioError, match="pit_lane_loss_s: expected a number"):
+        load_scenario(bad)
+
+
+def test_unknown_class_of_entry_is_an_error(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[2] / "engine/scenarios/test_race.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace('class = "LMGT3"\nteam = "Gamma GT"', 'class = "GT4"\nteam = "G"'))
+    with pytest.raises(ScenarioError, match="unknown class 'GT4'"):
+        load_scenario(bad)
+
+
+def test_scenario_with_changes_nested_fields_by_path() -> None:
+    s = load_scenario("test_race")
+    t = scenario_with(s, **{"rules.min_pit_time_s": 40, "entries.91.ref_lap_time_s": 111.0})
+    assert t.rules.min_pit_time_s == 40.0
+    assert t.entries[s.entry_index("91")].ref_lap_time_s == 111.0
+    assert s.rules.min_pit_time_s == 0.0  # the original is untouched
+    with pytest.raises(ScenarioError, match="unknown field 'nope'"):
+        scenario_with(s, **{"rules.nope": 1})
+
+
+def test_window_longer_than_neutralisation_delay_is_rejected() -> None:
+    s = load_scenario("test_race")
+    with pytest.raises(ScenarioError, match="neutralisation_delay_s"):
+        scenario_with(s, **{"race.window_s": 60.0})
