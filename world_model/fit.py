@@ -77,7 +77,7 @@ def _standardised(model: LearnedLapModel, table: LapTable) -> tuple[torch.Tensor
     return x, (raw - model.targets.mean) / model.targets.scale
 
 
-class _Batches:
+class Batches:
     """Training and validation batches for either architecture."""
 
     def __init__(self, model: LearnedLapModel, table: LapTable, cfg: FitConfig) -> None:
@@ -156,8 +156,8 @@ def fit_model(
     targets, _ = Standardiser.fit(raw_targets(train.outcomes, train.conditions).numpy())
     net = build_network(cfg.arch, features.mean.shape[0], cfg.members, cfg.hidden, cfg.layers, gen)
     model = LearnedLapModel(net, features, targets, info=info)
-    data = _Batches(model, train, cfg)
-    val_data = _Batches(model, val, cfg) if val is not None and len(val) else None
+    data = Batches(model, train, cfg)
+    val_data = Batches(model, val, cfg) if val is not None and len(val) else None
     # Bootstrap: each member weighs each training unit by a Poisson(1) count.
     boot = torch.poisson(torch.ones(cfg.members, len(data)), generator=gen)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -208,7 +208,7 @@ def fit_model(
 
 
 @torch.no_grad()
-def evaluate_loss(net, data: _Batches) -> tuple[float, torch.Tensor]:
+def evaluate_loss(net, data: Batches) -> tuple[float, torch.Tensor]:
     """Validation loss (no bootstrap weights, no random resets) and per-channel NLL."""
     net.eval()
     sums = torch.zeros(len(TARGET_NAMES))
@@ -288,9 +288,13 @@ def main(argv: list[str] | None = None) -> int:
     if not pool:
         print(f"error: {args.db}: no races left to train on", file=sys.stderr)
         return 2
-    train_races, val_races = split_races(
-        pool, args.val_races, torch.Generator().manual_seed(args.seed)
-    )
+    if args.val:
+        val_races = sorted(args.val)
+        train_races = [r for r in pool if r not in val_races]
+    else:
+        train_races, val_races = split_races(
+            pool, args.val_races, torch.Generator().manual_seed(args.seed)
+        )
     cfg = FitConfig(
         arch=args.arch,
         members=args.members,

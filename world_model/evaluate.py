@@ -1,0 +1,255 @@
+"""Score lap models on held-out races: ``python -m world_model.evaluate --db DB --model FILE``.
+
+For lap time, fuel used and tyre wear (four wheels pooled) on the test races: mean negative
+log-likelihood (natural log of the density in the channel's units), mean CRPS (the channel's
+units: seconds, fraction of tank, fraction of tread) and the coverage of the central 50 / 80 /
+90 % predictive intervals, for every model given (e.g. the MLP and the GRU side by side) and
+for the baselines of :mod:`world_model.baselines` fitted on the models' training races. The
+learned models are scored with their whole-ensemble predictive, conditioned on the lap's flag
+state; the GRU reads each stint's history (one step ahead, observed previous laps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from world_model.baselines import Baseline, fit_baselines
+from world_model.checkpoint import CheckpointError, load_checkpoint
+from world_model.dataset import LapTable, load_table
+from world_model.distributions import Mixture
+from world_model.fit import Batches, FitConfig
+from world_model.learned import LearnedLapModel
+from world_model.networks import GRUEnsemble, decode
+from world_model.targets import FUEL, LAP, TARGET_NAMES, WEAR0
+
+CHANNELS: dict[str, tuple[int, ...]] = {
+    "lap_time_s": (LAP,),
+    "fuel_used": (FUEL,),
+    "wear": tuple(range(WEAR0, WEAR0 + 4)),
+}
+"""Scored channels and the target columns each pools."""
+NOMINAL = (0.5, 0.8, 0.9)
+CHUNK = 2048
+
+
+def model_predictive(model: LearnedLapModel, table: LapTable) -> dict[str, Mixture]:
+    """Whole-ensemble predictive of every channel for the rows of ``table`` (flag-aware;
+    the recurrent model reads each stint's observed history)."""
+    m = model.with_flag_effects(True)
+    if not isinstance(m.net, GRUEnsemble):
+        parts = [
+            m.predictive(table.conditions.index(torch.arange(s, min(s + CHUNK, len(table)))))
+            for s in range(0, len(table), CHUNK)
+        ]
+        return {k: _cat([p[k] for p in parts]) for k in parts[0]}
+    window = int(m.info.get("config", {}).get("window_laps", FitConfig.window_laps))
+    data = Batches(m, table, FitConfig(arch="gru", window_laps=window))
+    raw_rows = torch.zeros(m.members, len(table), m.net.out.weight.shape[-1])
+    with torch.inference_mode():
+        for s in range(0, len(data), 256):
+            units = data.units[s : s + 256]
+            raw, _ = data.outputs(m.net, units, None)
+            flat = units.reshape(-1)
+            keep = flat >= 0
+            raw_rows[:, flat[keep]] = raw[:, keep]
+        return m.mixtures_from_heads(decode(raw_rows), table.conditions)
+
+
+def _cat(parts: list[Mixture]) -> Mixture:
+    return Mixture(*(torch.cat([getattr(p, f) for p in parts]) for f in ("weight", "loc", "scale")))
+
+
+def score(mixtures: list[Mixture], observed: list[torch.Tensor]) -> dict[str, float]:
+    """NLL, CRPS, interval coverage and PIT values pooled over the given columns."""
+    nll, crps, pit = [], [], []
+    for mix, y in zip(mixtures, observed, strict=True):
+        ok = ~y.isnan()
+        if not ok.any():
+            continue
+        mk, yk = mix.index(ok), y[ok]
+        nll.append(-mk.log_prob(yk))
+        crps.append(
+            torch.cat(
+                [
+                    mk.index(torch.arange(s, min(s + CHUNK, len(yk)))).crps(yk[s : s + CHUNK])
+                    for s in range(0, len(yk), CHUNK)
+                ]
+            )
+        )
+        pit.append(mk.cdf(yk))
+    if not nll:
+        return {"n": 0}
+    nll_t, crps_t, pit_t = torch.cat(nll), torch.cat(crps), torch.cat(pit)
+    out: dict[str, float] = {
+        "n": int(nll_t.numel()),
+        "nll": float(nll_t.mean()),
+        "crps": float(crps_t.mean()),
+    }
+    for level in NOMINAL:
+        lo, hi = 0.5 - level / 2, 0.5 + level / 2
+        out[f"coverage_{round(level * 100)}"] = float(
+            ((pit_t >= lo) & (pit_t <= hi)).float().mean()
+        )
+    out["pit"] = pit_t.tolist()
+    return out
+
+
+def evaluate(
+    models: dict[str, LearnedLapModel], baselines: list[Baseline], test: LapTable
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Scores per method and channel (methods: the models by name, then the baselines)."""
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for name, model in models.items():
+        pred = model_predictive(model, test)
+        results[name] = {
+            ch: score([pred[TARGET_NAMES[c]] for c in cols], [test.outcomes[:, c] for c in cols])
+            for ch, cols in CHANNELS.items()
+        }
+    for b in baselines:
+        results[b.name] = {}
+        for ch, cols in CHANNELS.items():
+            if all(b.covers(c) for c in cols):
+                mix = [b.predict(test, c) for c in cols]
+                results[b.name][ch] = score(mix, [test.outcomes[:, c] for c in cols])
+            else:
+                results[b.name][ch] = {"n": 0}
+    return results
+
+
+def plot_pit(results: dict, path: str | Path) -> None:
+    """Histogram of lap-time PIT values per method (flat = calibrated), written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in results if results[n]["lap_time_s"].get("n", 0)]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.0), sharey=True)
+    for ax, name in zip(np.atleast_1d(axes), names, strict=True):
+        ax.hist(results[name]["lap_time_s"]["pit"], bins=20, range=(0, 1), density=True)
+        ax.axhline(1.0, color="k", lw=0.8, ls="--")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("PIT of lap time")
+    np.atleast_1d(axes)[0].set_ylabel("density")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m world_model.evaluate",
+        description="Score learned lap models and baselines (NLL, CRPS, interval coverage) on "
+        "races held out of training.",
+    )
+    p.add_argument("--db", required=True, help="lap store (SQLite)")
+    p.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="checkpoint to score; repeat to compare (e.g. the MLP and the GRU)",
+    )
+    p.add_argument(
+        "--races",
+        action="append",
+        default=[],
+        metavar="RACE",
+        help="test race (session name); repeatable; default: the first model's holdout races",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the gradient-boosting baseline")
+    p.add_argument("--plot", default=None, metavar="PNG", help="write a PIT histogram here")
+    p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    try:
+        models = {}
+        for path in args.model:
+            m = load_checkpoint(path)
+            models[f"{m.arch}:{Path(path).stem}"] = m
+        table = load_table(args.db)
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    first = next(iter(models.values()))
+    test_races = sorted(args.races or first.info.get("holdout_races", []))
+    if not test_races:
+        print("error: no test races: pass --races or fit with --holdout", file=sys.stderr)
+        return 2
+    missing = sorted(set(test_races) - set(table.races))
+    if missing:
+        print(f"error: {args.db}: test races not in the lap store: {missing}", file=sys.stderr)
+        return 2
+    seen = set(first.info.get("train_races", [])) | set(first.info.get("val_races", []))
+    leak = sorted(seen & set(test_races))
+    if leak:
+        print(f"warning: test races the model trained on: {leak}", file=sys.stderr)
+    train_races = sorted(seen - set(test_races)) or [r for r in table.races if r not in test_races]
+    train = table.select(np.isin(table.race, train_races))
+    test = table.select(np.isin(table.race, test_races))
+    results = evaluate(models, fit_baselines(train, args.seed), test)
+    if args.plot:
+        plot_pit(results, args.plot)
+    baselines = [n for n in results if n not in models]
+    verdict = {
+        name: {
+            ch: all(
+                results[name][ch]["crps"] < results[b][ch]["crps"]
+                for b in baselines
+                if results[b][ch].get("n", 0)
+            )
+            for ch in CHANNELS
+            if results[name][ch].get("n", 0)
+        }
+        for name in models
+    }
+    for r in results.values():
+        for s in r.values():
+            s.pop("pit", None)
+    summary = {
+        "test_races": test_races,
+        "train_races": train_races,
+        "scores": results,
+        "beats_every_baseline_on_crps": verdict,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_table(summary)
+    return 0
+
+
+def _print_table(summary: dict) -> None:
+    print(f"test races: {', '.join(summary['test_races'])}")
+    for ch in CHANNELS:
+        print(f"\n{ch}")
+        print(
+            f"  {'method':<28}{'n':>7}{'NLL':>10}{'CRPS':>11}{'cov50':>7}{'cov80':>7}{'cov90':>7}"
+        )
+        for name, r in summary["scores"].items():
+            s = r[ch]
+            if not s.get("n"):
+                print(f"  {name:<28}{0:>7}  (no rows)")
+                continue
+            print(
+                f"  {name:<28}{s['n']:>7}{s['nll']:>10.3f}{s['crps']:>11.4g}"
+                f"{s['coverage_50']:>7.2f}{s['coverage_80']:>7.2f}{s['coverage_90']:>7.2f}"
+            )
+    print(f"\nbeats every baseline on CRPS: {summary['beats_every_baseline_on_crps']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
