@@ -36,7 +36,7 @@ READERS: dict[str, tuple[str, str]] = {
     "lmu_duckdb": ("data.readers.lmu_duckdb", "read_lmu_duckdb"),
 }
 SKIP_NAMES = {"README.md", ".DS_Store"}
-SKIP_SUFFIXES = {".wal", ".md", ".tmp"}
+SKIP_SUFFIXES = {".wal", ".md", ".tmp", ".sqlite-journal", ".sqlite-wal", ".sqlite-shm"}
 
 
 def reader_for(name: str) -> Callable[[Path], ReadResult]:
@@ -64,14 +64,18 @@ def expand(paths: list[str]) -> list[Path]:
     return files
 
 
-def ingest(paths: list[str], db: str | Path, progress: bool = False) -> dict[str, Any]:
-    """Ingest files into the store at ``db``; {'files': {path: counts or {'error': ...}}}."""
+def ingest(
+    paths: list[str], db: str | Path, progress: bool = False, exclude: tuple[Path, ...] = ()
+) -> dict[str, Any]:
+    """Ingest files into the store at ``db``; {'files': {path: counts or {'error': ...}}}.
+
+    The store itself (and any path in ``exclude``) is never read as input."""
     conn = open_store(db)
     report: dict[str, Any] = {}
+    skip = {Path(db).resolve(), *(p.resolve() for p in exclude)}
+    files = [f for f in expand(paths) if f.resolve() not in skip]
     try:
-        for path in tqdm(
-            expand(paths), desc="ingest", unit="file", disable=not progress, file=sys.stderr
-        ):
+        for path in tqdm(files, desc="ingest", unit="file", disable=not progress, file=sys.stderr):
             if not path.exists():
                 report[str(path)] = {"error": f"{path}: no such file"}
                 continue
@@ -137,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     target = Path(args.db)
     db = target.with_name(f".{target.name}.{os.getpid()}.tmp") if args.fresh else target
     try:
-        report = ingest(args.paths, db, progress=not args.json)
+        report = ingest(args.paths, db, progress=not args.json, exclude=(target,))
         if args.fresh:
             os.replace(db, target)
             report["db"] = str(target)

@@ -234,6 +234,9 @@ def write_lmu_session(
         start, lap = end, lap + 1
     # The lap under way when the recording stops.
     pieces["dist"].append((start, 0.0, TRACK_LENGTH_M / lap_time_s))
+    pieces["fuel"].append((start, fuel, -fuel_rate))
+    pieces["energy"].append((start, energy, -energy_rate))
+    wear_pieces.append((start, tuple(wear), tuple(-wear_rate)))
     if stops and math.isinf(stops[-1].exit_s):
         stops.pop()
         pit_windows.pop()
