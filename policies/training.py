@@ -1,0 +1,191 @@
+"""The training loop: collect decisions from :class:`engine.vec_env.RaceVecEnv` into a Tianshou
+replay buffer and update a Tianshou algorithm from it.
+
+Tianshou's own ``Collector`` steps a list of independent environments and resets each as it
+finishes; the race env is instead one batched simulation of ``R`` replicas that start and end
+together, so this loop plays the collector's part: it asks the policy for the waiting
+replicas' actions (with the algorithm's exploration), adds the completed transitions to a
+``VectorReplayBuffer`` with one sub-buffer per replica, and calls ``algorithm.update`` —
+after every generation of races for PPO, every step at ``updates_per_step`` for DQN / IQN.
+
+Checkpoints are taken at generation boundaries and hold everything the run depends on
+(:mod:`policies.checkpoint`), so a resumed run continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tianshou.algorithm import Algorithm
+from tianshou.data import Batch, VectorReplayBuffer
+from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
+
+from engine.vec_env import Decision, RaceVecEnv, Transitions, generation_seed
+from policies.agents import AgentConfig
+from policies.checkpoint import Checkpoint, TrainState, capture_rng, save_checkpoint
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When training stops: whichever limit is reached first, checked between generations."""
+
+    env_steps: int | None = None
+    """Decisions collected."""
+    seconds: float | None = None
+    """Training wall time [s]."""
+
+    def exhausted(self, state: TrainState) -> bool:
+        if self.env_steps is not None and state.env_steps >= self.env_steps:
+            return True
+        return self.seconds is not None and state.wall_s >= self.seconds
+
+
+def masked_batch(obs: np.ndarray, mask: np.ndarray) -> Batch:
+    return Batch(obs=Batch(obs=obs, mask=mask), info=Batch())
+
+
+def _transition_batch(t: Transitions) -> Batch:
+    return Batch(
+        obs=Batch(obs=t.obs, mask=t.mask),
+        act=t.act,
+        rew=t.rew.astype(np.float32),
+        terminated=t.terminated,
+        truncated=np.zeros(len(t), bool),
+        obs_next=Batch(obs=t.obs_next, mask=t.mask_next),
+        info=Batch(),
+    )
+
+
+def epsilon(config: AgentConfig, env_steps: int) -> float:
+    """Linearly decaying exploration of the Q-learning agents."""
+    frac = min(1.0, env_steps / max(config.eps_decay_steps, 1))
+    return config.eps_start + frac * (config.eps_end - config.eps_start)
+
+
+def act(algorithm: Algorithm, config: AgentConfig, dec: Decision, env_steps: int) -> np.ndarray:
+    """Exploring actions for the waiting replicas (samples for PPO, epsilon-greedy for DQN/IQN)."""
+    policy: Any = algorithm.policy
+    batch = masked_batch(dec.obs, dec.mask)
+    with torch.no_grad(), policy_within_training_step(policy), torch_train_mode(policy, False):
+        if config.on_policy:
+            return np.asarray(policy(batch).act, dtype=np.int64)
+        policy.set_eps_training(epsilon(config, env_steps))
+        acts = np.asarray(policy(batch).act, dtype=np.int64)
+        return np.asarray(policy.add_exploration_noise(acts, batch), dtype=np.int64)
+
+
+def make_buffer(config: AgentConfig, env: RaceVecEnv, max_decisions: int) -> VectorReplayBuffer:
+    """One sub-buffer per replica: a whole generation for PPO, ``buffer_size`` in all otherwise."""
+    if config.on_policy:
+        size = env.replicas * max_decisions
+    else:
+        size = max(config.buffer_size, env.replicas * max_decisions)
+    return VectorReplayBuffer(size, env.replicas)
+
+
+def max_decisions(env: RaceVecEnv) -> int:
+    """Upper bound on one replica's decisions in a race (every lap under a safety car)."""
+    s = env.scenario
+    entry = s.entries[s.entry_index(env.car)]
+    if s.race.laps is not None:
+        return int(s.race.laps) + 8
+    return int(1.2 * env.encoder.race_s / entry.ref_lap_time_s) + 8
+
+
+def train(
+    env: RaceVecEnv,
+    algorithm: Algorithm,
+    config: AgentConfig,
+    *,
+    seed: int,
+    budget: Budget,
+    state: TrainState | None = None,
+    buffer: VectorReplayBuffer | None = None,
+    checkpoint_path: Path | None = None,
+    scenario_label: str = "",
+    on_generation: Callable[[TrainState, dict[str, float]], None] | None = None,
+) -> tuple[TrainState, VectorReplayBuffer]:
+    """Train until ``budget`` is spent; checkpoint after every generation when a path is given.
+
+    ``state`` and ``buffer`` continue a run restored from a checkpoint (restore its RNG
+    states first). ``on_generation`` receives the counters and that generation's figures
+    (for progress bars and TensorBoard).
+    """
+    state = state or TrainState()
+    buffer = buffer or make_buffer(config, env, max_decisions(env))
+    policy: Any = algorithm.policy
+    while not budget.exhausted(state):
+        started = time.perf_counter()
+        env.episodes_finished = []
+        dec: Decision | None = env.reset(generation_seed(seed, state.generation))
+        losses: list[float] = []
+        steps = 0
+        illegal = 0
+        while dec is not None:
+            acts = act(algorithm, config, dec, state.env_steps)
+            trans, dec = env.step(acts)
+            if len(trans):
+                buffer.add(_transition_batch(trans), buffer_ids=trans.ids)
+            steps += len(dec.ids) if dec is not None else 0
+            state.env_steps += len(acts)
+            illegal += int(trans.illegal.sum())
+            if not config.on_policy and len(buffer) >= config.minibatch:
+                state.update_credit += config.updates_per_step * len(acts)
+                with policy_within_training_step(policy):
+                    while state.update_credit >= 1.0:
+                        stats = algorithm.update(buffer, sample_size=config.minibatch)
+                        losses.append(float(stats.get_loss_stats_dict().get("loss", np.nan)))
+                        state.gradient_steps += 1
+                        state.update_credit -= 1.0
+        if config.on_policy:
+            with policy_within_training_step(policy):
+                stats = algorithm.update(
+                    buffer, batch_size=config.minibatch, repeat=config.ppo_epochs
+                )
+            losses.append(float(stats.get_loss_stats_dict().get("loss/mean", np.nan)))
+            state.gradient_steps += int(getattr(stats, "gradient_steps", 0))
+            buffer.reset()
+        finished = np.asarray(env.episodes_finished, dtype=np.float64)
+        state.episodes += int(finished.shape[0])
+        state.generation += 1
+        state.wall_s += time.perf_counter() - started
+        figures = {
+            "env_steps": float(state.env_steps),
+            "outcome_mean": float(finished.mean()) if finished.size else float("nan"),
+            "loss": float(np.nanmean(losses)) if losses else float("nan"),
+            "illegal_frac": illegal / max(steps, 1),
+            "wall_s": state.wall_s,
+        }
+        state.history.append(figures)
+        if checkpoint_path is not None:
+            save_checkpoint(
+                checkpoint_path,
+                Checkpoint(
+                    algorithm=algorithm,
+                    config=config,
+                    encoder=env.encoder,
+                    reward=env.reward,
+                    scenario=scenario_label or env.scenario.name,
+                    car=env.car,
+                    seed=seed,
+                    state=state,
+                    buffer=None if config.on_policy else buffer,
+                    rng=capture_rng(),
+                    target_iter=int(getattr(algorithm, "_iter", 0)),
+                ),
+            )
+        if on_generation is not None:
+            on_generation(state, figures)
+    return state, buffer
+
+
+def torch_threads(n: int | None) -> None:
+    """Limit torch's intra-op threads (the machine is small and shared)."""
+    if n is not None:
+        torch.set_num_threads(n)
