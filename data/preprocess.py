@@ -39,7 +39,10 @@ class LapPreprocessor:
         train = arrays.subset(train_rows)
         if len(train) == 0:
             raise ValueError("no training rows to fit the preprocessor on")
-        self.scaler = StandardScaler().fit(self._numeric(train))
+        num = self._numeric(train)
+        # A column the training rows never have is left unscaled (mean 0, scale 1).
+        num[:, np.isnan(num).all(axis=0)] = 0.0
+        self.scaler = StandardScaler().fit(num)
         if self.categorical:
             self.encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(
                 self._categorical(train)
@@ -94,7 +97,10 @@ class LapPreprocessor:
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> LapPreprocessor:
-        obj = joblib.load(io.BytesIO(blob))
+        try:
+            obj = joblib.load(io.BytesIO(blob))
+        except Exception as e:  # joblib / pickle raise many kinds on foreign bytes
+            raise ValueError(f"not a saved LapPreprocessor: {type(e).__name__}: {e}") from e
         if not isinstance(obj, dict) or obj.get("format") != FORMAT:
             raise ValueError(f"not a saved LapPreprocessor (expected format {FORMAT})")
         return obj["preprocessor"]
