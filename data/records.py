@@ -30,7 +30,11 @@ class CarRecord:
 
     def add_driver(self, name: str, number: int | None = None) -> None:
         """Add a driver once (names are unique within a car)."""
-        if name and all(name != known for known, _ in self.drivers):
+        if (
+            name
+            and (not self.drivers or self.drivers[-1][0] != name)
+            and all(name != known for known, _ in self.drivers)
+        ):
             self.drivers.append((name, number))
 
 

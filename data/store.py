@@ -84,10 +84,6 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _or(value: Any, default: Any) -> Any:
-    return default if value is None else value
-
-
 def _insert_rows(
     conn: sqlite3.Connection,
     table: str,
@@ -117,14 +113,19 @@ def _insert_rows(
             return refs["driver"].get(f"{row['car']}\x00{val}")
         return refs[key].get(val)
 
+    defaults = [(k, allowed[k]) for k in keys]
+    isfinite = math.isfinite
+
+    def values(r: Row) -> tuple[Any, ...]:
+        # NULL (or the column's default) for a missing value, NaN or an infinity.
+        get = r.get
+        return tuple(
+            d if (v := get(k)) is None or (type(v) is float and not isfinite(v)) else v
+            for k, d in defaults
+        )
+
     conn.executemany(
-        sql,
-        (
-            fixed_vals
-            + tuple(_or(_clean(r.get(k)), allowed[k]) for k in keys)
-            + tuple(ref(k, r) for k in ref_keys)
-            for r in rows
-        ),
+        sql, (fixed_vals + values(r) + tuple(ref(k, r) for k in ref_keys) for r in rows)
     )
 
 
