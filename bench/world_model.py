@@ -1,0 +1,108 @@
+"""Throughput of LapModel.sample: car-laps per second at several batch sizes and threads.
+
+``python bench/world_model.py [--model default|parametric|FILE] [--json]`` times
+``sample`` under ``torch.inference_mode`` at batch 1, 64, 4,096 and 65,536 rows with 1 and 2
+intra-op threads (each row its own ensemble member, as the engine's replicas are) and prints
+car-laps per second with the machine's core count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+# Run as a script, this file's folder comes first on sys.path and its name would shadow the
+# world_model package: drop the folder so the package imports.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+from world_model.interface import LapConditions, LapModel
+from world_model.loading import load
+
+BATCHES = (1, 64, 4_096, 65_536)
+
+
+def random_conditions(n: int, generator: torch.Generator) -> LapConditions:
+    """Plausible engine conditions for ``n`` car-laps (a mixed field mid-stint)."""
+    u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=generator)  # noqa: E731
+    i = lambda hi: torch.randint(hi, (n,), generator=generator)  # noqa: E731
+    return LapConditions(
+        ref_lap_time_s=u(200.0, 240.0),
+        ref_fuel_per_lap=u(0.06, 0.09),
+        ref_energy_per_lap=u(0.06, 0.09),
+        ref_wear_per_lap=u(0.01, 0.03),
+        fuel=u(0.05, 1.0),
+        energy=u(0.05, 1.0),
+        tread=u(0.3, 1.0).unsqueeze(1).expand(-1, 4).contiguous(),
+        tyre_age_laps=u(0.0, 40.0),
+        compound=i(3),
+        tyre_temp_c=u(60.0, 100.0),
+        damage=torch.zeros(n),
+        stint_time_s=u(0.0, 3000.0),
+        pace_mode=i(3),
+        class_index=i(3),
+        driver_skill=u(-1.0, 1.0),
+        flag=torch.zeros(n, dtype=torch.int64),
+        wetness=torch.zeros(n),
+        track_temp_c=u(20.0, 40.0),
+        night=u(0.0, 1.0).round(),
+        traffic=i(4).float(),
+        out_lap=torch.zeros(n),
+    )
+
+
+def time_sample(model: LapModel, n: int, threads: int, min_seconds: float) -> float:
+    """Car-laps per second of ``model.sample`` on ``n`` rows with ``threads`` threads."""
+    torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+    cond = random_conditions(n, gen)
+    member = torch.arange(n)
+    with torch.inference_mode():
+        model.sample(cond, gen, member)  # warm-up
+        calls, start = 0, time.perf_counter()
+        while True:
+            model.sample(cond, gen, member)
+            calls += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds and calls >= 3:
+                return calls * n / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python bench/world_model.py", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--model", default="default", help="'default', 'parametric' or a checkpoint")
+    p.add_argument("--min-seconds", type=float, default=0.5, help="time spent per measurement [s]")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    args = p.parse_args(argv)
+    model = load(args.model)
+    figures = {
+        f"batch_{n}_threads_{t}": time_sample(model, n, t, args.min_seconds)
+        for t in (1, 2)
+        for n in BATCHES
+    }
+    result = {
+        "model": args.model,
+        "model_class": type(model).__name__,
+        "cpu_count": os.cpu_count(),
+        "unit": "car-laps/s",
+        **{k: round(v) for k, v in figures.items()},
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{type(model).__name__} ({args.model}), {os.cpu_count()} cores, car-laps/s:")
+        for k, v in figures.items():
+            print(f"  {k:<28}{v:>14,.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
