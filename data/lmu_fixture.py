@@ -156,6 +156,9 @@ def write_lmu_session(
         path.unlink()
     rng = np.random.default_rng(seed)
     t_end = t0_s + duration_s
+    # Flags and impacts of the schedule that fall inside the recording.
+    fcy = tuple((a, min(b, t_end)) for a, b in fcy if a < t_end)
+    impacts = tuple((t, m) for t, m in impacts if t < t_end)
 
     # Lap schedule: crossings, pit windows, fuel / energy / wear as piecewise-linear pieces.
     laps: list[FixtureLap] = []
@@ -441,3 +444,40 @@ def _write_events(
         if events[name]:
             marks = ", ".join("?" * (5 if wheel else 2))
             con.executemany(f'INSERT INTO "{name}" VALUES ({marks})', sorted(events[name]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m data.lmu_fixture OUT.duckdb``: write a synthetic LMU session (a sample)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m data.lmu_fixture",
+        description="Write a synthetic Le Mans Ultimate telemetry session in LMU's DuckDB layout"
+        " (a sample to try the ingest command on; no real recording is public).",
+    )
+    parser.add_argument("out", type=Path, help="the .duckdb file to write (replaced if present)")
+    parser.add_argument("--hours", type=float, default=1.0, help="session length [h] (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the lap-time variation")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    args = parser.parse_args(argv)
+    truth = write_lmu_session(args.out, duration_s=3600.0 * args.hours, seed=args.seed)
+    facts = {
+        "path": str(truth.path),
+        "laps": len(truth.laps),
+        "pit_stops": len(truth.stops),
+        "samples": truth.samples,
+    }
+    if args.json:
+        print(json.dumps(facts))
+    else:
+        print(
+            f"wrote {truth.path}: {facts['laps']} laps, {facts['pit_stops']} pit stops,"
+            f" {truth.samples:,} samples",
+            file=sys.stdout,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

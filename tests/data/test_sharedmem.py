@@ -139,3 +139,46 @@ def test_states_sqlite_two_races(shared_data: Path) -> None:
         assert s.laps[stop["lap"] - 1]["pit_in"] == 1 and s.laps[stop["lap"]]["pit_out"] == 1
         temps = [x["tyre_temp_c"] for x in s.state_samples]
         assert min(temps) > 0.0 and max(temps) < 250.0  # kelvin converted
+
+
+def _telemetry(
+    et: float, lap: int, lap_start: float, fuel: float, wear: float, impact_et: float = 0.0
+) -> dict:
+    wheel = {"mWear": wear, "mTemperature": [353.15, 353.15, 353.15]}
+    return {
+        "Type": "TelemInfoV01",
+        "mID": 0,
+        "mVehicleName": "Team 2025 #12:LM",
+        "mElapsedTime": et,
+        "mLapNumber": lap,
+        "mLapStartET": lap_start,
+        "mFuel": fuel,
+        "mFuelCapacity": 100.0,
+        "mWheel": [wheel, wheel, wheel, wheel],
+        "mFrontTireCompoundName": "Medium",
+        "mDentSeverity": [0, 1, 0, 0, 0, 0, 0, 0],
+        "mLastImpactET": impact_et,
+    }
+
+
+def test_fuel_and_wear_at_each_line_crossing_from_telemetry(tmp_path: Path) -> None:
+    recs = [
+        _telemetry(10.0, 1, 10.0, 90.0, 1.0),
+        _telemetry(50.0, 1, 10.0, 88.0, 0.99, impact_et=45.0),
+        _telemetry(110.0, 2, 110.0, 86.0, 0.98, impact_et=45.0),
+        _telemetry(150.0, 2, 110.0, 85.0, 0.975),
+        _telemetry(205.0, 3, 205.0, 83.0, 0.96),
+    ]
+    path = tmp_path / "tel.json"
+    path.write_text(json.dumps(recs), encoding="utf-8")
+    (s,) = read_sharedmem_json(path).sessions
+    laps = {r["lap"]: r for r in s.laps}
+    assert sorted(laps) == [1, 2]
+    assert laps[1]["lap_time_s"] == 100.0 and laps[2]["lap_time_s"] == 95.0
+    assert laps[1]["fuel_end"] == pytest.approx(0.86) and laps[2]["fuel_start"] == pytest.approx(
+        0.86
+    )
+    assert laps[2]["tread_rr"] == pytest.approx(0.96) and laps[1]["compound"] == 1
+    assert laps[1]["impacts"] == 1 and laps[2]["impacts"] == 0
+    assert laps[1]["tyre_temp_c"] == pytest.approx(80.0) and laps[1]["damage"] == 0.5
+    assert s.cars["12"].fuel_capacity_l == 100.0 and len(s.state_samples) == 5
