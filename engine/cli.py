@@ -13,6 +13,8 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     # name: (module with main(argv) -> int, one-line description)
     "ingest": ("data.ingest", "read telemetry / timing files into the SQLite lap store"),
+    "evaluate": ("engine.evaluate", "compare strategies by Monte Carlo on common random numbers"),
+    "whatif": ("engine.whatif", "what-if: forced events, rule changes, decisions mid-race"),
 }
 
 

@@ -109,6 +109,7 @@ def evaluate(
     *,
     car: str | None = None,
     precision: float | None = None,
+    min_replicas: int = 32,
     backend: Backend | None = None,
     chunk_replicas: int = DEFAULT_CHUNK_REPLICAS,
     forced: Sequence[ForcedEvent] = (),
@@ -121,8 +122,10 @@ def evaluate(
 ) -> Evaluation:
     """Run every strategy on the same chunks of ``seed`` and compare them for ``car``.
 
-    With ``precision`` it stops after the first round of chunks where every interval
-    half-width on mean class position is below it (``replicas`` is then the maximum). A
+    With ``precision`` it stops after the first round of chunks, once at least
+    ``min_replicas`` races ran, where every interval half-width on mean class position is
+    below it (``replicas`` is then the maximum; the minimum guards against the zero-width
+    intervals of a few identical races). A
     KeyboardInterrupt stops it too, keeping every chunk that finished for all strategies.
     """
     if not strategies:
@@ -150,7 +153,10 @@ def evaluate(
     try:
         next_chunk = 0
         while next_chunk < len(sizes):
-            round_chunks = range(next_chunk, min(len(sizes), next_chunk + backend.parallelism))
+            # Without a precision target every chunk goes at once (no idle workers between
+            # rounds); with one, a round is as many chunks as run in parallel.
+            step = len(sizes) if precision is None else backend.parallelism
+            round_chunks = range(next_chunk, min(len(sizes), next_chunk + step))
             keys = [(k, s) for k in round_chunks for s in range(len(labels))]
             jobs = [
                 ChunkJob(
@@ -175,7 +181,7 @@ def evaluate(
             if precision is not None and next_chunk < len(sizes):
                 joined = _join(done, complete_chunks(), len(labels))
                 if (
-                    len(joined[0]) >= 2
+                    len(joined[0]) >= max(2, min_replicas)
                     and _widest_class_position_half_width(joined, confidence) < precision
                 ):
                     stop_reason = "precision"
@@ -298,6 +304,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "each paired difference) is below W positions",
     )
     parser.add_argument(
+        "--min-replicas",
+        type=int,
+        default=32,
+        help="with --precision: races per strategy before it may stop (default 32)",
+    )
+    parser.add_argument(
         "--chunk-replicas",
         type=int,
         default=DEFAULT_CHUNK_REPLICAS,
@@ -365,6 +377,7 @@ def run_and_report(
             args.seed,
             car=args.car,
             precision=args.precision,
+            min_replicas=args.min_replicas,
             backend=backend,
             chunk_replicas=args.chunk_replicas,
             forced=forced,
@@ -380,6 +393,7 @@ def run_and_report(
     summary["races_per_s"] = ev.races_per_s
     summary["chunk_replicas"] = ev.chunk_replicas
     summary["backend"] = args.backend
+    summary["cores"] = os.cpu_count()
     if args.out_json:
         write_atomic(args.out_json, json.dumps(summary, indent=2) + "\n")
     if args.csv:

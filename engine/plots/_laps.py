@@ -23,13 +23,14 @@ TREAD_COLUMNS = ("tread_fl", "tread_fr", "tread_rl", "tread_rr")
 
 
 def race_laps(result: RaceResult, replica: int) -> dict[str, np.ndarray]:
-    """The laps of one replica, every column sorted by (car, lap)."""
+    """The laps of row ``replica`` of ``result``, every column sorted by (car, lap)."""
     if result.laps is None:
         raise ValueError("the race has no lap records; simulate with record_laps=True")
     if not 0 <= replica < result.replicas:
         raise ValueError(f"replica {replica} is not in 0..{result.replicas - 1}")
     laps = result.laps
-    rows = np.flatnonzero(np.asarray(laps["replica"]) == replica)
+    # lap records carry the global replica index (a chunk's rows start at first_replica)
+    rows = np.flatnonzero(np.asarray(laps["replica"]) == result.first_replica + replica)
     order = np.lexsort((np.asarray(laps["lap"])[rows], np.asarray(laps["car"])[rows]))
     rows = rows[order]
     return {k: np.asarray(v)[rows] for k, v in laps.items()}

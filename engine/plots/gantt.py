@@ -77,10 +77,11 @@ def strategy_gantt(
         if t.size:
             changes_seen = True
             ax.plot(t / HOUR_S, np.full(t.shape, y + 0.42), "v", color="black", markersize=5)
-    labels = [f"#{numbers[c]} {result.car_classes[c]}" for c in order]
-    ax.set_yticks(range(len(order))[::-1], labels)
+    # tick y = len - 1 - row: the bottom tick is the last finisher, the top one the winner
+    bottom_up = order[::-1]
+    ax.set_yticks(range(len(order)), [f"#{numbers[c]} {result.car_classes[c]}" for c in bottom_up])
     if focus is not None and focus in numbers and numbers.index(focus) in order:
-        ax.get_yticklabels()[order.index(numbers.index(focus))].set_fontweight("bold")
+        ax.get_yticklabels()[bottom_up.index(numbers.index(focus))].set_fontweight("bold")
     ax.set_xlabel("race time [h]")
     ax.set_ylabel("car (finishing order)")
     strategy = ""

@@ -1,0 +1,455 @@
+"""What-if scripting: change the race, force events, start mid-race, compare decisions.
+
+A strategist's notebook, one immutable :class:`WhatIf` per question::
+
+    from engine.whatif import WhatIf
+
+    w = (
+        WhatIf.load("test_race", replicas=16, seed=7)
+        .change(**{"rules.min_pit_time_s": 30.0})   # a rule
+        .pace("2", factor=0.995)                     # car 2 half a percent quicker
+        .force("sc@12m", "rain@15m-25m", "puncture:1@lap8")
+    )
+    result = w.compare(["fuel-reserve", "fixed:laps=5"])
+    print(result.table())
+
+Every candidate runs on the same random numbers, so differences are paired. From a race
+state (a :class:`~engine.race.RaceSnapshot` taken from a simulated race or loaded from JSON),
+:meth:`WhatIf.decisions` builds "pit now" / "stay out N laps" candidates for the focus car.
+
+The command line does the same: ``stintsim whatif SCENARIO --force "sc@3h12m" --force
+"rain@14h-17h" [--from-state FILE] --strategy A --strategy B --replicas N --seed S``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from engine.actions import ACTION_TABLE, Fuel, Tyres, action_index
+from engine.evaluate import (
+    Evaluation,
+    add_run_arguments,
+    evaluate,
+    focus_car,
+    run_and_report,
+    sample_races,
+)
+from engine.forcing import ForcingError, format_event, parse_event
+from events.interface import ForcedEvent
+from world_model.interface import PaceMode
+
+if TYPE_CHECKING:
+    from engine.backends import Backend
+    from engine.race import RaceResult, RaceSnapshot
+    from engine.scenario import Scenario
+    from engine.strategy import Observation, Strategy
+    from events.interface import EventModel
+    from world_model.interface import LapModel
+
+_STAY_OUT = action_index(PaceMode.NORMAL, pit=False)
+
+
+@dataclass
+class PitAfter:
+    """A candidate decision for one car: stop at the line where it has completed ``pit_lap``
+    laps (with ``fuel``, ``tyres`` and ``driver_change``), and follow ``then`` (a strategy
+    spec or object) everywhere else.
+
+    With ``hold`` it stays out before the stop whenever staying out is legal (when it is not,
+    say the tank cannot make another lap, it defers to ``then``): "stay out N laps, then pit".
+    Without, ``then`` decides before the stop too: "``then`` plus one extra stop". If the
+    requested stop is illegal it makes the first legal stop with a full tank instead.
+    """
+
+    pit_lap: int
+    """Laps completed at the line where the car pits (``Observation.lap``)."""
+    then: str | Strategy
+    fuel: Fuel = Fuel.FULL
+    tyres: Tyres = Tyres.FOUR_MEDIUM
+    driver_change: bool = False
+    hold: bool = True
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        from engine.baselines import make_strategy
+
+        self._then = make_strategy(self.then) if isinstance(self.then, str) else self.then
+        self._pit = action_index(
+            PaceMode.NORMAL,
+            pit=True,
+            fuel=self.fuel,
+            tyres=self.tyres,
+            driver_change=self.driver_change,
+        )
+        if not self.name:
+            self.name = f"pit@lap{self.pit_lap}"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # ship the spec, not the built strategy (Ray workers rebuild it)
+        state = dict(self.__dict__)
+        state.pop("_then", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
+
+    def decide(
+        self, obs: Observation, legal: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        actions = self._then.decide(obs, legal, generator).clone()
+        lap = obs.lap.round().long()
+        if self.hold:
+            before = (lap < self.pit_lap) & legal[:, _STAY_OUT]
+            actions[before] = _STAY_OUT
+        at = lap == self.pit_lap
+        if bool(at.any()):
+            full_stops = legal & ACTION_TABLE.pit & (ACTION_TABLE.fuel == int(Fuel.FULL))
+            first_full = torch.where(
+                full_stops.any(dim=1), full_stops.long().argmax(dim=1), actions
+            )
+            wanted = torch.where(
+                legal[:, self._pit], torch.full_like(actions, self._pit), first_full
+            )
+            actions[at] = wanted[at]
+        return actions
+
+
+@dataclass(frozen=True)
+class WhatIfResult:
+    """The answer to a what-if: the evaluation with its table and JSON."""
+
+    evaluation: Evaluation
+
+    @property
+    def comparison(self):
+        return self.evaluation.comparison
+
+    @property
+    def outcomes(self):
+        return self.evaluation.outcomes
+
+    def table(self) -> str:
+        from engine.report import format_table
+
+        return format_table(self.evaluation.comparison)
+
+    def to_dict(self) -> dict:
+        return self.evaluation.comparison.to_dict()
+
+    def difference(self, candidate: str, metric: str = "class_position"):
+        """The paired interval of ``candidate`` minus the first strategy on ``metric``."""
+        for d in self.evaluation.comparison.differences:
+            if d.candidate == candidate:
+                return d.metrics[metric]
+        raise KeyError(f"no candidate {candidate!r}")
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """One what-if question: a scenario with changes, forced events and a start state."""
+
+    scenario: Scenario
+    replicas: int = 64
+    seed: int = 0
+    car: str | None = None
+    """Race number the candidates drive (default: the scenario's focus car)."""
+    forced: tuple[ForcedEvent, ...] = ()
+    start: RaceSnapshot | None = None
+    chunk_replicas: int = 64
+    lap_model: LapModel | None = None
+    event_model: EventModel | None = None
+
+    @classmethod
+    def load(
+        cls, scenario: str | Path | Scenario, *, replicas: int = 64, seed: int = 0, **kw: Any
+    ) -> WhatIf:
+        """A what-if on a shipped scenario name, a TOML path or a loaded scenario."""
+        from engine.scenario import load_scenario
+
+        s = scenario if not isinstance(scenario, str | Path) else load_scenario(scenario)
+        return cls(scenario=s, replicas=replicas, seed=seed, **kw)
+
+    @property
+    def focus(self) -> str:
+        return focus_car(self.scenario, self.car)
+
+    def with_(self, **fields: Any) -> WhatIf:
+        """A copy with settings changed (``replicas``, ``seed``, ``car`` ...)."""
+        return dataclasses.replace(self, **fields)
+
+    def change(self, **dotted_changes: Any) -> WhatIf:
+        """A copy with scenario fields changed by dotted path (see ``scenario_with``), e.g.
+        ``change(**{"rules.min_pit_time_s": 40, "events.weather": False})``."""
+        from engine.scenario import scenario_with
+
+        return self.with_(scenario=scenario_with(self.scenario, **dotted_changes))
+
+    def pace(
+        self, car: str, *, factor: float | None = None, lap_time_s: float | None = None
+    ) -> WhatIf:
+        """A copy where ``car``'s reference lap time is multiplied by ``factor`` (0.99: one
+        percent quicker) or set to ``lap_time_s`` [s]."""
+        if (factor is None) == (lap_time_s is None):
+            raise ValueError("give exactly one of factor and lap_time_s")
+        entry = self.scenario.entries[self.scenario.entry_index(car)]
+        new = lap_time_s if lap_time_s is not None else entry.ref_lap_time_s * factor
+        return self.change(**{f"entries.{car}.ref_lap_time_s": float(new)})
+
+    def force(self, *events: str | ForcedEvent) -> WhatIf:
+        """A copy with events forced on every race: script text (``"sc@3h12m"``,
+        ``"rain@14h-17h"``, ``"puncture:7@lap120"``, see :mod:`engine.forcing`) or events."""
+        parsed = tuple(parse_event(e) if isinstance(e, str) else e for e in events)
+        numbers = {e.number for e in self.scenario.entries}
+        for e in parsed:
+            if e.car is not None and e.car not in numbers:
+                raise ForcingError(f"{format_event(e)}: car {e.car!r} is not an entry")
+        return self.with_(forced=self.forced + parsed)
+
+    def start_from(self, state: RaceSnapshot | str | Path) -> WhatIf:
+        """A copy whose races start from a race state (a snapshot or its JSON file)."""
+        from engine.race import RaceSnapshot
+
+        snap = state if not isinstance(state, str | Path) else RaceSnapshot.load(state)
+        return self.with_(start=snap)
+
+    def snapshot(
+        self, at_lap: int, strategy: str | Strategy | None = None, replica: int = 0
+    ) -> RaceSnapshot:
+        """Run the race (with the forced events so far) until the focus car completes lap
+        ``at_lap`` and return that moment's state in race ``replica``; the focus car drives
+        ``strategy`` (default its scenario strategy), the others their defaults."""
+        from engine.baselines import make_strategy
+        from engine.race import RaceSim, StrategyAssignment
+
+        car = self.focus
+        spec = strategy or self.scenario.entries[self.scenario.entry_index(car)].strategy
+        strat = make_strategy(spec) if isinstance(spec, str) else spec
+        sim = RaceSim(
+            self.scenario,
+            StrategyAssignment(default=None, per_car={}),
+            replica + 1,
+            self.seed,
+            controlled_car=car,
+            lap_model=self.lap_model,
+            event_model=self.event_model,
+            forced=self.forced,
+            start=self.start,
+        )
+        generator = torch.Generator().manual_seed(self.seed)
+        while (point := sim.advance()) is not None:
+            rows = point.replicas == replica
+            if bool(rows.any()) and int(point.obs.lap[rows][0].round()) >= at_lap:
+                return sim.snapshot(replica)
+            sim.act(point.replicas, strat.decide(point.obs, point.legal, generator))
+        raise ValueError(f"car #{car} did not complete lap {at_lap} in race {replica}")
+
+    def decisions(
+        self,
+        pit_after: Sequence[int],
+        *,
+        then: str | Strategy | None = None,
+        tyres: Tyres = Tyres.FOUR_MEDIUM,
+        driver_change: bool = False,
+    ) -> list[PitAfter]:
+        """Candidates "stay out k more laps, then pit" for each k of ``pit_after`` from the
+        start state, then ``then`` (default the car's scenario strategy).
+
+        The state's own line crossing is behind it (its decision was taken), so k = 0,
+        "pit now", stops at the next crossing: lap ``laps completed + 1``.
+        """
+        if self.start is None:
+            raise ValueError("decisions need a start state: use start_from(...) first")
+        car = self.focus
+        lap0 = snapshot_lap(self.start, self.scenario, car)
+        base = then or self.scenario.entries[self.scenario.entry_index(car)].strategy
+        return [
+            PitAfter(
+                lap0 + 1 + k,
+                base,
+                tyres=tyres,
+                driver_change=driver_change,
+                name="pit now" if k == 0 else f"stay out {k}",
+            )
+            for k in pit_after
+        ]
+
+    def compare(
+        self,
+        strategies: Sequence[str | Strategy],
+        *,
+        precision: float | None = None,
+        backend: Backend | None = None,
+        progress: bool = False,
+    ) -> WhatIfResult:
+        """Every candidate for the focus car on common random numbers; the first is the
+        baseline of the paired differences."""
+        ev = evaluate(
+            self.scenario,
+            strategies,
+            self.replicas,
+            self.seed,
+            car=self.car,
+            precision=precision,
+            backend=backend,
+            chunk_replicas=self.chunk_replicas,
+            forced=self.forced,
+            start=self.start,
+            lap_model=self.lap_model,
+            event_model=self.event_model,
+            progress=progress,
+            forced_text=[format_event(e) for e in self.forced],
+        )
+        return WhatIfResult(ev)
+
+    def races(
+        self, strategies: Sequence[str | Strategy], replicas: int = 4
+    ) -> Mapping[str, RaceResult]:
+        """A few races per candidate with every lap recorded (for plots and inspection)."""
+        return sample_races(
+            self.scenario,
+            strategies,
+            self.seed,
+            car=self.car,
+            replicas=replicas,
+            forced=self.forced,
+            start=self.start,
+            lap_model=self.lap_model,
+            event_model=self.event_model,
+        )
+
+
+def snapshot_lap(snapshot: RaceSnapshot, scenario: Scenario, car: str) -> int:
+    """Laps completed by race number ``car`` in a race state of ``scenario``."""
+    laps = snapshot.state["lap"][0]
+    return int(laps[scenario.entry_index(car)])
+
+
+def _set_value(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected PATH=VALUE, got {text!r}")
+    path, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return path.strip(), value
+
+
+def _pace_value(text: str) -> tuple[str, float]:
+    car, _, factor = text.partition("=")
+    try:
+        return car.strip(), float(factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected CAR=FACTOR, got {text!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m engine.whatif",
+        description="Compare strategies for one car under scripted events, rule or pace "
+        "changes, optionally from a mid-race state, on common random numbers.",
+    )
+    add_run_arguments(parser)
+    parser.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="EVENT",
+        help='force an event on every race: "sc@3h12m", "fcy@5h", "vsc@2h-2h10m", '
+        '"rain@14h-17h" (optionally "x0.6" intensity), "puncture:7@lap120", "failure:51@10h", '
+        '"damage:7@3hx0.5"',
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=_set_value,
+        metavar="PATH=VALUE",
+        help='change a scenario field by dotted path, e.g. "rules.min_pit_time_s=40" or '
+        '"events.weather=false" (VALUE is read as JSON, else as text)',
+    )
+    parser.add_argument(
+        "--pace",
+        action="append",
+        default=[],
+        type=_pace_value,
+        metavar="CAR=FACTOR",
+        help='scale a car\'s reference lap time, e.g. "7=0.995" (0.5 %% quicker)',
+    )
+    parser.add_argument("--from-state", metavar="FILE", help="start every race from this state")
+    parser.add_argument(
+        "--pit-after",
+        action="append",
+        type=int,
+        default=[],
+        metavar="K",
+        help="with --from-state: add the candidate 'stay out K laps, then pit' (0: pit now), "
+        "continuing with the first --strategy",
+    )
+    parser.add_argument(
+        "--save-state",
+        metavar="FILE",
+        help="instead of comparing, run the first --strategy (with the forced events) until "
+        "the car completes --state-lap and save that race state as JSON",
+    )
+    parser.add_argument("--state-lap", type=int, help="lap at which --save-state saves")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        w = WhatIf.load(args.scenario, replicas=args.replicas, seed=args.seed, car=args.car)
+        if args.set:
+            w = w.change(**dict(args.set))
+        for car, factor in args.pace:
+            w = w.pace(car, factor=factor)
+        w = w.force(*args.force)
+        if args.from_state:
+            w = w.start_from(args.from_state)
+        if args.save_state:
+            if args.state_lap is None:
+                raise ValueError("--save-state needs --state-lap")
+            snap = w.snapshot(args.state_lap, args.strategy[0])
+            snap.save(args.save_state)
+            print(
+                f"saved the race state at lap {args.state_lap} to {args.save_state}",
+                file=sys.stderr,
+            )
+            return 0
+        strategies: list[str | Strategy] = list(args.strategy)
+        if args.pit_after:
+            strategies += w.decisions(args.pit_after, then=args.strategy[0])
+    except (OSError, ValueError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    args.strategy = strategies
+    try:
+        return run_and_report(
+            args,
+            w.scenario,
+            forced=w.forced,
+            forced_text=[format_event(e) for e in w.forced],
+            start=w.start,
+            title="what-if",
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:
+        print(f"interrupted: {err}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

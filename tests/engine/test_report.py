@@ -1,0 +1,87 @@
+"""The PDF and HTML reports bundle the table with every figure; the table reads right."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from engine.evaluate import evaluate, main, sample_races
+from engine.montecarlo import Interval
+from engine.report import format_interval, representative_replica, write_report
+from engine.scenario import load_scenario
+
+STRATEGIES = ["fuel-reserve", "fixed:laps=4"]
+
+
+@pytest.fixture(scope="module")
+def run():
+    scenario = load_scenario("test_race")
+    ev = evaluate(scenario, STRATEGIES, 4, seed=5, chunk_replicas=4)
+    races = sample_races(scenario, STRATEGIES, seed=5, replicas=3)
+    return ev, races
+
+
+def test_interval_formatting() -> None:
+    assert format_interval("class_position", Interval(4.123, 3.9, 4.35)) == "4.12 [3.90, 4.35]"
+    assert format_interval("class_win", Interval(0.25, 0.1, 0.5)) == "0.250 [0.100, 0.500]"
+    assert format_interval("laps", Interval(-1.0, -2.0, 0.0), signed=True) == "-1.0 [-2.0, +0.0]"
+    assert format_interval("laps", Interval(17.0, float("nan"), float("nan"))) == "17.0"
+
+
+def test_representative_replica_is_the_median_race(run) -> None:
+    _, races = run
+    first = races["fuel-reserve"]
+    r = representative_replica(races, "1")
+    pos = first.class_position[:, first.car_numbers.index("1")]
+    assert pos[r] == np.sort(pos)[(len(pos) - 1) // 2]
+
+
+def test_pdf_report_has_a_page_per_figure_plus_the_table(run, tmp_path) -> None:
+    ev, races = run
+    path = tmp_path / "report.pdf"
+    captions = write_report(path, ev, races, title="test")
+    # outcomes, Gantt and positions per strategy, one traces page
+    assert captions[0] == "Outcome distributions"
+    assert len(captions) == 1 + 2 * len(STRATEGIES) + 1
+    assert sum(c.startswith("Strategy Gantt") for c in captions) == len(STRATEGIES)
+    data = path.read_bytes()
+    assert data.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type\s*/Page\b", data)) == len(captions) + 1
+    assert not list(tmp_path.glob(".report.pdf.*"))  # no temp file left behind
+
+
+def test_html_report_embeds_every_figure_and_the_table(run, tmp_path) -> None:
+    ev, races = run
+    path = tmp_path / "report.html"
+    captions = write_report(path, ev, races, title="what if")
+    text = path.read_text()
+    assert text.count("<img ") == len(captions)
+    assert all(f"<figcaption>{c}</figcaption>" in text for c in captions if "&" not in c)
+    assert "fixed:laps=4 - fuel-reserve" in text and "CVaR10% class position" in text
+    with pytest.raises(ValueError, match=r"expected a \.pdf or \.html"):
+        write_report(tmp_path / "report.png", ev, races)
+
+
+def test_cli_writes_the_report(tmp_path, capsys) -> None:
+    path = tmp_path / "cmp.html"
+    rc = main(
+        [
+            "test_race",
+            "--strategy",
+            "fuel-reserve",
+            "--replicas",
+            "2",
+            "--chunk-replicas",
+            "2",
+            "--no-progress",
+            "--report",
+            str(path),
+            "--report-races",
+            "2",
+        ]
+    )
+    assert rc == 0
+    assert "races per strategy" in capsys.readouterr().out
+    assert path.read_text().count("<img ") == 4

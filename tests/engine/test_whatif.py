@@ -1,0 +1,193 @@
+"""What-if scripting on the real engine: forced events land where scripted, decisions from a
+race state, the CLI, and the README examples run as written."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.forcing import ForcingError
+from engine.whatif import PitAfter, WhatIf, main, snapshot_lap
+from events.interface import ForcedKind
+from world_model.interface import FlagState
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+# The README's "What-if" examples, verbatim; the test below runs the README's own blocks
+# once README.md carries them, and these until then.
+PYTHON_EXAMPLE = """\
+from engine.whatif import WhatIf
+
+w = (
+    WhatIf.load("test_race", replicas=4, seed=7)
+    .change(**{"rules.min_pit_time_s": 30.0})  # a rule
+    .pace("2", factor=0.995)  # car 2 half a percent quicker
+    .force("sc@12m-15m", "rain@15m-25m", "puncture:1@lap8")
+)
+result = w.compare(["fuel-reserve", "fixed:laps=5"])
+print(result.table())
+print(result.difference("fixed:laps=5", "class_position"))
+
+# From a race state: car 1 has completed 6 laps; pit now, or stay out 2 more laps?
+w.snapshot(at_lap=6).save("state.json")
+here = w.start_from("state.json")
+print(here.compare(here.decisions([0, 2])).table())
+"""
+
+CLI_EXAMPLE = """\
+stintsim whatif test_race --force "sc@12m-15m" --force "rain@15m-25m" \\
+    --strategy fuel-reserve --strategy fixed:laps=5 --replicas 4 --seed 7
+stintsim whatif test_race --strategy fuel-reserve --save-state state.json --state-lap 6 --seed 7
+stintsim whatif test_race --from-state state.json --strategy fuel-reserve \\
+    --pit-after 0 --pit-after 2 --replicas 4 --seed 7 --json
+"""
+
+
+def _readme_examples() -> tuple[list[str], list[str]]:
+    """The ```python and ```bash blocks of README.md's What-if section (empty if none)."""
+    if not README.is_file():
+        return [], []
+    text = README.read_text()
+    m = re.search(r"^#+ .*What-if.*$(?P<body>.*?)(?=^#{1,2} |\Z)", text, re.M | re.S)
+    if not m:
+        return [], []
+    body = m["body"]
+    py = re.findall(r"```python\n(.*?)```", body, re.S)
+    sh = re.findall(r"```(?:bash|sh|console)\n(.*?)```", body, re.S)
+    return py, sh
+
+
+@pytest.fixture(scope="module")
+def base() -> WhatIf:
+    return WhatIf.load("test_race", replicas=2, seed=11).change(**{"events.weather": False})
+
+
+def test_forced_events_appear_where_scripted(base) -> None:
+    w = base.force("sc@10m-14m", "rain@15m-20m", "puncture:1@lap5")
+    races = w.races(["fuel-reserve"], replicas=2)["fuel-reserve"]
+    window = w.scenario.race.window_s
+    # the scripted safety car runs 10-14 minutes in every race (incidents may add others)
+    fp = races.flag_periods
+    scripted = (
+        (fp["kind"] == int(FlagState.SAFETY_CAR))
+        & (np.abs(fp["start_s"] - 600.0) <= window)
+        & (np.abs(fp["end_s"] - 840.0) <= window)
+    )
+    assert sorted(fp["replica"][scripted].tolist()) == [0, 1]
+    laps = races.laps
+    start = laps["race_time_s"] - laps["lap_time_s"]
+    # every lap that overlaps the period well inside it runs under the safety car
+    inside = (laps["race_time_s"] > 600.0 + window) & (start < 840.0 - window)
+    assert inside.any()
+    assert np.all(laps["flag"][inside] == int(FlagState.SAFETY_CAR))
+    # rain, recorded at the line: on every lap that ends well inside 15-20 minutes and on no
+    # lap that ends outside it (the weather model is off: dry otherwise)
+    wet = laps["rain"] > 0
+    t = laps["race_time_s"]
+    assert np.all(wet[(t > 900.0 + window) & (t < 1200.0 - window)])
+    assert not np.any(wet[(t < 900.0 - window) | (t > 1200.0 + window)])
+    assert wet.any()
+    # the puncture hits car 1 during its lap 5 in every race
+    inc = races.incidents
+    car1 = races.car_numbers.index("1")
+    punct = (inc["car"] == car1) & (inc["kind"] == "puncture")
+    assert sorted(inc["replica"][punct].tolist()) == [0, 1]
+    for r in (0, 1):
+        lap5 = (laps["replica"] == r) & (laps["car"] == car1) & (laps["lap"] == 5)
+        when = inc["race_time_s"][punct & (inc["replica"] == r)][0]
+        assert start[lap5][0] - window <= when <= laps["race_time_s"][lap5][0]
+
+
+def test_changes_and_bad_input(base) -> None:
+    faster = base.pace("2", factor=0.99)
+    assert faster.scenario.entries[1].ref_lap_time_s == pytest.approx(100.6 * 0.99)
+    assert base.scenario.entries[1].ref_lap_time_s == pytest.approx(100.6)  # immutable
+    assert base.change(**{"rules.min_pit_time_s": 40}).scenario.rules.min_pit_time_s == 40
+    with pytest.raises(ForcingError, match="car '77' is not an entry"):
+        base.force("puncture:77@lap3")
+    with pytest.raises(ValueError, match="exactly one"):
+        base.pace("2")
+    with pytest.raises(ValueError, match="need a start state"):
+        base.decisions([0])
+
+
+def test_decisions_from_a_race_state(base, tmp_path) -> None:
+    snap = base.snapshot(at_lap=3)
+    path = tmp_path / "state.json"
+    snap.save(path)
+    here = base.start_from(path)
+    assert snapshot_lap(here.start, here.scenario, "1") == 3
+    now, later = here.decisions([0, 1])
+    assert (now.name, later.name) == ("pit now", "stay out 1")
+    # the state's crossing (lap 3) is decided already: "now" is the next one
+    assert isinstance(now, PitAfter) and (now.pit_lap, later.pit_lap) == (4, 5)
+    races = here.races([now, later], replicas=2)
+    car1 = races["pit now"].car_numbers.index("1")
+    for label, stop_lap in (("pit now", 4), ("stay out 1", 5)):
+        laps = races[label].laps
+        mine = laps["car"] == car1
+        assert laps["lap"][mine].min() == 4  # the races go on from lap 3
+        first_stop = [
+            int(laps["lap"][mine & (laps["replica"] == r) & (laps["pit_in"] > 0)].min())
+            for r in (0, 1)
+        ]
+        assert first_stop == [stop_lap, stop_lap], label
+    result = here.compare([now, later])
+    assert [s.label for s in result.comparison.strategies] == ["pit now", "stay out 1"]
+
+
+def test_cli_json_with_forced_events(capsys) -> None:
+    rc = main(
+        [
+            "test_race",
+            "--force",
+            "sc@10m",
+            "--set",
+            "events.weather=false",
+            "--pace",
+            "2=0.99",
+            "--strategy",
+            "fuel-reserve",
+            "--strategy",
+            "fixed:laps=5",
+            "--replicas",
+            "2",
+            "--seed",
+            "3",
+            "--json",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["forced"] == ["sc@10m"] and out["replicas"] == 2
+    assert main(["test_race", "--force", "meteor@1h", "--strategy", "fuel-reserve"]) == 2
+    assert "unknown event kind" in capsys.readouterr().err
+
+
+def test_readme_examples_run(tmp_path, monkeypatch, capsys) -> None:
+    from engine.cli import main as stintsim
+
+    py, sh = _readme_examples()
+    py = py or [PYTHON_EXAMPLE]
+    sh = sh or [CLI_EXAMPLE]
+    monkeypatch.chdir(tmp_path)
+    for block in py:
+        exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+    assert "paired differences" in capsys.readouterr().out
+    for block in sh:
+        for line in block.replace("\\\n", " ").strip().splitlines():
+            argv = shlex.split(line)
+            assert argv[0] == "stintsim", line
+            assert stintsim([*argv[1:], "--no-progress"]) == 0, line
+    assert (tmp_path / "state.json").is_file()
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["replicas"] == 4
+
+
+def test_forced_kinds_reach_the_engine(base) -> None:
+    assert base.force("fcy@5m").forced[0].kind is ForcedKind.FCY
