@@ -170,3 +170,19 @@ CREATE TABLE IF NOT EXISTS state_samples (
     track_temp_c REAL,
     wetness      REAL
 );
+
+-- Indexes on the foreign keys, so deleting a source (re-ingesting a file) finds the child
+-- rows of its sessions, cars and drivers without scanning whole tables.
+CREATE INDEX IF NOT EXISTS sessions_by_source   ON sessions (source_id);
+CREATE INDEX IF NOT EXISTS drivers_by_car       ON drivers (car_id);
+CREATE INDEX IF NOT EXISTS laps_by_car          ON laps (car_id);
+CREATE INDEX IF NOT EXISTS laps_by_driver       ON laps (driver_id);
+CREATE INDEX IF NOT EXISTS pit_stops_by_session ON pit_stops (session_id, car_id, lap);
+CREATE INDEX IF NOT EXISTS pit_stops_by_car     ON pit_stops (car_id);
+CREATE INDEX IF NOT EXISTS flags_by_session     ON flag_periods (session_id, start_s);
+CREATE INDEX IF NOT EXISTS incidents_by_session ON incidents (session_id, race_time_s);
+CREATE INDEX IF NOT EXISTS incidents_by_car     ON incidents (car_id);
+CREATE INDEX IF NOT EXISTS incidents_by_other   ON incidents (other_car_id);
+CREATE INDEX IF NOT EXISTS weather_by_session   ON weather (session_id, race_time_s);
+CREATE INDEX IF NOT EXISTS samples_by_session   ON state_samples (session_id, step);
+CREATE INDEX IF NOT EXISTS samples_by_car       ON state_samples (car_id);
