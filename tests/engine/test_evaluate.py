@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 
@@ -10,11 +11,16 @@ import numpy as np
 import pytest
 
 from engine import evaluate as ev_mod
+from engine.actions import Fuel, Tyres
 from engine.backends import ChunkJob, LocalBackend, run_chunk
+from engine.baselines import make_strategy
 from engine.evaluate import evaluate, main, strategy_labels
 from engine.montecarlo import METRIC_LABELS, Outcomes
+from engine.race import StrategyAssignment, simulate
 from engine.report import CSV_COLUMNS, comparison_csv, format_table
-from engine.scenario import load_scenario
+from engine.scenario import load_scenario, scenario_with
+from engine.whatif import PitAfter
+from world_model.parametric import ParametricLapParams
 
 
 @pytest.fixture(scope="module")
@@ -34,21 +40,66 @@ def test_identical_strategies_differ_by_exactly_zero(scenario) -> None:
     assert strategy_labels(["fixed:laps=5", "fixed:laps=5"]) == ["fixed:laps=5", "fixed:laps=5#2"]
 
 
-def test_chunks_concatenate_to_one_run_and_only_the_focus_car_changes(scenario) -> None:
-    ev = evaluate(scenario, ["fixed:laps=4", "fixed:laps=7"], 5, seed=4, chunk_replicas=2)
+def test_chunks_join_to_one_engine_run_and_only_the_focus_car_changes(scenario) -> None:
+    ev = evaluate(scenario, ["fixed:laps=4"], 5, seed=4, chunk_replicas=2)
     assert ev.comparison.replicas == 5
-    jobs = [
-        ChunkJob(scenario, "1", "fixed:laps=4", 4, chunk=k, replicas=n, chunk_replicas=2)
-        for k, n in enumerate([2, 2, 1])
-    ]
-    direct = Outcomes.concat([Outcomes.from_result(run_chunk(j), "1") for j in jobs])
+    one_call = simulate(
+        scenario,
+        StrategyAssignment(per_car={"1": make_strategy("fixed:laps=4")}),
+        5,
+        4,
+        chunk_replicas=2,
+    )
+    direct = Outcomes.from_result(one_call, "1")
     got = ev.outcomes["fixed:laps=4"]
     for name in vars(direct):
         assert np.array_equal(getattr(direct, name), getattr(got, name)), name
-    # the strategy is applied to the focus car only: the others keep their defaults
-    res = run_chunk(jobs[0])
-    focus = res.car_numbers.index("1")
-    assert res.strategy_names[focus] != res.strategy_names[res.car_numbers.index("2")]
+    # the strategy drives the focus car only: the others keep their scenario defaults
+    assert one_call.strategy_names == ["fixed:laps=4"] + [e.strategy for e in scenario.entries[1:]]
+    job = ChunkJob(scenario, "2", "fixed:laps=4", 4, chunk=0, replicas=1, chunk_replicas=2)
+    assert run_chunk(job).strategy_names[:2] == ["fuel-reserve", "fixed:laps=4"]
+
+
+def _closed_form_race(scenario, noise_scale: float):
+    """Car 1 alone (no traffic), 10 laps, no incidents or weather, a 5 s minimum stop."""
+    alone = dataclasses.replace(scenario, entries=scenario.entries[:1])
+    return scenario_with(
+        alone,
+        **{
+            "race.duration_h": None,
+            "race.laps": 10,
+            "events.incidents": False,
+            "events.weather": False,
+            "noise_scale": noise_scale,
+            "rules.min_pit_time_s": 5.0,
+        },
+    )
+
+
+@pytest.mark.parametrize("noise_scale", [0.0, 1.0])
+def test_an_extra_stop_loses_its_closed_form_time(scenario, noise_scale: float) -> None:
+    """An extra stop that adds no fuel, tyres or driver costs the pit lane's drive-through
+    loss, the minimum stationary time and the parametric model's out-lap penalty."""
+    race = _closed_form_race(scenario, noise_scale)
+    base = "fuel-reserve"  # stops once, at lap 6, and has fuel to finish from there
+    extra = PitAfter(8, base, fuel=Fuel.TO_FINISH, tyres=Tyres.KEEP, hold=False, name="extra")
+    ev = evaluate(race, [base, extra], 16, seed=1, chunk_replicas=16)
+    entry = race.entries[0]
+    out_lap_s = ParametricLapParams().out_lap_time * entry.ref_lap_time_s
+    expected_s = race.track.pit_lane_loss_s + race.rules.min_pit_time_s + out_lap_s
+    d = ev.comparison.differences[0].metrics
+    assert d["pit_stops"].estimate == 1.0 and d["laps"].estimate == 0.0
+    assert d["pit_time_s"].estimate == pytest.approx(
+        race.track.pit_lane_loss_s + race.rules.min_pit_time_s, abs=1e-3
+    )
+    lost = d["finish_time_s"]
+    tol = 1e-3  # float32 lap times summed over a race
+    assert lost.low - tol <= expected_s <= lost.high + tol
+    if noise_scale == 0.0:  # deterministic laps: every replica loses exactly that
+        assert lost.estimate == pytest.approx(expected_s, abs=tol)
+        assert lost.high - lost.low < tol
+    else:  # lap noise spreads it, pairing keeps the interval tight
+        assert 0.0 < lost.half_width < 1.0
 
 
 def test_summary_figures_match_the_outcomes(scenario) -> None:
