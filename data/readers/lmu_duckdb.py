@@ -101,7 +101,7 @@ class _Reader:
         if len(ts) > 1 and np.any(np.diff(ts) < 0):
             k = int(np.argmax(np.diff(ts) < 0)) + 1
             self.warnings.append(
-                f"table {name!r}, row {k}: ts {ts[k]} earlier than the row before; sorted"
+                f'table "{name}", row {k}: ts {ts[k]} earlier than the row before; sorted'
             )
             order = np.argsort(ts, kind="stable")
             ts, vals = ts[order], vals[order]

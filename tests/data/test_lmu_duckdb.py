@@ -164,3 +164,30 @@ def test_leftover_wal_and_locked_file(tmp_path: Path) -> None:
         holder.wait()
     time.sleep(0.1)
     assert read_lmu_duckdb(truth.path).sessions[0].laps
+
+
+def test_bad_lap_times_duplicates_and_out_of_order_events(tmp_path: Path) -> None:
+    truth = write_lmu_session(tmp_path / "bad.duckdb", duration_s=900.0, untimed_laps=())
+    con = duckdb.connect(str(truth.path))
+    try:
+        lap2_end = truth.laps[1].end_s + 0.02
+        con.execute(
+            "UPDATE \"Lap Time\" SET value = 'NaN'::DOUBLE WHERE abs(ts - ?) < 1e-6", [lap2_end]
+        )
+        lap3_end = truth.laps[2].end_s + 0.02
+        con.execute('UPDATE "Lap Time" SET value = -5.0 WHERE abs(ts - ?) < 1e-6', [lap3_end])
+        # A second time for lap 1, and the Lap table written out of order.
+        con.execute('INSERT INTO "Lap Time" VALUES (?, 999.0)', [truth.laps[0].end_s + 0.5])
+        con.execute('CREATE TABLE lap_copy AS SELECT * FROM "Lap" ORDER BY ts DESC')
+        con.execute('DROP TABLE "Lap"')
+        con.execute('ALTER TABLE lap_copy RENAME TO "Lap"')
+    finally:
+        con.close()
+    result = read_lmu_duckdb(truth.path)
+    laps = {r["lap"]: r for r in result.sessions[0].laps}
+    assert sorted(laps) == [lap.lap for lap in truth.laps]  # numbering survives the shuffle
+    assert laps[1]["lap_time_s"] == pytest.approx(truth.laps[0].lap_time_s)  # first time kept
+    assert laps[2]["timed"] == 0 and laps[3]["timed"] == 0
+    text = " | ".join(result.warnings)
+    assert "duplicate time for lap 1" in text and "not positive" in text
+    assert 'table "Lap", row' in text and "earlier than the row before" in text
