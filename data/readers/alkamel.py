@@ -347,8 +347,10 @@ def _derive_finish(session: SessionRecord, first_ff: float | None) -> None:
 def read_results(path: Path) -> ReadResult:
     """Read an Al Kamel results CSV (IMSA): cars, vehicles, drivers, laps and finish status.
 
-    IMSA lists every car as 'Classified'; a car that covered under 70 % of its class winner's
-    laps is stored as retired (with a warning), since it did not run to the finish.
+    STATUS maps to finish status where it says something: disqualified -> 'dq', retired /
+    DNF / not classified -> 'retired', running / finished -> 'finished'. IMSA lists every car,
+    even one that stopped after two laps, as 'Classified': that says nothing of finishing, so
+    it is stored NULL (the lap analysis of the same race gives the status from the laps).
     """
     header, rows, _ = read_table(path)
     missing = sorted(RESULTS_COLUMNS - set(header))
@@ -362,7 +364,6 @@ def read_results(path: Path) -> ReadResult:
         name=name, series=series, track=track, session_type=session_type, duration_s=duration
     )
     warnings: list[str] = []
-    class_best: dict[str, int] = defaultdict(int)
     statuses: dict[str, str] = {}
     for n, row in enumerate(rows, start=2):
         number = _cell(row, index, "NUMBER")
@@ -378,29 +379,28 @@ def read_results(path: Path) -> ReadResult:
                 path, f"line {n}, column LAPS", f"expected an integer, got {laps_text!r}"
             )
         car.laps_completed = int(laps_text)
-        class_best[car.car_class or ""] = max(class_best[car.car_class or ""], car.laps_completed)
         statuses[number] = _cell(row, index, "STATUS").lower()
         for k in range(1, 9):
             first = _cell(row, index, f"DRIVER{k}_FIRSTNAME")
             second = _cell(row, index, f"DRIVER{k}_SECONDNAME")
             if first or second:
                 car.add_driver(f"{first} {second}".strip(), k)
+    unknown = []
     for number, status in statuses.items():
         car = session.cars[number]
         if "disq" in status or status in ("dq", "dsq"):
             car.finish_status = "dq"
-        elif status in ("", "classified", "running", "finished"):
-            best = class_best[car.car_class or ""]
-            if car.laps_completed is not None and car.laps_completed < 0.7 * best:
-                car.finish_status = "retired"
-                warnings.append(
-                    f"car {number}: STATUS {status!r} but {car.laps_completed} of {best} laps;"
-                    " stored retired"
-                )
-            else:
-                car.finish_status = "finished"
-        else:
+        elif status in ("running", "finished"):
+            car.finish_status = "finished"
+        elif "retired" in status or "dnf" in status or "not classified" in status or status == "nc":
             car.finish_status = "retired"
+        else:
+            unknown.append(number)
+    if unknown:
+        said = ", ".join(sorted({statuses[n] for n in unknown}))
+        warnings.append(
+            f"STATUS of {len(unknown)} cars ({said}) does not say finished or retired; stored NULL"
+        )
     return ReadResult(reader="alkamel_results", sessions=[session], warnings=warnings)
 
 

@@ -100,6 +100,22 @@ def test_unknown_header_and_malformed_time_name_the_place(tmp_path: Path) -> Non
         alkamel.read_laps(write_csv(tmp_path / "e.csv", [""], bom=False))
 
 
+def test_results_status_mapping(tmp_path: Path) -> None:
+    lines = [
+        "POSITION,NUMBER,STATUS,LAPS,CLASS,TEAM,VEHICLE,DRIVER1_FIRSTNAME,DRIVER1_SECONDNAME,",
+        "1,7,Running,300,GTP,A,Car A,Ann,Lee,",
+        "2,8,Retired,120,GTP,B,Car B,Bob,Ray,",
+        "3,9,DSQ,290,GTP,C,Car C,Cy,Poe,",
+        "4,10,Classified,2,GTP,D,Car D,Di,Fox,",
+    ]
+    result = alkamel.read_results(write_csv(tmp_path / "imsa_2030_x_race_results.csv", lines))
+    status = {n: c.finish_status for n, c in result.sessions[0].cars.items()}
+    assert status == {"7": "finished", "8": "retired", "9": "dq", "10": None}
+    assert result.sessions[0].cars["8"].laps_completed == 120
+    assert result.sessions[0].cars["7"].drivers == [("Ann Lee", 1)]
+    assert any("classified" in w for w in result.warnings)
+
+
 def _csv_rows(path: Path, delimiter: str) -> list[dict[str, str]]:
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, delimiter=delimiter)
@@ -141,6 +157,8 @@ def test_imsa_laps_results_and_weather(shared_data: Path) -> None:
     (res,) = alkamel.read_results(folder / "imsa_2024_sebring_12h_race_results.csv").sessions
     assert set(res.cars) == set(laps.cars)
     assert all(c.vehicle for c in res.cars.values())
+    assert all(c.finish_status is None for c in res.cars.values())  # all 'Classified'
+    assert all(len(c.drivers) >= 2 for c in res.cars.values())
     (wx,) = alkamel.read_weather(folder / "imsa_2024_sebring_12h_race_weather.csv").sessions
     air = [w["air_temp_c"] for w in wx.weather]
     assert 15.0 < min(air) < max(air) < 35.0  # °F converted to °C
