@@ -25,30 +25,44 @@ PRIOR_SEED = 20240615
 """Seed of the generator that draws them, so the prior model is the same on every load."""
 
 
-def prior_model(class_names: Sequence[str] | None = None) -> PosteriorEventModel:
+def prior_model(
+    class_names: Sequence[str] | None = None, lap_length_m: float | None = None
+) -> PosteriorEventModel:
     """The event model of the priors alone."""
     generator = torch.Generator().manual_seed(PRIOR_SEED)
     draws = sample_priors(ALL_PRIORS, PRIOR_DRAWS, generator)
     return PosteriorEventModel(
-        draws, class_names=class_names, metadata={"source": "priors", "draws": PRIOR_DRAWS}
+        draws,
+        class_names=class_names,
+        lap_length_m=lap_length_m,
+        metadata={"source": "priors", "draws": PRIOR_DRAWS},
     )
 
 
-def load_model(path: str | Path, class_names: Sequence[str] | None = None) -> PosteriorEventModel:
+def load_model(
+    path: str | Path,
+    class_names: Sequence[str] | None = None,
+    lap_length_m: float | None = None,
+) -> PosteriorEventModel:
     """The event model of a posterior file (as written by ``python -m events.fit``)."""
     draws, metadata = load_posterior(path)
     generator = torch.Generator().manual_seed(PRIOR_SEED)
     draws, from_priors = complete_with_priors(draws, generator)
     metadata = {**metadata, "path": str(path), "prior_only_parameters": from_priors}
-    return PosteriorEventModel(draws, class_names=class_names, metadata=metadata)
+    return PosteriorEventModel(
+        draws, class_names=class_names, lap_length_m=lap_length_m, metadata=metadata
+    )
 
 
-def load_default(class_names: Sequence[str] | None = None) -> PosteriorEventModel:
+def load_default(
+    class_names: Sequence[str] | None = None, lap_length_m: float | None = None
+) -> PosteriorEventModel:
     """The shipped posterior when present, else the priors.
 
     ``class_names``: the scenario's classes in ``class_index`` order, to use each class's
-    fitted failure rate (see :meth:`PosteriorEventModel.with_classes`).
+    fitted failure rate; ``lap_length_m``: the track's lap (safety cars last a number of
+    laps; default Le Mans). See :meth:`PosteriorEventModel.configured`.
     """
     if DEFAULT_POSTERIOR.is_file():
-        return load_model(DEFAULT_POSTERIOR, class_names)
-    return prior_model(class_names)
+        return load_model(DEFAULT_POSTERIOR, class_names, lap_length_m)
+    return prior_model(class_names, lap_length_m)

@@ -10,9 +10,12 @@ Parameters are drawn once per replica (:meth:`EventModel.draw_params`) so parame
 uncertainty reaches the spread of simulated outcomes, and so two strategies evaluated on the
 same seed see the same incident rates.
 
-Implementations: :class:`events.sampler.PosteriorEventModel`; ``events.load_default(class_names)``
-gives the shipped one (pass the scenario's class names in ``class_index`` order so each class
-gets its own fitted failure rate; without them every class uses the pooled rate).
+Implementations: :class:`events.sampler.PosteriorEventModel`;
+``events.load_default(class_names, lap_length_m)`` gives the shipped one. Pass the scenario's
+class names in ``class_index`` order so each class gets its own fitted failure rate (without
+them every class uses the pooled rate) and the lap length so safety cars last as many laps
+as they do (default: Le Mans). ``model.configured(class_names, lap_length_m)`` does the same
+for a loaded model.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from events.classes import class_groups
+from events.classes import CLASS_GROUPS, class_groups
 from events.interface import (
     CarExposure,
     CarIncidents,
@@ -27,7 +27,16 @@ from events.interface import (
     Neutralisation,
     WeatherTrack,
 )
-from events.models import ALL_PRIORS, contacts, damage, failures, flags, punctures, weather
+from events.models import (
+    ALL_PRIORS,
+    contacts,
+    damage,
+    failures,
+    flags,
+    neutralisations,
+    punctures,
+    weather,
+)
 from events.models.neutralisations import KINDS
 from world_model.interface import FlagState, PaceMode
 
@@ -69,6 +78,7 @@ class PosteriorEventModel:
     ``class_names`` (the scenario's classes, in ``class_index`` order) map each class onto
     the failure rate of its fitted group (:mod:`events.classes`); a class of no known group,
     or every class when names are not given, uses the geometric mean of the groups' rates.
+    ``lap_length_m`` (default: Le Mans) scales safety-car durations.
     """
 
     def __init__(
@@ -76,6 +86,7 @@ class PosteriorEventModel:
         draws: Mapping[str, torch.Tensor],
         *,
         class_names: Sequence[str] | None = None,
+        lap_length_m: float | None = None,
         metadata: Mapping[str, Any] | None = None,
         reference: ReferenceExposure | None = None,
     ) -> None:
@@ -85,23 +96,40 @@ class PosteriorEventModel:
         self.draws = {k: v.to(torch.float32) for k, v in draws.items()}
         self.num_draws = int(next(iter(self.draws.values())).shape[0])
         self.class_names = None if class_names is None else tuple(class_names)
+        self.lap_length_m = lap_length_m
+        self.lap_length_km = (
+            neutralisations.REFERENCE_LAP_KM if lap_length_m is None else lap_length_m / 1000.0
+        )
         self.metadata = dict(metadata or {})
         self.reference = reference or ReferenceExposure()
         self._flag_effects = self._mean_flag_effects()
 
-    def with_classes(self, class_names: Sequence[str]) -> PosteriorEventModel:
-        """The same model with the scenario's class names (``class_index`` order)."""
+    def configured(
+        self, class_names: Sequence[str] | None = None, lap_length_m: float | None = None
+    ) -> PosteriorEventModel:
+        """The same draws for a scenario: its class names (``class_index`` order) and lap
+        length [m] (safety cars last longer on a longer lap); None keeps the current one."""
         return PosteriorEventModel(
-            self.draws, class_names=class_names, metadata=self.metadata, reference=self.reference
+            self.draws,
+            class_names=self.class_names if class_names is None else class_names,
+            lap_length_m=self.lap_length_m if lap_length_m is None else lap_length_m,
+            metadata=self.metadata,
+            reference=self.reference,
         )
 
     # -- parameters -------------------------------------------------------------------------
 
     def draw_params(self, replicas: int, generator: torch.Generator) -> EventParams:
-        """One posterior draw per replica, plus derived per-replica constants (keys ``_*``)."""
+        """One posterior draw per replica, plus derived per-replica constants (keys ``_*``):
+        the replica's race proneness (neutralisations) and class frailties (failures)."""
         index = torch.randint(self.num_draws, (replicas,), generator=generator)
+        race_effect = torch.randn(replicas, generator=generator)
+        frailty = torch.randn((replicas, len(CLASS_GROUPS)), generator=generator)
         p = {k: v[index] for k, v in self.draws.items()}
-        p["_failure_rate_by_class"] = self._failure_table(p["failure_rate"])
+        rate = p["failure_rate"] * (p["failure_race_sd"].unsqueeze(-1) * frailty).exp()
+        p["_failure_rate_by_class"] = self._failure_table(rate)
+        p["_sc_log_shift"] = neutralisations.sc_length_term(p, self.lap_length_km)
+        p["_race_proneness"] = (p["neut_race_sd"] * race_effect).exp()
         p.update(self._neutralisation_calibration(p))
         return p
 
@@ -120,8 +148,9 @@ class PosteriorEventModel:
 
         An incident of severity ``s`` becomes a safety car with probability
         ``c_sc s² / E[s²]`` and an FCY or slow zone with ``c_k s / E[s]``, where ``c_k`` is
-        the kind's fitted rate over the rate of incidents at the reference exposure and the
-        moments are over those incidents' severities (contacts: terminal or Kumaraswamy;
+        the kind's fitted rate (times the replica's race proneness) over the rate of
+        incidents at the reference exposure, and the moments are over those incidents'
+        severities (contacts: terminal or Kumaraswamy;
         failures and punctures: 1).
         """
         ref = self.reference
@@ -148,10 +177,11 @@ class PosteriorEventModel:
         m1 = w * (pt + (1 - pt) * damage.kumaraswamy_moment(1, p["damage_a"], p["damage_b"]))
         m2 = w * (pt + (1 - pt) * damage.kumaraswamy_moment(2, p["damage_a"], p["damage_b"]))
         m1, m2 = m1 + (1 - w), m2 + (1 - w)
+        scale = p["_race_proneness"] / trigger_rate
         return {
-            "_neut_sc_scale": p["neut_rate_sc"] / trigger_rate / m2,
-            "_neut_fcy_scale": p["neut_rate_fcy"] / trigger_rate / m1,
-            "_neut_sz_scale": p["neut_rate_sz"] / trigger_rate / m1,
+            "_neut_sc_scale": p["neut_rate_sc"] * scale / m2,
+            "_neut_fcy_scale": p["neut_rate_fcy"] * scale / m1,
+            "_neut_sz_scale": p["neut_rate_sz"] * scale / m1,
             "_trigger_rate": trigger_rate,
         }
 
@@ -310,7 +340,10 @@ class PosteriorEventModel:
     def _durations(self, params: EventParams, kind: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         out = torch.zeros_like(z)
         for name in KINDS:
-            d = (params[f"neut_{name}_log_mean"] + params[f"neut_{name}_log_sd"] * z).exp()
+            loc = params[f"neut_{name}_log_mean"]
+            if name == "sc":
+                loc = loc + params["_sc_log_shift"]
+            d = (loc + params[f"neut_{name}_log_sd"] * z).exp()
             out = torch.where(kind == _KIND_FLAG[name], d, out)
         return out
 
@@ -401,7 +434,7 @@ class PosteriorEventModel:
         hour = (start_hour_of_day + times.float() / 3600.0).remainder(24.0).unsqueeze(1)
         col = {k: params[k].unsqueeze(0) for k in _WEATHER_KEYS}
         air = weather.air_cycle_c(col, hour) + departure
-        track = air + weather.track_offset_c(col, hour, wetness)
+        track = weather.track_cycle_c(col, hour, wetness) + departure
         return WeatherTrack(
             step_s=float(step_s),
             rain=rain.T.contiguous(),
@@ -421,11 +454,5 @@ def _peel(v: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return whole.long().clamp_max(n - 1), scaled - whole
 
 
-_WEATHER_KEYS: tuple[str, ...] = (
-    "air_mean_c",
-    "air_amp_c",
-    "air_peak_h",
-    "track_sun_c",
-    "rain_cooling_c",
-)
+_WEATHER_KEYS: tuple[str, ...] = weather.TEMPERATURE_PARAMS
 _REQUIRED: tuple[str, ...] = tuple(ALL_PRIORS)

@@ -6,10 +6,10 @@ air and track temperature through the day and night.
   Kumaraswamy(``rain_intensity_a``, ``rain_intensity_b``).
 - Wetness follows the rain with a first-order lag: it rises toward the rain intensity with
   time constant ``wet_tau_s`` and dries toward 0 with ``dry_tau_s``.
-- Air temperature is a sinusoid in the time of day, ``air_mean_c + air_amp_c x cos(2π (h -
-  air_peak_h) / 24)``; the track is the air plus solar heating ``track_sun_c x sun(h)`` (sun:
-  the positive part of a cosine peaking at 13:30), minus ``rain_cooling_c x wetness``; both
-  share a slow AR(1) departure of standard deviation ``temp_noise_c``.
+- Air and track temperatures are each a 24 h sinusoid in the local time of day (mean plus
+  cosine and sine parts: linear in the parameters, so the fit is well conditioned), the
+  track cooled by ``rain_cooling_c x wetness``; both share a slow AR(1) departure of
+  standard deviation ``temp_noise_c``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import torch
 
 from events.priors import Prior
 
-SOLAR_NOON_H = 13.5
-"""Local time of the sun's highest point (summer time in western Europe / Florida) [h]."""
 TEMP_CORRELATION_S = 3600.0
 """Correlation time of the temperature departures from the daily cycle [s]."""
 
@@ -36,30 +34,32 @@ PRIORS: dict[str, Prior] = {
     "wet_tau_s": Prior(math.log(600.0), 0.3, link="exp", note="a track soaks in ~10 min"),
     "dry_tau_s": Prior(math.log(2400.0), 0.3, link="exp", note="and dries in ~40 min"),
     "air_mean_c": Prior(20.0, 4.0, note="daily mean air temperature [°C]"),
-    "air_amp_c": Prior(math.log(5.0), 0.3, link="exp", note="half the day-night swing [°C]"),
-    "air_peak_h": Prior(15.5, 1.0, note="warmest at mid-afternoon"),
-    "track_sun_c": Prior(math.log(12.0), 0.35, link="exp", note="sun heats the track ~12 °C"),
+    "air_cos_c": Prior(-3.0, 2.5, note="daily cycle, cosine part: warmest mid-afternoon"),
+    "air_sin_c": Prior(-4.0, 2.5, note="daily cycle, sine part (amplitude ~5 °C)"),
+    "track_mean_c": Prior(26.0, 6.0, note="daily mean track temperature [°C]"),
+    "track_cos_c": Prior(-4.0, 4.0, note="the sun swings the track more than the air"),
+    "track_sin_c": Prior(-5.0, 4.0),
     "temp_noise_c": Prior(math.log(0.8), 0.4, link="exp", note="departures from the cycle"),
     "rain_cooling_c": Prior(6.0, 2.0, note="a wet track is ~6 °C cooler"),
 }
 
 
-def sun(hour_of_day: torch.Tensor) -> torch.Tensor:
-    """Solar heating, 0 at night to 1 at solar noon."""
-    return torch.cos(2.0 * math.pi * (hour_of_day - SOLAR_NOON_H) / 24.0).clamp_min(0.0)
+def _cycle(mean: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, hour_of_day: torch.Tensor):
+    phase = 2.0 * math.pi * hour_of_day / 24.0
+    return mean + cos * torch.cos(phase) + sin * torch.sin(phase)
 
 
 def air_cycle_c(params: dict[str, torch.Tensor], hour_of_day: torch.Tensor) -> torch.Tensor:
     """Air temperature of the daily cycle [°C] (broadcasting)."""
-    phase = 2.0 * math.pi * (hour_of_day - params["air_peak_h"]) / 24.0
-    return params["air_mean_c"] + params["air_amp_c"] * torch.cos(phase)
+    return _cycle(params["air_mean_c"], params["air_cos_c"], params["air_sin_c"], hour_of_day)
 
 
-def track_offset_c(
+def track_cycle_c(
     params: dict[str, torch.Tensor], hour_of_day: torch.Tensor, wetness: torch.Tensor
 ) -> torch.Tensor:
-    """Track temperature above the air [°C]: solar heating less wet cooling."""
-    return params["track_sun_c"] * sun(hour_of_day) - params["rain_cooling_c"] * wetness
+    """Track temperature of the daily cycle less wet cooling [°C] (broadcasting)."""
+    dry = _cycle(params["track_mean_c"], params["track_cos_c"], params["track_sin_c"], hour_of_day)
+    return dry - params["rain_cooling_c"] * wetness
 
 
 @dataclass(frozen=True)
@@ -76,15 +76,26 @@ class TemperatureData:
     """Track wetness, ``[N]`` (0 where unknown and dry)."""
 
 
+TEMPERATURE_PARAMS: tuple[str, ...] = (
+    "air_mean_c",
+    "air_cos_c",
+    "air_sin_c",
+    "track_mean_c",
+    "track_cos_c",
+    "track_sin_c",
+    "temp_noise_c",
+    "rain_cooling_c",
+)
+
+
 def temperature_model(data: TemperatureData) -> None:
     n = data.hour_of_day.shape[0]
     assert data.air_c.shape == (n,) and data.track_c.shape == (n,) and data.wetness.shape == (n,)
-    names = ("air_mean_c", "air_amp_c", "air_peak_h", "track_sun_c", "temp_noise_c")
-    p = {name: pyro.sample(name, PRIORS[name].dist()) for name in (*names, "rain_cooling_c")}
-    air = air_cycle_c(p, data.hour_of_day)
+    p = {name: pyro.sample(name, PRIORS[name].dist()) for name in TEMPERATURE_PARAMS}
     with pyro.plate("samples", n, dim=-1):
+        air = air_cycle_c(p, data.hour_of_day)
         pyro.sample("air", dist.Normal(air, p["temp_noise_c"]), obs=data.air_c)
-        track = air + track_offset_c(p, data.hour_of_day, data.wetness)
+        track = track_cycle_c(p, data.hour_of_day, data.wetness)
         pyro.sample("track", dist.Normal(track, p["temp_noise_c"]), obs=data.track_c)
 
 
