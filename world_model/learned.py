@@ -216,18 +216,18 @@ class LearnedLapModel:
         if member is None:
             heads = decode(self._raw_all(x))
         else:
-            heads = decode(self._raw_rows(x, member).unsqueeze(0))
+            heads = decode(self._raw_rows(x, member.long() % self.members).unsqueeze(0))
         return self.mixtures_from_heads(heads, c)
 
     # -- sampling ------------------------------------------------------------------------
 
-    def _draw(self, raw: torch.Tensor, c: LapConditions, generator: torch.Generator) -> LapOutcome:
-        """One outcome per row from raw outputs ``[N, N_OUT]``."""
+    def _draw(
+        self, raw: torch.Tensor, c: LapConditions, u: torch.Tensor, z: torch.Tensor
+    ) -> LapOutcome:
+        """One outcome per row from raw outputs ``[N, N_OUT]``, uniforms ``u`` ``[N, 1]``
+        (mixture component) and standard normals ``z`` ``[N, N_TARGETS]``."""
         h = decode(raw)
-        n = raw.shape[0]
         slope, offset = self._channel_slopes(c)
-        u = torch.rand(n, 1, generator=generator)
-        z = torch.randn(n, N_TARGETS, generator=generator)
         comp = (torch.softmax(h.lap_logits, dim=-1).cumsum(dim=1) < u).sum(dim=1, keepdim=True)
         comp = comp.clamp(max=h.lap_logits.shape[1] - 1)
         lap_std = (
@@ -252,22 +252,28 @@ class LearnedLapModel:
         member: torch.Tensor | None = None,
     ) -> LapOutcome:
         """One lap outcome per row. ``member`` picks the ensemble member per row (taken
-        modulo the ensemble size); ``None`` draws one per row from ``generator``."""
+        modulo the ensemble size); ``None`` draws one per row from ``generator``.
+
+        Every call draws fixed-shape noise up front (member if needed, then ``[N, 1]``
+        uniforms and ``[N, 8]`` normals), so results do not depend on the chunking and equal
+        conditions on equal seeds give equal laps (common random numbers)."""
         n = conditions.batch_size
         if member is None:
             member = torch.randint(self.members, (n,), generator=generator)
         else:
             member = member.long() % self.members
+        u = torch.rand(n, 1, generator=generator)
+        z = torch.randn(n, N_TARGETS, generator=generator)
         with torch.inference_mode():
             if n <= CHUNK_ROWS:
-                return self._draw(
-                    self._raw_rows(self.inputs(conditions), member), conditions, generator
-                )
+                raw = self._raw_rows(self.inputs(conditions), member)
+                return self._draw(raw, conditions, u, z)
             parts = []
             for start in range(0, n, CHUNK_ROWS):
-                rows = torch.arange(start, min(start + CHUNK_ROWS, n))
-                c = conditions.index(rows)
-                parts.append(self._draw(self._raw_rows(self.inputs(c), member[rows]), c, generator))
+                rows = slice(start, min(start + CHUNK_ROWS, n))
+                c = conditions.index(torch.arange(start, rows.stop))
+                raw = self._raw_rows(self.inputs(c), member[rows])
+                parts.append(self._draw(raw, c, u[rows], z[rows]))
             return LapOutcome(
                 **{
                     f.name: torch.cat([getattr(p, f.name) for p in parts])

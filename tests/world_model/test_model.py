@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+import world_model
+from world_model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from world_model.ensemble import pack, route_by_member, unpack
+from world_model.features import N_FEATURES
+from world_model.interface import LapModel, PaceMode
+from world_model.learned import LearnedLapModel, Standardiser
+from world_model.networks import build_network
+from world_model.parametric import ParametricLapModel
+from world_model.targets import N_TARGETS
+
+
+def _model(arch: str, seed: int = 0) -> LearnedLapModel:
+    net = build_network(arch, N_FEATURES, 3, 16, 2, torch.Generator().manual_seed(seed))
+    unit = lambda n: Standardiser(torch.zeros(n), torch.ones(n))  # noqa: E731
+    return LearnedLapModel(net, unit(N_FEATURES), unit(N_TARGETS))
+
+
+@pytest.mark.parametrize("arch", ["mlp", "gru"])
+def test_sample_shapes_and_ranges(arch, conditions):
+    model = _model(arch)
+    assert isinstance(model, LapModel)
+    out = model.sample(conditions, torch.Generator().manual_seed(0))
+    n = conditions.batch_size
+    assert out.lap_time_s.shape == out.fuel_used.shape == out.tyre_temp_c.shape == (n,)
+    assert out.wear.shape == (n, 4)
+    assert (out.lap_time_s >= 0.9 * conditions.ref_lap_time_s).all()
+    assert (out.fuel_used >= 0).all() and (out.wear >= 0).all() and (out.energy_used >= 0).all()
+    assert all(t.dtype == torch.float32 for t in (out.lap_time_s, out.wear, out.fuel_used))
+
+
+@pytest.mark.parametrize("arch", ["mlp", "gru"])
+def test_same_seed_same_samples_other_seed_other_samples(arch, conditions):
+    model = _model(arch)
+    member = torch.arange(conditions.batch_size)
+    a = model.sample(conditions, torch.Generator().manual_seed(5), member)
+    b = model.sample(conditions, torch.Generator().manual_seed(5), member)
+    c = model.sample(conditions, torch.Generator().manual_seed(6), member)
+    assert torch.equal(a.lap_time_s, b.lap_time_s) and torch.equal(a.wear, b.wear)
+    assert not torch.equal(a.lap_time_s, c.lap_time_s)
+
+
+def test_chunked_sampling_equals_one_call(conditions, monkeypatch):
+    model = _model("mlp")
+    member = torch.arange(conditions.batch_size)
+    whole = model.sample(conditions, torch.Generator().manual_seed(1), member)
+    monkeypatch.setattr("world_model.learned.CHUNK_ROWS", 64)
+    chunked = model.sample(conditions, torch.Generator().manual_seed(1), member)
+    assert torch.allclose(whole.lap_time_s, chunked.lap_time_s, rtol=1e-6)
+    assert torch.allclose(whole.wear, chunked.wear, rtol=1e-6)
+
+
+def test_routing_gives_each_row_its_members_output():
+    g = torch.Generator().manual_seed(0)
+    model = _model("mlp")
+    x = torch.randn(50, N_FEATURES, generator=g)
+    member = torch.randint(3, (50,), generator=g)
+    k, pos, width = route_by_member(member, 3)
+    routed = unpack(model.net(pack(x, k, pos, 3, width)), k, pos)
+    every = model.net(x.unsqueeze(0).expand(3, -1, -1))  # [3, 50, out]
+    assert torch.allclose(routed, every[member, torch.arange(50)], atol=1e-6)
+
+
+def test_member_selects_parameters(conditions):
+    model = _model("mlp")
+    n = conditions.batch_size
+    means = [
+        model.predictive(conditions, torch.full((n,), k))["lap_time_s"].mean() for k in range(3)
+    ]
+    assert not torch.allclose(means[0], means[1])
+    # member is taken modulo the ensemble size (the engine passes replica indices)
+    wrapped = model.predictive(conditions, torch.full((n,), 4))["lap_time_s"].mean()
+    assert torch.allclose(wrapped, means[1])
+
+
+def test_pace_mode_multipliers_apply_to_the_learned_mean(conditions):
+    import dataclasses
+
+    model = _model("mlp")
+    n = conditions.batch_size
+    mode = lambda m: dataclasses.replace(  # noqa: E731
+        conditions, pace_mode=torch.full((n,), int(m))
+    )
+    push = model.predictive(mode(PaceMode.PUSH))["fuel_used"].mean()
+    normal = model.predictive(mode(PaceMode.NORMAL))["fuel_used"].mean()
+    ratio = model.physics.pace_mode_fuel[PaceMode.PUSH] / model.physics.pace_mode_fuel[1]
+    assert torch.allclose(push, normal * ratio, rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "gru"])
+def test_checkpoint_round_trip_gives_identical_samples(arch, conditions, tmp_path):
+    model = _model(arch, seed=3)
+    path = save_checkpoint(model, tmp_path / "m.pt")
+    loaded = world_model.load(path)
+    assert not list(tmp_path.glob("*.tmp"))
+    member = torch.arange(conditions.batch_size)
+    a = model.sample(conditions, torch.Generator().manual_seed(9), member)
+    b = loaded.sample(conditions, torch.Generator().manual_seed(9), member)
+    assert torch.equal(a.lap_time_s, b.lap_time_s) and torch.equal(a.wear, b.wear)
+    assert torch.equal(a.tyre_temp_c, b.tyre_temp_c)
+
+
+def test_load_names_and_errors(tmp_path):
+    assert isinstance(world_model.load("parametric"), ParametricLapModel)
+    assert isinstance(world_model.load_default(), LapModel)
+    with pytest.raises(FileNotFoundError, match=r"nope\.pt"):
+        world_model.load(tmp_path / "nope.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"junk\.pt"):
+        load_checkpoint(junk)
+
+
+def test_load_default_returns_the_shipped_checkpoint_when_present():
+    model = world_model.load_default()
+    if world_model.DEFAULT_CHECKPOINT.is_file():
+        assert isinstance(model, LearnedLapModel)
+    else:
+        assert isinstance(model, ParametricLapModel)
