@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def is_digits(text: str) -> bool:
+    """True for a non-empty run of ASCII digits (``str.isdigit`` also accepts '²', which
+    ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_clock(text: str) -> float | None:
     """Seconds from '[[h:]m:]s.sss'; None for an empty field. Raises ValueError when malformed."""
     text = text.strip()
@@ -13,7 +19,7 @@ def parse_clock(text: str) -> float | None:
         raise ValueError(f"not a [h:]m:ss.sss time: {text!r}")
     seconds = 0.0
     for part in parts[:-1]:
-        if not part.isdigit():
+        if not is_digits(part):
             raise ValueError(f"not a [h:]m:ss.sss time: {text!r}")
         seconds = seconds * 60.0 + int(part)
     last = float(parts[-1])

@@ -20,7 +20,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from data.clock import parse_clock
+from data.clock import is_digits, parse_clock
 from data.errors import IngestError
 from data.records import ReadResult, Row, SessionRecord
 
@@ -159,7 +159,7 @@ def read_laps(path: Path) -> ReadResult:
             continue
         number = _cell(row, index, "NUMBER")
         lap_text = _cell(row, index, "LAP_NUMBER")
-        if not number or not lap_text.isdigit():
+        if not number or not is_digits(lap_text):
             raise IngestError(
                 path,
                 f"line {n}",
@@ -190,7 +190,7 @@ def read_laps(path: Path) -> ReadResult:
         car.manufacturer = car.manufacturer or _cell(row, index, "MANUFACTURER") or None
         driver = _cell(row, index, "DRIVER_NAME") or None
         if driver:
-            car.add_driver(driver, int(driver_number) if driver_number.isdigit() else None)
+            car.add_driver(driver, int(driver_number) if is_digits(driver_number) else None)
         rec: Row = {
             "car": number,
             "driver": driver,
@@ -374,7 +374,7 @@ def read_results(path: Path) -> ReadResult:
         car.team = _cell(row, index, "TEAM") or None
         car.vehicle = _cell(row, index, "VEHICLE") or None
         laps_text = _cell(row, index, "LAPS")
-        if not laps_text.isdigit():
+        if not is_digits(laps_text):
             raise IngestError(
                 path, f"line {n}, column LAPS", f"expected an integer, got {laps_text!r}"
             )

@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 
+from data.clock import is_digits
 from data.compounds import compound_code
 from data.errors import IngestError
 from data.records import CarRecord, ReadResult, Row, SessionRecord
@@ -145,7 +146,7 @@ def _read_laps(
     seen: set[int] = set()
     for lap_el in laps:
         num_text = lap_el.get("num", "")
-        if not num_text.isdigit():
+        if not is_digits(num_text):
             raise IngestError(
                 path, f"driver {driver!r}, <Lap>", f"lap number {num_text!r} not an integer"
             )
@@ -172,7 +173,7 @@ def _read_laps(
             "s2_s": _float(lap_el.get("s2")),
             "s3_s": _float(lap_el.get("s3")),
             "race_time_s": None if start is None or not timed else start + lap_time - t0,
-            "position": int(p) if (p := lap_el.get("p", "")).isdigit() else None,
+            "position": int(p) if is_digits(p := lap_el.get("p", "")) else None,
             "pit_in": int(lap_el.get("pit") == "1"),
             "compound": compound_code(comp_name),
             "compound_name": comp_name,
@@ -183,7 +184,7 @@ def _read_laps(
             row[f"tread_{w}"] = _float(lap_el.get(f"tw{w}"))
         rows.append(row)
     rows.sort(key=lambda r: r["lap"])
-    for prev, row in zip([None, *rows[:-1]], rows, strict=True):
+    for prev, row in zip([None, *rows], rows, strict=False):
         nxt_start = None
         if row["race_time_s"] is None:
             later = [r["_start"] for r in rows if r["lap"] == row["lap"] + 1]

@@ -13,6 +13,7 @@ A recording cut off mid-record keeps every complete record; the warning says whe
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import statistics
 from pathlib import Path
@@ -48,6 +49,87 @@ def car_number(vehicle_name: str, fallback: str) -> str:
     return m.group(1) if m else fallback
 
 
+# The fields this reader uses and the JSON types they must have; a field of another type is
+# dropped from its record (with one warning per field), so a damaged record cannot crash a run.
+_NUM, _INT, _STR, _BOOL, _LIST = "number", "integer", "string", "boolean", "list"
+SCORING_FIELDS = {
+    "mCurrentET": _NUM, "mGamePhase": _INT, "mSession": _INT, "mLapDist": _NUM,
+    "mStartET": _NUM, "mEndET": _NUM, "mMaxLaps": _INT, "mTrackName": _STR,
+    "mAmbientTemp": _NUM, "mTrackTemp": _NUM, "mAvgPathWetness": _NUM, "mRaining": _NUM,
+    "mVehicles": _LIST,
+}  # fmt: skip
+VEHICLE_FIELDS = {
+    "mID": _INT, "mVehicleName": _STR, "mDriverName": _STR, "mVehicleClass": _STR,
+    "mIsPlayer": _BOOL, "mTotalLaps": _INT, "mLastLapTime": _NUM, "mLastSector1": _NUM,
+    "mLastSector2": _NUM, "mPlace": _INT, "mInPits": _BOOL, "mNumPitstops": _INT,
+    "mLapDist": _NUM, "mFinishStatus": _INT, "mUnderYellow": _BOOL,
+}  # fmt: skip
+TELEMETRY_FIELDS = {
+    "mID": _INT, "mVehicleName": _STR, "mElapsedTime": _NUM, "mLapNumber": _INT,
+    "mLapStartET": _NUM, "mFuel": _NUM, "mFuelCapacity": _NUM, "mFrontTireCompoundName": _STR,
+    "mDentSeverity": _LIST, "mLastImpactET": _NUM, "mWheel": _LIST, "mTrackName": _STR,
+}  # fmt: skip
+WHEEL_FIELDS = {"mWear": _NUM, "mTemperature": _LIST}
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == _NUM:
+        return (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        )
+    if kind == _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == _BOOL:
+        return isinstance(value, bool) or value in (0, 1)
+    if kind == _STR:
+        return isinstance(value, str)
+    return isinstance(value, list)
+
+
+class _Checker:
+    """Drops fields of the wrong type, warning once per field with the first record seen."""
+
+    def __init__(self, warnings: list[str]) -> None:
+        self.warnings = warnings
+        self.seen: set[str] = set()
+
+    def clean(
+        self, data: dict[str, Any], fields: dict[str, str], k: int, where: str
+    ) -> dict[str, Any]:
+        out = dict(data)
+        for name, kind in fields.items():
+            if name not in out:
+                continue
+            if out[name] is not None and not _is(out[name], kind):
+                self.warn(name, f"record {k}{where}: {name} is {out[name]!r}, expected a {kind}")
+            if out[name] is None or not _is(out[name], kind):
+                del out[name]  # a null is a missing field
+        if isinstance(out.get("mVehicles"), list):
+            vehicles = []
+            for j, v in enumerate(out["mVehicles"]):
+                if isinstance(v, dict):
+                    vehicles.append(self.clean(v, VEHICLE_FIELDS, k, f", vehicle {j}"))
+                else:
+                    self.warn("vehicle", f"record {k}, vehicle {j}: not an object; skipped")
+            out["mVehicles"] = vehicles
+        if isinstance(out.get("mWheel"), list):
+            wheels = [
+                self.clean(w, WHEEL_FIELDS, k, f", wheel {j}") if isinstance(w, dict) else {}
+                for j, w in enumerate(out["mWheel"])
+            ]
+            out["mWheel"] = wheels if len(wheels) >= 4 else []
+        for name in ("mTemperature", "mDentSeverity"):
+            if isinstance(out.get(name), list) and not all(_is(x, _NUM) for x in out[name]):
+                self.warn(name, f"record {k}{where}: {name} holds a non-number; ignored")
+                del out[name]
+        return out
+
+    def warn(self, key: str, message: str) -> None:
+        if key not in self.seen:
+            self.seen.add(key)
+            self.warnings.append(message)
+
+
 def _unwrap(rec: Any) -> dict[str, Any] | None:
     if isinstance(rec, dict) and isinstance(rec.get("data"), dict):
         return rec["data"]
@@ -70,13 +152,14 @@ def read_sharedmem_json(path: Path) -> ReadResult:
         )
     scoring: list[tuple[int, dict[str, Any]]] = []
     telemetry: list[tuple[int, dict[str, Any]]] = []
+    check = _Checker(warnings)
     for k, rec in enumerate(parsed.records, start=1):
         data = _unwrap(rec)
         kind = data.get("Type") if data else None
         if data is not None and (kind == "ScoringInfoV01" or "mVehicles" in data):
-            scoring.append((k, data))
+            scoring.append((k, check.clean(data, SCORING_FIELDS, k, "")))
         elif data is not None and (kind == "TelemInfoV01" or "mWheel" in data):
-            telemetry.append((k, data))
+            telemetry.append((k, check.clean(data, TELEMETRY_FIELDS, k, "")))
         else:
             warnings.append(f"record {k}: neither ScoringInfoV01 nor TelemInfoV01; skipped")
     if not scoring and not telemetry:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -84,3 +85,62 @@ def test_cut_json_keeps_exactly_the_complete_records(n: int, data: st.DataObject
         assert parsed.broken_at is None and parsed.records == records
     else:
         assert parsed.broken_at is not None and parsed.records == records[:complete]
+
+
+_VALUE = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 5), st.floats(allow_nan=True), st.text(max_size=3)
+)
+_VEHICLE = st.fixed_dictionaries(
+    {},
+    optional={
+        k: _VALUE
+        for k in (
+            "mID",
+            "mVehicleName",
+            "mTotalLaps",
+            "mLastLapTime",
+            "mInPits",
+            "mNumPitstops",
+            "mIsPlayer",
+            "mLapDist",
+            "mFinishStatus",
+            "mPlace",
+        )
+    },
+)
+_SCORING = st.fixed_dictionaries(
+    {"Type": st.just("ScoringInfoV01"), "mCurrentET": st.floats(0, 100)},
+    optional={
+        "mVehicles": st.one_of(_VALUE, st.lists(st.one_of(_VEHICLE, _VALUE), max_size=3)),
+        "mGamePhase": _VALUE,
+        "mLapDist": _VALUE,
+    },
+)
+_WHEEL = st.fixed_dictionaries({}, optional={"mWear": _VALUE, "mTemperature": _VALUE})
+_TELEMETRY = st.fixed_dictionaries(
+    {"Type": st.just("TelemInfoV01"), "mElapsedTime": st.floats(0, 100)},
+    optional={
+        "mWheel": st.one_of(_VALUE, st.lists(st.one_of(_WHEEL, _VALUE), max_size=4)),
+        "mLapNumber": _VALUE,
+        "mFuel": _VALUE,
+        "mFuelCapacity": _VALUE,
+        "mDentSeverity": st.one_of(_VALUE, st.lists(_VALUE, max_size=3)),
+        "mLastImpactET": _VALUE,
+    },
+)
+
+
+@FAST
+@given(st.lists(st.one_of(_SCORING, _TELEMETRY), min_size=1, max_size=6))
+def test_shared_memory_records_of_any_shape(records: list[dict]) -> None:
+    path = _tmp(json.dumps(records).encode(), "rec.json")
+    try:
+        result = read_file(path)
+    except IngestError as e:
+        assert str(path) in str(e)
+        return
+    for s in result.sessions:
+        assert all(r["lap"] >= 0 for r in s.laps)
+        assert all(
+            x["fuel"] is None or math.isfinite(x["fuel"]) for x in s.state_samples if "fuel" in x
+        )
