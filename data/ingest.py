@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.fresh:
             os.replace(db, target)
             report["db"] = str(target)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, sqlite3.Error) as e:
+        print(f"error: lap store {args.db}: {e}", file=sys.stderr)
         return 2
     finally:
         if args.fresh and db.exists():

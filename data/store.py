@@ -45,8 +45,12 @@ def open_store(path: str | Path) -> sqlite3.Connection:
     Raises ``ValueError`` when the file is a lap store of another schema version.
     """
     conn = sqlite3.connect(str(path), isolation_level=None)
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.executescript(schema_sql())
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.executescript(schema_sql())
+    except sqlite3.Error:
+        conn.close()
+        raise
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if row is None:
         conn.execute(

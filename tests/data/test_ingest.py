@@ -136,3 +136,12 @@ def test_every_shared_file_ingests(
         "truncated" in w
         for w in files["lmu_sharedmem_telemetry_20251222_truncated.json"]["warnings"]
     )
+
+
+def test_a_db_that_is_not_a_lap_store_is_refused_untouched(tmp_path: Path) -> None:
+    csv_path = small_race(tmp_path / "wec_2030_spa_1h_race_analysis.csv")
+    other = tmp_path / "other.sqlite"
+    other.write_bytes(b"not a database at all")
+    assert ingest.main([str(csv_path), "--db", str(other)]) == 2
+    assert other.read_bytes() == b"not a database at all"
+    assert ingest.main([str(csv_path), "--db", str(tmp_path / "no" / "dir.sqlite")]) == 2
