@@ -117,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m data.ingest",
         description="Read telemetry / timing files (LMU DuckDB, rFactor 2 / LMU results XML, "
         "shared-memory JSON, LMU states SQLite, Al Kamel timing CSV) into the SQLite lap store.",
+        epilog="Each file's reader is chosen by its content; each file is one transaction and"
+        " re-ingesting it replaces its rows. Exit status: 0 every file read, 1 some could not be"
+        " read, 2 none could be read (or the store could not be opened).",
     )
     p.add_argument(
         "paths", nargs="+", metavar="PATH", help="files or directories (walked recursively)"

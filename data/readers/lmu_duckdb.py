@@ -7,6 +7,13 @@ Laps are cut where ``Lap Dist`` resets to zero (the ground truth: an index compu
 ``Lap`` event's ``ts`` can be one sample off). Aggregation to laps runs in DuckDB: every
 continuous sample is given its lap by an ASOF join on integer sample keys, then grouped.
 Events (one row per change, a few hundred rows) are mapped to laps with numpy.
+
+Not confirmed on a real file, so checked and reported rather than trusted: ``Lap Time``,
+``Last Sector1`` and ``Last Sector2`` are taken as written at the start of the next lap with
+the previous lap's values, sector 2 cumulative as in rFactor 2 (s2 = Last Sector2 - Last
+Sector1, s3 = Lap Time - Last Sector2); a lap time that disagrees with the ``Lap Dist`` reset
+interval by more than 1 s is reported. ``TyresCompound`` codes 0-2 are taken as soft, medium,
+hard; ``Finish Status`` as rFactor 2's mFinishStatus (1 finished, 2 DNF, 3 DQ).
 """
 
 from __future__ import annotations
