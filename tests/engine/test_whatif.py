@@ -18,8 +18,8 @@ from world_model.interface import FlagState
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
-# The README's "What-if" examples, verbatim; the test below runs the README's own blocks
-# once README.md carries them, and these until then.
+# The README's examples, verbatim: the last tests run the blocks of README.md's "What-if"
+# and "Compare strategies" sections once README.md carries them, and these until then.
 PYTHON_EXAMPLE = """\
 from engine.whatif import WhatIf
 
@@ -47,19 +47,46 @@ stintsim whatif test_race --from-state state.json --strategy fuel-reserve \\
     --pit-after 0 --pit-after 2 --replicas 4 --seed 7 --json
 """
 
+EVALUATE_EXAMPLE = """\
+stintsim evaluate test_race --strategy fuel-reserve --strategy fixed:laps=5 --replicas 8 --seed 1
+stintsim evaluate test_race --strategy fuel-reserve --strategy double-stint --replicas 16 \\
+    --chunk-replicas 4 --precision 0.5 --min-replicas 8 --seed 1 --csv cmp.csv \\
+    --report cmp.html --report-races 2
+stintsim evaluate test_race --strategy fuel-reserve --strategy fuel-reserve --replicas 8 --json
+"""
 
-def _readme_examples() -> tuple[list[str], list[str]]:
-    """The ```python and ```bash blocks of README.md's What-if section (empty if none)."""
-    if not README.is_file():
-        return [], []
-    text = README.read_text()
-    m = re.search(r"^#+ .*What-if.*$(?P<body>.*?)(?=^#{1,2} |\Z)", text, re.M | re.S)
-    if not m:
-        return [], []
-    body = m["body"]
-    py = re.findall(r"```python\n(.*?)```", body, re.S)
-    sh = re.findall(r"```(?:bash|sh|console)\n(.*?)```", body, re.S)
-    return py, sh
+
+def readme_blocks(title: str, text: str | None = None) -> list[tuple[str, str]]:
+    """``(language, code)`` of the fenced blocks in README.md's (or ``text``'s) section whose
+    heading contains ``title`` (up to the next heading of the same or a higher level)."""
+    if text is None:
+        if not README.is_file():
+            return []
+        text = README.read_text()
+    blocks: list[tuple[str, str]] = []
+    level = 0  # 0: outside the section
+    fence: str | None = None
+    code: list[str] = []
+    for line in text.splitlines():
+        if fence is not None:
+            if line.startswith("```"):
+                if level:
+                    blocks.append((fence, "\n".join(code) + "\n"))
+                fence, code = None, []
+            else:
+                code.append(line)
+            continue
+        if line.startswith("```"):
+            fence = line[3:].strip()
+            continue
+        heading = re.match(r"^(#+) ", line)
+        if heading:
+            depth = len(heading[1])
+            if level and depth <= level:
+                break
+            if not level and title in line:
+                level = depth
+    return blocks
 
 
 @pytest.fixture(scope="module")
@@ -170,23 +197,53 @@ def test_cli_json_with_forced_events(capsys) -> None:
     assert "unknown event kind" in capsys.readouterr().err
 
 
-def test_readme_examples_run(tmp_path, monkeypatch, capsys) -> None:
+def _run_cli_block(block: str) -> None:
     from engine.cli import main as stintsim
 
-    py, sh = _readme_examples()
-    py = py or [PYTHON_EXAMPLE]
-    sh = sh or [CLI_EXAMPLE]
+    for line in block.replace("\\\n", " ").strip().splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        argv = shlex.split(line)
+        assert argv[0] == "stintsim", line
+        assert stintsim([*argv[1:], "--no-progress"]) == 0, line
+
+
+def test_readme_sections_are_found_past_comments_in_code() -> None:
+    text = (
+        "# stintsim\n## What-if scripting\n```python\nx = 1\n```\n### More\n"
+        "```bash\n# a comment, not a heading\nstintsim whatif a\n```\n## Ray\n```bash\nray\n```\n"
+    )
+    assert readme_blocks("What-if", text) == [
+        ("python", "x = 1\n"),
+        ("bash", "# a comment, not a heading\nstintsim whatif a\n"),
+    ]
+    assert readme_blocks("Nothing", text) == []
+
+
+def test_readme_what_if_examples_run(tmp_path, monkeypatch, capsys) -> None:
+    blocks = readme_blocks("What-if") or [("python", PYTHON_EXAMPLE), ("bash", CLI_EXAMPLE)]
+    assert {lang for lang, _ in blocks} == {"python", "bash"}
     monkeypatch.chdir(tmp_path)
-    for block in py:
-        exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+    for lang, code in blocks:
+        if lang == "python":
+            exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
     assert "paired differences" in capsys.readouterr().out
-    for block in sh:
-        for line in block.replace("\\\n", " ").strip().splitlines():
-            argv = shlex.split(line)
-            assert argv[0] == "stintsim", line
-            assert stintsim([*argv[1:], "--no-progress"]) == 0, line
+    for lang, code in blocks:
+        if lang == "bash":
+            _run_cli_block(code)
     assert (tmp_path / "state.json").is_file()
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["replicas"] == 4
+
+
+def test_readme_evaluate_examples_run(tmp_path, monkeypatch, capsys) -> None:
+    blocks = readme_blocks("Compare strategies") or [("bash", EVALUATE_EXAMPLE)]
+    monkeypatch.chdir(tmp_path)
+    for lang, code in blocks:
+        assert lang == "bash"
+        _run_cli_block(code)
+    assert (tmp_path / "cmp.csv").is_file() and (tmp_path / "cmp.html").is_file()
+    twins = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert twins["differences"][0]["metrics"]["class_position"]["estimate"] == 0.0
 
 
 def test_forced_kinds_reach_the_engine(base) -> None:
