@@ -69,7 +69,11 @@ def read_lmu_duckdb(path: Path) -> ReadResult:
                     " ingest it after the session ends",
                 ) from e
             raise IngestError(path, "file", f"cannot open as DuckDB: {text.splitlines()[0]}") from e
-        return _Reader(path, con).read()
+        try:
+            return _Reader(path, con).read()
+        except duckdb.Error as e:
+            # A table of a shape this reader does not know; name what DuckDB refused.
+            raise IngestError(path, "query", f"unexpected layout: {str(e).splitlines()[0]}") from e
     finally:
         con.close()
 
@@ -100,8 +104,14 @@ class _Reader:
         """(ts corrected to the continuous clock, value) of an event table in rowid order."""
         if name not in self.tables:
             return np.empty(0), np.empty(0)
-        if col not in self.columns(name):
-            col = "value1" if "value1" in self.columns(name) else col
+        cols = self.columns(name)
+        if col not in cols:
+            col = "value1" if "value1" in cols else col
+        if "ts" not in cols or col not in cols:
+            msg = f'event table "{name}": expected columns ts and {col}, found {cols}; ignored'
+            if msg not in self.warnings:
+                self.warnings.append(msg)
+            return np.empty(0), np.empty(0)
         rows = self.sql(f"SELECT ts, {col} FROM {_q(name)} ORDER BY rowid")
         ts = np.array([r[0] for r in rows], dtype=float)
         vals = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=float)
@@ -144,6 +154,8 @@ class _Reader:
         missing = sorted(n for n in [*self.rates, *listed_events] if n not in self.tables)
         if "Lap Dist" not in self.rates or "Lap Dist" not in self.tables:
             raise self.fail('channel "Lap Dist"', "missing: laps cannot be cut without it")
+        if "value" not in self.columns("Lap Dist"):
+            raise self.fail('channel "Lap Dist"', "no value column: laps cannot be cut without it")
         if missing:
             self.warnings.append(f"listed channels without a table (stored NULL): {missing}")
         self.offset_at: tuple[np.ndarray, np.ndarray] | None = None
@@ -203,7 +215,8 @@ class _Reader:
 
     def _continuous(self, name: str, exprs: dict[str, str]) -> dict[int, dict[str, float | None]]:
         """Per lap segment, aggregates (SQL over columns ``value*``, ``i`` and ``prev*``)."""
-        if name not in self.tables or name not in self.rates:
+        needed = set(re.findall(r"\bvalue\d?\b", " ".join(exprs.values())))
+        if not self.usable(name, needed):
             return {}
         f = self.rates[name]
         cols = [c for c in self.columns(name) if c.startswith("value")]
@@ -217,9 +230,22 @@ class _Reader:
         keys = list(exprs)
         return {int(r[0]): dict(zip(keys, r[1:], strict=True)) for r in rows}
 
+    def usable(self, name: str, needed: set[str]) -> bool:
+        """Whether a continuous channel exists with the value columns a query needs; a table
+        of another shape is reported and its lap values stored NULL."""
+        if name not in self.tables or name not in self.rates:
+            return False
+        missing = sorted(needed - set(self.columns(name)))
+        if missing:
+            msg = f'channel "{name}": no column {", ".join(missing)}; its values stored NULL'
+            if msg not in self.warnings:
+                self.warnings.append(msg)
+            return False
+        return True
+
     def _jumps(self, name: str, cols: list[str], step: float) -> list[tuple[float, float, int]]:
         """(time [s], rise, wheels that rose) of each sample rising more than ``step``."""
-        if name not in self.tables or name not in self.rates:
+        if not self.usable(name, set(cols)):
             return []
         f = self.rates[name]
         rises = [f"({c} - lag({c}) OVER (ORDER BY rowid))" for c in cols]
@@ -412,7 +438,7 @@ class _Reader:
         """Compare ``Lap`` events with ``Lap Dist`` resets; report and correct a drift."""
         if "Lap" not in self.tables or len(reset_t) == 0:
             return
-        ts = np.array([r[0] for r in self.sql('SELECT ts FROM lmu."Lap" ORDER BY ts')], dtype=float)
+        ts = np.sort(self.events("Lap")[0])
         if len(ts) == 0:
             return
         k = np.searchsorted(ts, reset_t)

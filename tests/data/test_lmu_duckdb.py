@@ -191,3 +191,20 @@ def test_bad_lap_times_duplicates_and_out_of_order_events(tmp_path: Path) -> Non
     text = " | ".join(result.warnings)
     assert "duplicate time for lap 1" in text and "not positive" in text
     assert 'table "Lap", row' in text and "earlier than the row before" in text
+
+
+def test_tables_of_another_shape_are_reported_not_fatal(tmp_path: Path) -> None:
+    truth = write_lmu_session(tmp_path / "shape.duckdb", duration_s=700.0)
+    con = duckdb.connect(str(truth.path))
+    try:
+        con.execute('DROP TABLE "Tyres Wear"')
+        con.execute('CREATE TABLE "Tyres Wear" AS SELECT 99.0 AS value FROM range(7000)')
+        con.execute('DROP TABLE "In Pits"')
+        con.execute('CREATE TABLE "In Pits" (t DOUBLE, state DOUBLE)')
+    finally:
+        con.close()
+    result = read_lmu_duckdb(truth.path)
+    laps = result.sessions[0].laps
+    assert len(laps) == len(truth.laps) and all(r["tread_fl"] is None for r in laps)
+    text = " | ".join(result.warnings)
+    assert 'channel "Tyres Wear": no column value1' in text and 'event table "In Pits"' in text
