@@ -9,6 +9,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from data.errors import IngestError
 from data.lmu_fixture import FixtureTruth, write_lmu_session
@@ -208,3 +210,31 @@ def test_tables_of_another_shape_are_reported_not_fatal(tmp_path: Path) -> None:
     assert len(laps) == len(truth.laps) and all(r["tread_fl"] is None for r in laps)
     text = " | ".join(result.warnings)
     assert 'channel "Tyres Wear": no column value1' in text and 'event table "In Pits"' in text
+
+
+@settings(
+    max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    lap_time=st.floats(90.0, 200.0),
+    pit_every=st.integers(2, 4),
+    untimed=st.sets(st.integers(1, 6), max_size=2),
+    offset=st.sampled_from([-1, 0, 1]),
+)
+def test_generated_sessions_read_back_their_truth(
+    tmp_path: Path, seed: int, lap_time: float, pit_every: int, untimed: set[int], offset: int
+) -> None:
+    path = tmp_path / f"g{seed}_{offset}.duckdb"
+    truth = write_lmu_session(
+        path, duration_s=600.0, seed=seed, lap_time_s=lap_time, pit_every_laps=pit_every,
+        untimed_laps=tuple(untimed), lap_event_offset_samples=offset, fcy=(), impacts=(),
+    )  # fmt: skip
+    (s,) = read_lmu_duckdb(path).sessions
+    assert [r["lap"] for r in s.laps] == [lap.lap for lap in truth.laps]
+    assert {r["lap"] for r in s.laps if not r["timed"]} == {
+        lap.lap for lap in truth.laps if not lap.timed
+    }
+    assert [p["lap"] for p in s.pit_stops] == [stop.in_lap for stop in truth.stops]
+    for row, lap in zip(s.laps, truth.laps, strict=True):
+        assert lap.end_s <= row["race_time_s"] < lap.end_s + 0.1 + 1e-9
