@@ -169,7 +169,7 @@ def read_sharedmem_json(path: Path) -> ReadResult:
     first = (scoring or telemetry)[0][1]
     session = SessionRecord(name=path.stem, series="LMU", track=first.get("mTrackName"))
     if scoring:
-        _read_scoring(session, scoring)
+        _read_scoring(session, scoring, warnings)
     if telemetry:
         _read_telemetry(session, telemetry)
     return ReadResult(reader="lmu_sharedmem_json", sessions=[session], warnings=warnings)
@@ -194,8 +194,11 @@ def _in_time_order(
     return out
 
 
-def _read_scoring(session: SessionRecord, recs: list[tuple[int, dict[str, Any]]]) -> None:
+def _read_scoring(
+    session: SessionRecord, recs: list[tuple[int, dict[str, Any]]], warnings: list[str]
+) -> None:
     head = recs[0][1]
+    seen: set[tuple[str, int]] = set()
     session.session_type = session_type(head.get("mSession"))
     if isinstance(head.get("mLapDist"), int | float) and head["mLapDist"] > 0:
         session.track_length_m = float(head["mLapDist"])
@@ -209,7 +212,7 @@ def _read_scoring(session: SessionRecord, recs: list[tuple[int, dict[str, Any]]]
         session.laps_scheduled = max_laps
     prev: dict[int, dict[str, Any]] = {}
     period: Row | None = None
-    for _, data in recs:
+    for k, data in recs:
         t = float(data["mCurrentET"])
         flag = PHASE_FLAGS.get(data.get("mGamePhase", -1))
         if period is not None and flag != period["kind"]:
@@ -248,7 +251,16 @@ def _read_scoring(session: SessionRecord, recs: list[tuple[int, dict[str, Any]]]
             prev[vid] = v
             if before is None:
                 continue
-            if v.get("mTotalLaps", 0) > before.get("mTotalLaps", 0):
+            total, was = v.get("mTotalLaps", 0), before.get("mTotalLaps", 0)
+            if total > was and (number, total) in seen:
+                warnings.append(f"record {k}: car {number} completes lap {total} again; skipped")
+            elif total > was:
+                seen.add((number, total))
+                if total > was + 1:
+                    warnings.append(
+                        f"record {k}: car {number} went from {was} to {total} laps between two"
+                        " records; the laps between are missing"
+                    )
                 lap_time = v.get("mLastLapTime") or 0.0
                 s1, s2 = v.get("mLastSector1") or 0.0, v.get("mLastSector2") or 0.0
                 timed = lap_time > 0

@@ -182,3 +182,19 @@ def test_fuel_and_wear_at_each_line_crossing_from_telemetry(tmp_path: Path) -> N
     assert laps[1]["impacts"] == 1 and laps[2]["impacts"] == 0
     assert laps[1]["tyre_temp_c"] == pytest.approx(80.0) and laps[1]["damage"] == 0.5
     assert s.cars["12"].fuel_capacity_l == 100.0 and len(s.state_samples) == 5
+
+
+def test_lap_count_gaps_and_repeats_are_reported(tmp_path: Path) -> None:
+    recs = [
+        _scoring(0.0, 0, 0.0),
+        _scoring(100.0, 1, 100.0),
+        _scoring(300.0, 3, 100.0),  # two laps in one step: lap 2 never seen
+        _scoring(310.0, 0, 0.0),  # the count restarts
+        _scoring(400.0, 1, 90.0),  # lap 1 again
+    ]
+    path = tmp_path / "gap.json"
+    path.write_text(json.dumps(recs), encoding="utf-8")
+    result = read_sharedmem_json(path)
+    assert sorted(r["lap"] for r in result.sessions[0].laps) == [1, 3]
+    text = " | ".join(result.warnings)
+    assert "record 3" in text and "missing" in text and "record 5" in text and "again" in text
