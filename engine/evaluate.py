@@ -350,7 +350,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m engine.evaluate",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description="Compare strategies for one car by Monte Carlo: every strategy runs on the "
+        "same random numbers (same weather, incidents and lap noise per race), the rest of the "
+        "field keeps its scenario strategies, and differences against the first strategy are "
+        "paired. Prints per-strategy figures and paired differences with confidence intervals.",
     )
     add_run_arguments(parser)
     return parser

@@ -422,10 +422,15 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError("--save-state needs --state-lap")
             snap = w.snapshot(args.state_lap, args.strategy[0])
             snap.save(args.save_state)
-            print(
-                f"saved the race state at lap {args.state_lap} to {args.save_state}",
-                file=sys.stderr,
-            )
+            saved = {
+                "state": args.save_state,
+                "lap": args.state_lap,
+                "race_time_s": snap.race_time_s,
+            }
+            if args.json:
+                print(json.dumps(saved))
+            else:
+                print(f"saved the race state at lap {args.state_lap} to {args.save_state}")
             return 0
         strategies: list[str | Strategy] = list(args.strategy)
         if args.pit_after:

@@ -6,14 +6,18 @@ import json
 
 import pytest
 
-from engine.evaluate import main
+from engine.actions import Tyres
+from engine.backends import RayBackend
+from engine.evaluate import evaluate, main
+from engine.scenario import load_scenario
+from engine.whatif import PitAfter
 
 ray = pytest.importorskip("ray")
 
 _TIMING = ("elapsed_s", "races_per_s", "backend", "cores")
 
 
-def _run(extra: list[str], capsys) -> dict:
+def _cli(extra: list[str], capsys) -> dict:
     argv = [
         "test_race",
         "--strategy",
@@ -35,8 +39,24 @@ def _run(extra: list[str], capsys) -> dict:
 
 
 def test_ray_backend_gives_the_in_process_summary(capsys) -> None:
-    local = _run([], capsys)
-    remote = _run(["--backend", "ray", "--ray-cpus", "2"], capsys)
-    assert remote == local
-    assert local["replicas"] == 6
+    scenario = load_scenario("test_race")
+    # a spec and a strategy object (pickled to the workers)
+    strategies = ["fuel-reserve", PitAfter(3, "fuel-reserve", tyres=Tyres.KEEP, name="early")]
+    local = evaluate(scenario, strategies, 4, seed=9, chunk_replicas=2)
+    local_cli = _cli([], capsys)
+    backend = RayBackend(num_cpus=2)
+    try:
+        assert backend.parallelism == 2
+        remote = evaluate(scenario, strategies, 4, seed=9, chunk_replicas=2, backend=backend)
+        # the command line joins the running instance rather than starting another
+        remote_cli = _cli(["--backend", "ray"], capsys)
+        assert ray.is_initialized()
+    finally:
+        backend.close()
     assert not ray.is_initialized()  # the backend shut down the instance it started
+    assert remote.comparison.to_dict() == local.comparison.to_dict()
+    for name in vars(local.outcomes["early"]):
+        assert (
+            getattr(local.outcomes["early"], name) == getattr(remote.outcomes["early"], name)
+        ).all()
+    assert remote_cli == local_cli and local_cli["replicas"] == 6
