@@ -3,8 +3,8 @@
 Runs the chunks an ``engine.evaluate`` comparison runs (every strategy on the same seed) and
 reports the simulation rate, then the time the paired statistics take on those outcomes.
 
-    python bench/evaluate.py --scenario test_race --replicas 256 --json
-    python bench/evaluate.py --scenario lemans_24h --replicas 256 --backend ray
+    python -m bench.evaluate --scenario test_race --replicas 256 --json
+    python -m bench.evaluate --scenario lemans_24h --replicas 256 --backend ray
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/evaluate.py", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.evaluate", description=__doc__)
     parser.add_argument("--scenario", default="test_race", help="scenario name or TOML path")
     parser.add_argument(
         "--strategy",
