@@ -39,10 +39,11 @@ def first_legal(prefs: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
     """Per row, the first action of ``prefs`` (``[n, P]`` indices) that is legal; the first
     legal action of the table when none is."""
     ok = legal.gather(1, prefs)
+    pick = prefs.gather(1, ok.byte().argmax(dim=1, keepdim=True)).squeeze(1)
     has = ok.any(dim=1)
-    pick = prefs.gather(1, ok.float().argmax(dim=1, keepdim=True)).squeeze(1)
-    fallback = legal.float().argmax(dim=1)
-    return torch.where(has, pick, fallback)
+    if bool(has.all()):
+        return pick
+    return torch.where(has, pick, legal.byte().argmax(dim=1))
 
 
 def _stop_prefs(

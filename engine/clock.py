@@ -15,7 +15,7 @@ deploy flags at least a window later).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import simpy
@@ -44,6 +44,7 @@ class RaceControl:
         self.flags = FlagLog()
         self.log: list[tuple[float, str]] | None = [] if keep_log else None
         self.time_expired = False
+        self.on_reschedule: Callable[[torch.Tensor, bool], None] | None = None
 
     def _note(self, what: str) -> None:
         if self.log is not None:
@@ -56,11 +57,19 @@ class RaceControl:
         start_s: torch.Tensor,
         end_s: torch.Tensor,
     ) -> None:
-        """Schedule a neutralisation per listed replica (slot must be free or overridden)."""
+        """Schedule a neutralisation per listed replica, replacing its previous one.
+
+        The stepper's ``on_reschedule(replicas, before)`` hook runs before the schedule
+        changes (to settle every car's progress under the old one) and after (to predict
+        the crossings under the new one)."""
         s = self.state
+        if self.on_reschedule is not None:
+            self.on_reschedule(replicas, True)
         s.neut_kind[replicas] = kinds
         s.neut_start_s[replicas] = start_s
         s.neut_end_s[replicas] = end_s
+        if self.on_reschedule is not None:
+            self.on_reschedule(replicas, False)
         for r, k, a, b in zip(
             replicas.tolist(), kinds.tolist(), start_s.tolist(), end_s.tolist(), strict=True
         ):
@@ -75,11 +84,8 @@ class RaceControl:
         yield self.env.timeout(max(start_s - self.env.now, 0.0))
         self._note(f"replica {r}: {name} out")
         yield self.env.timeout(max(end_s - self.env.now, 0.0))
+        # The schedule keeps the finished period: laps that spanned it still need its effect.
         self._note(f"replica {r}: {name} in")
-        if float(self.state.neut_start_s[r]) == start_s:
-            self.state.neut_kind[r] = int(FlagState.GREEN)
-            self.state.neut_start_s[r] = float("inf")
-            self.state.neut_end_s[r] = float("inf")
 
     def forced(self, kind: FlagState, start_s: float, end_s: torch.Tensor, lead_s: float) -> None:
         """A scripted neutralisation for every replica (ends ``[R]`` [s]), announced

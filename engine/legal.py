@@ -12,12 +12,29 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.actions import ACTION_TABLE, N_ACTIONS, Tyres
+from engine.actions import ACTION_TABLE, ACTIONS, N_ACTIONS, Tyres
 from engine.scenario import Rules
 from world_model.interface import Compound, FlagState
 
 _DRY = torch.tensor([True, True, True, False])
 """Compounds counted against the dry tyre allocation (by Compound code)."""
+_TYRE_COMPOUND = torch.tensor([-1 if t.compound is None else int(t.compound) for t in Tyres])
+_TYRE_NEW_DRY = torch.tensor([float(t.count == 4 and t.compound != Compound.WET) for t in Tyres])
+"""Dry sets a tyre choice uses (TWO_SAME is counted from the compound fitted)."""
+_TYRE_TWO = torch.tensor([float(t == Tyres.TWO_SAME) for t in Tyres])
+_N_COMBOS = len(Tyres) * 2 * 2
+_COLUMN_OF_ACTION = torch.tensor(
+    [
+        (int(a.tyres) * 4 + int(a.driver_change) * 2 + int(a.repair)) if a.pit else _N_COMBOS
+        for a in ACTIONS
+    ]
+)
+"""For each action, its column in the per-row [24 pit combinations + stay out] table."""
+_PLAIN_STOP = (
+    ACTION_TABLE.pit
+    & (ACTION_TABLE.tyres == int(Tyres.KEEP))
+    & ~(ACTION_TABLE.driver_change | ACTION_TABLE.repair)
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +76,6 @@ def next_lap_bound_s(
 
 def legal_mask(cars: CarsAtLine, rules: Rules, pit_lane_loss_s: float) -> torch.Tensor:
     """Boolean ``[n, N_ACTIONS]``; every row has at least one legal action."""
-    t = ACTION_TABLE
     bound = next_lap_bound_s(rules, cars.ref_lap_time_s, pit_lane_loss_s)
     fuel_short = cars.fuel < cars.ref_fuel_per_lap * rules.fuel_margin
     energy_short = cars.has_energy & (cars.energy < cars.ref_energy_per_lap * rules.fuel_margin)
@@ -76,29 +92,27 @@ def legal_mask(cars: CarsAtLine, rules: Rules, pit_lane_loss_s: float) -> torch.
     must_stop = fuel_short | energy_short | flat | must_change
     pit_closed = rules.pit_closed_under_sc & (cars.flag == int(FlagState.SAFETY_CAR)) & ~must_stop
 
-    pit = t.pit.unsqueeze(0)
-    stay_ok = (~must_stop).unsqueeze(1) & ~pit
-    comp = t.compound.clamp(min=0)
-    compound_ok = (t.compound < 0).unsqueeze(0) | cars.compound_allowed[:, comp]
-    new_dry = (t.tyre_count == 4) & _DRY[comp] & (t.compound >= 0)
-    two_dry = (t.tyre_count == 2).unsqueeze(0) & _DRY[cars.compound].unsqueeze(1)
-    sets_need = new_dry.float().unsqueeze(0) + 0.5 * two_dry.float()
-    sets_ok = sets_need <= cars.tyre_sets_left.unsqueeze(1) + 1e-6
-    keep = (t.tyres == int(Tyres.KEEP)).unsqueeze(0)
-    flat_ok = ~(flat.unsqueeze(1) & keep)
-    driver_ok = torch.where(
-        t.driver_change.unsqueeze(0), can_change.unsqueeze(1), ~must_change.unsqueeze(1)
-    )
-    repair_ok = ~t.repair.unsqueeze(0) | (cars.damage > 0).unsqueeze(1)
-    pit_ok = (
-        pit & (~pit_closed).unsqueeze(1) & compound_ok & sets_ok & flat_ok & driver_ok & repair_ok
-    )
-    legal = stay_ok | pit_ok
+    # Legality does not depend on pace or fuel amount: decide it per (tyres, driver change,
+    # repair) combination -- 24 columns -- then spread it over the table in one gather.
+    comp = _TYRE_COMPOUND.clamp(min=0)
+    compound_ok = (_TYRE_COMPOUND < 0).unsqueeze(0) | cars.compound_allowed[:, comp]  # [n, 6]
+    two_dry = _DRY[cars.compound].float().unsqueeze(1) * _TYRE_TWO.unsqueeze(0)
+    sets_ok = _TYRE_NEW_DRY.unsqueeze(0) + 0.5 * two_dry <= cars.tyre_sets_left.unsqueeze(1) + 1e-6
+    tyre_ok = compound_ok & sets_ok
+    tyre_ok[:, int(Tyres.KEEP)] &= ~flat  # [n, 6]
+    driver_ok = torch.stack([~must_change, can_change], dim=1)  # [n, 2]: keep, change
+    repair_ok = torch.stack([torch.ones_like(flat), cars.damage > 0], dim=1)  # [n, 2]
+    combo = (
+        tyre_ok.unsqueeze(2).unsqueeze(3) & driver_ok.unsqueeze(1).unsqueeze(3)
+    ) & repair_ok.unsqueeze(1).unsqueeze(2)  # [n, 6, 2, 2]
+    combo = combo.reshape(-1, _N_COMBOS) & (~pit_closed).unsqueeze(1)
+    table = torch.cat([combo, (~must_stop).unsqueeze(1)], dim=1)  # column 24: stay out
+    # Row gathers of the transposed table are far cheaper than column gathers of a bool.
+    legal = table.t().contiguous().index_select(0, _COLUMN_OF_ACTION).t()
     none = ~legal.any(dim=1)
     if bool(none.any()):
         # Nothing satisfies every rule (e.g. a flat tyre with no sets left): a plain stop.
-        fallback = pit & keep & ~t.driver_change.unsqueeze(0) & ~t.repair.unsqueeze(0)
-        legal = torch.where(none.unsqueeze(1), fallback.expand_as(legal), legal)
+        legal[none] = _PLAIN_STOP
     assert legal.shape[1] == N_ACTIONS
     return legal
 

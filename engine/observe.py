@@ -31,31 +31,33 @@ def distance_key(
     return torch.where(retired, key - RETIRED_OFFSET, key)
 
 
-def row_positions(
-    key: torch.Tensor,
-    rep: torch.Tensor,
-    car: torch.Tensor,
-    class_index: torch.Tensor,
-    ref_lap_time_s: torch.Tensor,
+def field_positions(
+    key: torch.Tensor, class_index: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(overall position, class position, gap ahead in class [s], gap behind in class [s])
-    of rows ``(rep, car)``; gaps are distance differences at the row's reference pace."""
-    keys = key[rep]
-    mine = keys.gather(1, car.unsqueeze(1))
-    ahead = keys > mine
-    same = class_index.unsqueeze(0) == class_index[car].unsqueeze(1)
-    overall = 1 + ahead.sum(dim=1)
-    cls_ahead = ahead & same
-    cls_pos = 1 + cls_ahead.sum(dim=1)
-    diff = keys - mine
-    inf = torch.tensor(float("inf"), dtype=diff.dtype)
-    gap_a = torch.where(cls_ahead, diff, inf).min(dim=1).values
-    behind = (keys < mine) & same
-    gap_b = torch.where(behind, -diff, inf).min(dim=1).values
-    ref = ref_lap_time_s[car].double()
-    gap_a = torch.where(torch.isfinite(gap_a), gap_a * ref, 0.0)
-    gap_b = torch.where(torch.isfinite(gap_b), gap_b * ref, 0.0)
-    return overall.float(), cls_pos.float(), gap_a.float(), gap_b.float()
+    """(overall position, class position, distance to the car ahead in class [laps], distance
+    to the car behind in class [laps]) of every car, ``[R, C]``; two sorts per replica.
+
+    Equal keys keep the entry order (stable sorts). Gaps are 0 for the class leader (ahead)
+    and for the last car of a class (behind).
+    """
+    r, c = key.shape
+    ranks = torch.arange(c).expand(r, c)
+    order = torch.argsort(key, dim=1, descending=True, stable=True)
+    overall = torch.empty_like(order).scatter_(1, order, ranks + 1)
+    composite = class_index.double().unsqueeze(0) * 1.0e8 - key  # class first, then distance
+    corder = torch.argsort(composite, dim=1, stable=True)
+    crank = torch.empty_like(corder).scatter_(1, corder, ranks)
+    counts = torch.bincount(class_index, minlength=int(class_index.max()) + 1)
+    class_start = torch.cumsum(counts, 0) - counts
+    cls_pos = crank - class_start[class_index].unsqueeze(0) + 1
+    ks = key.gather(1, corder)
+    cs = class_index[corder]
+    same = cs[:, 1:] == cs[:, :-1]
+    step = torch.where(same, ks[:, :-1] - ks[:, 1:], 0.0)
+    zero = torch.zeros(r, 1, dtype=key.dtype)
+    gap_ahead = torch.empty_like(key).scatter_(1, corder, torch.cat([zero, step], dim=1))
+    gap_behind = torch.empty_like(key).scatter_(1, corder, torch.cat([step, zero], dim=1))
+    return overall, cls_pos, gap_ahead, gap_behind
 
 
 def near_line_by_class(
@@ -73,14 +75,5 @@ def near_line_by_class(
 
 def final_order(key: torch.Tensor, class_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(overall position, class position) ``[R, C]`` int64 from the ranking key."""
-    order = torch.argsort(key, dim=1, descending=True, stable=True)
-    r, c = key.shape
-    pos = torch.empty_like(order)
-    pos.scatter_(1, order, torch.arange(1, c + 1).expand(r, c).contiguous())
-    ahead = key.unsqueeze(2) < key.unsqueeze(1)  # [R, C(me), C(other)] other ahead of me
-    same = (class_index.unsqueeze(0) == class_index.unsqueeze(1)).unsqueeze(0)
-    # Stable ties: an equal key listed earlier counts as ahead, as in the overall order.
-    earlier = torch.ones(c, c, dtype=torch.bool).tril(-1).unsqueeze(0)
-    tie = (key.unsqueeze(2) == key.unsqueeze(1)) & earlier
-    cls = 1 + ((ahead | tie) & same).sum(dim=2)
-    return pos, cls
+    overall, cls_pos, _, _ = field_positions(key, class_index)
+    return overall, cls_pos

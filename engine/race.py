@@ -8,6 +8,7 @@ one call bit for bit.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,9 +62,12 @@ def load_event_model(scenario: Scenario) -> EventModel | None:
     import events
 
     classes = list(scenario.class_names)
-    if scenario.events.model == "default":
-        return events.load_default(classes)
-    return events.load_model(scenario.events.model, classes)
+    loader = events.load_default if scenario.events.model == "default" else events.load_model
+    args: list[object] = [] if scenario.events.model == "default" else [scenario.events.model]
+    kwargs: dict[str, object] = {}
+    if "lap_length_m" in inspect.signature(loader).parameters:
+        kwargs["lap_length_m"] = scenario.track.lap_length_m
+    return loader(*args, classes, **kwargs)
 
 
 def _car_strategies(

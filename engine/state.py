@@ -30,13 +30,19 @@ class RaceState:
     lap: torch.Tensor
     """Laps completed (int64)."""
     rem_s: torch.Tensor
-    """Green-equivalent seconds the current lap still needs [s]."""
+    """Green-equivalent seconds the current lap still needs from ``anchor_s`` [s]."""
     lap_total_s: torch.Tensor
     """Green-equivalent seconds of the whole current lap [s] (green lap + damage + traffic)."""
     lap_start_s: torch.Tensor
     """Race time the current lap began at the line [s]."""
-    hold_s: torch.Tensor
-    """Pit-lane time still to serve before the car moves on [s]."""
+    anchor_s: torch.Tensor
+    """Race time from which ``rem_s`` counts: the last re-anchoring, or the pit exit (after
+    the line while a car is in the pit lane) [s]."""
+    next_cross_s: torch.Tensor
+    """Predicted race time of the next line crossing under the flag schedule [s] (inf for a
+    car out of the race)."""
+    catch_s: torch.Tensor
+    """Green-equivalent seconds the car may still gain closing up behind the safety car [s]."""
     green_lap_s: torch.Tensor
     """The lap model's green lap time of the current lap [s] (float32)."""
     fuel: torch.Tensor
@@ -70,7 +76,8 @@ class RaceState:
     """``[R, C, 4]`` green wear of the current lap."""
     lap_tyre_temp_c: torch.Tensor
     acc_fuel_s: torch.Tensor
-    """Green-equivalent seconds of the lap so far, weighted by the flag fuel factor [s]."""
+    """Green-equivalent seconds of the lap up to ``anchor_s``, weighted by the flag fuel
+    factor [s]."""
     acc_wear_s: torch.Tensor
     """The same weighted by the flag wear factor [s]."""
     lap_flag: torch.Tensor
@@ -87,7 +94,8 @@ class RaceState:
     garage_free_s: torch.Tensor
     """``[R, T]`` race time each team's garage is free again [s]."""
     neut_kind: torch.Tensor
-    """``[R]`` :class:`FlagState` of the scheduled or running neutralisation (GREEN: none)."""
+    """``[R]`` :class:`FlagState` of the replica's latest neutralisation (GREEN: none yet);
+    it applies only inside ``[neut_start_s, neut_end_s)``."""
     neut_start_s: torch.Tensor
     """``[R]``."""
     neut_end_s: torch.Tensor
@@ -130,7 +138,9 @@ _F64_FIELDS = {
     "rem_s",
     "lap_total_s",
     "lap_start_s",
-    "hold_s",
+    "anchor_s",
+    "next_cross_s",
+    "catch_s",
     "drive_total_s",
     "stint_drive_s",
     "stint_start_s",
@@ -147,8 +157,8 @@ _F64_FIELDS = {
 def initial_state(field: FieldTable, replicas: int, track_temp_c: float) -> RaceState:
     """Every car on the grid at race time 0, full tank and allocation, new tyres, driver 1.
 
-    The first lap is not drawn yet (``rem_s`` 0): the stepper draws it before the first
-    window. Cars are released in entry order, ``0.25 s`` apart (a rolling start's gaps).
+    The first lap is not drawn yet: the stepper draws it before the first window. Cars are
+    released in entry order, ``0.25 s`` apart (a rolling start's gaps).
     """
     r, c = replicas, field.n_cars
 
@@ -161,7 +171,9 @@ def initial_state(field: FieldTable, replicas: int, track_temp_c: float) -> Race
         rem_s=zeros(F64),
         lap_total_s=zeros(F64),
         lap_start_s=zeros(F64),
-        hold_s=grid_gap,
+        anchor_s=grid_gap,
+        next_cross_s=torch.full((r, c), float("inf"), dtype=F64),
+        catch_s=zeros(F64),
         green_lap_s=zeros(),
         fuel=torch.ones(r, c),
         energy=torch.ones(r, c),
@@ -200,3 +212,38 @@ def initial_state(field: FieldTable, replicas: int, track_temp_c: float) -> Race
         neut_end_s=torch.full((r,), float("inf"), dtype=F64),
         chequer_s=torch.full((r,), float("inf"), dtype=F64),
     )
+
+
+# -- fast row access ------------------------------------------------------------------------
+# ``index_select`` / ``scatter_`` cost a fraction of advanced indexing (``x[idx]``) on the
+# stepper's batch sizes: every per-row read and write of the state goes through these.
+
+
+def take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Rows ``idx`` of a ``[R, C]`` (-> ``[n]``) or ``[R, C, k]`` (-> ``[n, k]``) tensor."""
+    if x.dim() == 2:
+        return x.view(-1).index_select(0, idx)
+    return x.view(-1, x.shape[-1]).index_select(0, idx)
+
+
+def put(x: torch.Tensor, idx: torch.Tensor, value: torch.Tensor | float | bool) -> None:
+    """Write rows ``idx`` (unique) of ``x`` in place."""
+    if x.dim() == 2:
+        flat = x.view(-1)
+        if not isinstance(value, torch.Tensor):
+            flat.index_fill_(0, idx, value)
+            return
+        flat.scatter_(0, idx, value.to(x.dtype).expand(idx.shape).contiguous())
+        return
+    flat2 = x.view(-1, x.shape[-1])
+    if not isinstance(value, torch.Tensor):
+        flat2.index_fill_(0, idx, value)
+        return
+    flat2.index_copy_(0, idx, value.to(x.dtype).expand(idx.shape[0], x.shape[-1]).contiguous())
+
+
+def add(x: torch.Tensor, idx: torch.Tensor, value: torch.Tensor | float) -> None:
+    """Add to rows ``idx`` (unique) of a ``[R, C]`` tensor in place."""
+    if not isinstance(value, torch.Tensor):
+        value = torch.full(idx.shape, value, dtype=x.dtype)
+    x.view(-1).scatter_add_(0, idx, value.to(x.dtype).expand(idx.shape).contiguous())

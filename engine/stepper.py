@@ -31,13 +31,19 @@ from engine.clock import RaceControl
 from engine.conditions import FlagFactors, WeatherGrid, darkness, draw_weather
 from engine.field import FieldTable
 from engine.legal import CarsAtLine, legal_mask
-from engine.observe import distance_key, final_order, near_line_by_class, row_positions
+from engine.observe import (
+    FINISH_TIEBREAK,
+    RETIRED_OFFSET,
+    TRAFFIC_WINDOW_S,
+    field_positions,
+    final_order,
+)
 from engine.pitstop import fit_tyres, garage_queue, plan_stop
-from engine.progress import advance
+from engine.progress import FOREVER_S, drive
 from engine.result import LapRecorder, RaceResult, incident_columns
 from engine.rng import chunk_generators
 from engine.scenario import Scenario
-from engine.state import F64, RaceState, initial_state
+from engine.state import F64, RaceState, add, initial_state, put, take
 from engine.strategy import Observation, Strategy, check_decisions
 from events.interface import CarExposure, EventModel, ForcedEvent, ForcedKind
 from world_model.interface import FlagState, LapConditions, LapModel
@@ -90,6 +96,9 @@ class ChunkSim:
         self.laps_target = scenario.race.laps
         self.flagf = FlagFactors.from_scenario(scenario)
         self.member = torch.arange(replicas) + first_replica
+        self._all_replicas = torch.arange(replicas)
+        self._car_rc = torch.arange(self.C).expand(replicas, self.C)
+        self._class_rc = self.field.class_index.expand(replicas, self.C)
         self.class_onehot = torch.nn.functional.one_hot(
             self.field.class_index, self.field.n_classes
         ).float()
@@ -138,6 +147,7 @@ class ChunkSim:
             self.state = start
             self._needs_first_laps = False
         self.control = RaceControl(self.env, self.state, keep_log)
+        self.control.on_reschedule = self._reschedule
         self._dmg_dirty = True
         self._dmg_loss = torch.zeros(self.R, self.C)
         self._dmg_repair = torch.zeros(self.R, self.C)
@@ -207,7 +217,9 @@ class ChunkSim:
             yield self.env.timeout(self.window)
             if b > limit:
                 # A car that cannot reach the line any more (a stop longer than the race).
-                self.state.retired |= self.state.running()
+                stuck = self.state.running()
+                self.state.retired |= stuck
+                self.state.next_cross_s[stuck] = float("inf")
 
     def run(self) -> None:
         self.env.run(until=self.process)
@@ -229,6 +241,7 @@ class ChunkSim:
             zero,
             zero,
             zero,
+            hold_s=self.state.anchor_s.view(-1) - t,  # the rolling start's gaps
         )
 
     def _draw_laps(
@@ -240,28 +253,30 @@ class ChunkSim:
         traffic: torch.Tensor,
         other_traffic: torch.Tensor,
         slow_traffic: torch.Tensor,
+        hold_s: torch.Tensor | None = None,
     ) -> None:
-        """Draw the next lap of flat rows ``idx`` starting at race times ``t``."""
+        """Draw the next lap of flat rows ``idx`` starting at the line at race times ``t``
+        (moving off after ``hold_s`` in the pit lane) and predict its crossing."""
         s, f = self.state, self.field
         rep = idx // self.C
         car = idx % self.C
         _, wet, temp = self.weather.at(rep, t)
-        driver = s.driver.view(-1)[idx]
+        driver = take(s.driver, idx)
         cond = LapConditions(
-            ref_lap_time_s=f.ref_lap_time_s[car],
-            ref_fuel_per_lap=f.ref_fuel_per_lap[car],
-            ref_energy_per_lap=f.ref_energy_per_lap[car],
-            ref_wear_per_lap=f.ref_wear_per_lap[car],
-            fuel=s.fuel.view(-1)[idx],
-            energy=s.energy.view(-1)[idx],
-            tread=s.tread.view(-1, 4)[idx],
-            tyre_age_laps=s.tyre_age.view(-1)[idx],
-            compound=s.compound.view(-1)[idx],
-            tyre_temp_c=s.tyre_temp_c.view(-1)[idx],
-            damage=s.damage.view(-1)[idx],
-            stint_time_s=(t - s.stint_start_s.view(-1)[idx]).clamp(min=0.0).float(),
-            pace_mode=s.pace.view(-1)[idx],
-            class_index=f.class_index[car],
+            ref_lap_time_s=f.ref_lap_time_s.index_select(0, car),
+            ref_fuel_per_lap=f.ref_fuel_per_lap.index_select(0, car),
+            ref_energy_per_lap=f.ref_energy_per_lap.index_select(0, car),
+            ref_wear_per_lap=f.ref_wear_per_lap.index_select(0, car),
+            fuel=take(s.fuel, idx),
+            energy=take(s.energy, idx),
+            tread=take(s.tread, idx),
+            tyre_age_laps=take(s.tyre_age, idx),
+            compound=take(s.compound, idx),
+            tyre_temp_c=take(s.tyre_temp_c, idx),
+            damage=take(s.damage, idx),
+            stint_time_s=(t - take(s.stint_start_s, idx)).clamp(min=0.0).float(),
+            pace_mode=take(s.pace, idx),
+            class_index=f.class_index.index_select(0, car),
             driver_skill=f.driver_skill[car, driver],
             flag=flag,
             wetness=wet,
@@ -270,161 +285,220 @@ class ChunkSim:
             traffic=traffic,
             out_lap=out_lap.float(),
         )
-        out = self.lap_model.sample(cond, self.gens["laps"], member=self.member[rep])
+        out = self.lap_model.sample(
+            cond, self.gens["laps"], member=self.member.index_select(0, rep)
+        )
         loss, _ = self._damage_effects()
         green = out.lap_time_s.double()
-        total = green * (1.0 + loss.view(-1)[idx].double()) + (
+        total = green * (1.0 + take(loss, idx).double()) + (
             self.sc.rules.overtake_cost_s * slow_traffic.double()
         )
-        s.green_lap_s.view(-1)[idx] = out.lap_time_s
-        s.lap_total_s.view(-1)[idx] = total
-        s.rem_s.view(-1)[idx] = total
-        s.lap_start_s.view(-1)[idx] = t
-        s.lap_fuel.view(-1)[idx] = out.fuel_used
-        s.lap_energy.view(-1)[idx] = torch.where(f.has_energy[car], out.energy_used, 0.0)
-        s.lap_wear.view(-1, 4)[idx] = out.wear
-        s.lap_tyre_temp_c.view(-1)[idx] = out.tyre_temp_c
-        s.acc_fuel_s.view(-1)[idx] = 0.0
-        s.acc_wear_s.view(-1)[idx] = 0.0
-        s.lap_flag.view(-1)[idx] = flag
-        s.traffic.view(-1)[idx] = traffic
-        s.other_class_traffic.view(-1)[idx] = other_traffic
+        put(s.green_lap_s, idx, out.lap_time_s)
+        put(s.lap_total_s, idx, total)
+        put(s.rem_s, idx, total)
+        put(s.lap_start_s, idx, t)
+        put(s.lap_fuel, idx, out.fuel_used)
+        put(s.lap_energy, idx, torch.where(f.has_energy.index_select(0, car), out.energy_used, 0.0))
+        put(s.lap_wear, idx, out.wear)
+        put(s.lap_tyre_temp_c, idx, out.tyre_temp_c)
+        put(s.acc_fuel_s, idx, 0.0)
+        put(s.acc_wear_s, idx, 0.0)
+        put(s.lap_flag, idx, flag)
+        put(s.traffic, idx, traffic)
+        put(s.other_class_traffic, idx, other_traffic)
+        anchor = t if hold_s is None else t + hold_s
+        put(s.anchor_s, idx, anchor)
+        self._predict(idx, rep)
 
     # -- one window ---------------------------------------------------------------------------
 
-    def _neutral(self) -> tuple[torch.Tensor, ...]:
+    def _schedule(
+        self, rep: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(kind, start, end, lap-time factor) of the neutralisation of replicas ``rep``."""
         s = self.state
-        kind = s.neut_kind
+        kind = s.neut_kind.index_select(0, rep)
         return (
             kind,
-            s.neut_start_s.unsqueeze(1),
-            s.neut_end_s.unsqueeze(1),
-            self.flagf.time[kind].unsqueeze(1),
+            s.neut_start_s.index_select(0, rep),
+            s.neut_end_s.index_select(0, rep),
+            self.flagf.time.index_select(0, kind),
         )
 
-    def _sc_catch_up(self, a: float, b: float) -> torch.Tensor | None:
-        """Green-equivalent seconds each car may gain closing up behind the safety car."""
+    def _predict(self, idx: torch.Tensor, rep: torch.Tensor) -> None:
+        """Predict the line crossing of flat rows ``idx`` (replicas ``rep``)."""
         s = self.state
-        sc = (s.neut_kind == int(FlagState.SAFETY_CAR)) & (s.neut_start_s < b) & (s.neut_end_s > a)
-        if not bool(sc.any()):
-            return None
-        on_track = s.running() & (s.hold_s <= 0)
-        driven = torch.where(on_track, 1.0 - s.rem_s / s.lap_total_s.clamp(min=1e-9), -1e9)
-        order = torch.argsort(driven, dim=1, descending=True)
-        sorted_d = driven.gather(1, order)
+        _, ns, ne, f = self._schedule(rep)
+        p = drive(
+            take(s.anchor_s, idx),
+            FOREVER_S,
+            take(s.rem_s, idx),
+            ns,
+            ne,
+            f,
+            take(s.catch_s, idx),
+        )
+        put(s.next_cross_s, idx, p.cross_s)
+
+    def _settle(self, idx: torch.Tensor, rep: torch.Tensor, t: torch.Tensor | float) -> None:
+        """Move the anchor of flat rows ``idx`` to race time ``t`` (rows still in the pit lane
+        past ``t`` keep theirs): progress, fuel and wear weights, flags, safety-car catch-up."""
+        s = self.state
+        anchor = take(s.anchor_s, idx)
+        t = torch.as_tensor(t, dtype=F64).expand_as(anchor)
+        moving = anchor < t
+        kind, ns, ne, f = self._schedule(rep)
+        p = drive(anchor, t, take(s.rem_s, idx), ns, ne, f, take(s.catch_s, idx))
+        green = torch.where(moving, p.green_s, 0.0)
+        neutral = torch.where(moving, p.neutral_s, 0.0)
+        put(s.rem_s, idx, (take(s.rem_s, idx) - green - neutral).clamp(min=1e-6))
+        add(s.acc_fuel_s, idx, green + neutral * self.flagf.fuel.index_select(0, kind))
+        add(s.acc_wear_s, idx, green + neutral * self.flagf.wear.index_select(0, kind))
+        put(s.lap_flag, idx, torch.where(neutral > 0, kind, take(s.lap_flag, idx)))
+        add(s.catch_s, idx, -torch.where(moving, p.catch_used_s, 0.0))
+        put(s.anchor_s, idx, torch.maximum(anchor, t))
+
+    def _replica_rows(self, replicas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat rows and their replica of every running car of ``replicas``."""
+        running = self.state.running()[replicas]
+        r_idx, c_idx = running.nonzero(as_tuple=True)
+        rep = replicas[r_idx]
+        return rep * self.C + c_idx, rep
+
+    def _reschedule(self, replicas: torch.Tensor, before: bool) -> None:
+        """Race control is about to change (``before``) or has changed the flag schedule of
+        ``replicas``: settle every car at the current time, then predict again."""
+        idx, rep = self._replica_rows(replicas)
+        if idx.numel() == 0:
+            return
+        now = float(self.env.now)
+        if before:
+            self._settle(idx, rep, now)
+            return
+        s = self.state
+        sc = s.neut_kind.index_select(0, rep) == int(FlagState.SAFETY_CAR)
+        put(s.catch_s, idx, 0.0)
+        if bool(sc.any()):
+            self._sc_budget(replicas[s.neut_kind[replicas] == int(FlagState.SAFETY_CAR)], now)
+        self._predict(idx, rep)
+
+    def _sc_budget(self, replicas: torch.Tensor, now: float) -> None:
+        """Green seconds each car of ``replicas`` may gain closing up to the car ahead on the
+        road behind the safety car (the field bunches), from the gaps at deployment."""
+        s = self.state
+        running = s.running()[replicas]
+        anchor = s.anchor_s[replicas]
+        on_track = running & (anchor <= now)
+        total = s.lap_total_s[replicas].clamp(min=1e-9)
+        done = torch.where(on_track, 1.0 - s.rem_s[replicas] / total, -1.0e9)
+        order = torch.argsort(done, dim=1, descending=True)
+        sorted_d = done.gather(1, order)
         ahead = torch.cat([sorted_d[:, :1], sorted_d[:, :-1]], dim=1)
-        gap_frac = torch.zeros_like(sorted_d)
-        gap_frac.scatter_(1, order, (ahead - sorted_d))
-        gap_s = gap_frac * s.lap_total_s - self.sc.track.sc_min_gap_s
-        gap_s = torch.where(on_track & sc.unsqueeze(1), gap_s.clamp(min=0.0), 0.0)
-        return gap_s
+        gap = torch.empty_like(done).scatter_(1, order, ahead - sorted_d)
+        budget = (gap * total - self.sc.track.sc_min_gap_s).clamp(min=0.0)
+        s.catch_s[replicas] = torch.where(on_track, budget, 0.0)
+
+    def _key(self, t: float) -> torch.Tensor:
+        """``[R, C]`` race-distance ranking key at race time ``t`` (see engine.observe)."""
+        s = self.state
+        span = (s.next_cross_s - s.lap_start_s).clamp(min=1e-9)
+        frac = ((t - s.lap_start_s) / span).clamp(0.0, 0.999999)
+        frac = torch.nan_to_num(frac, nan=0.0)
+        key = s.lap.double() + frac
+        key = torch.where(s.finished, s.lap.double() - FINISH_TIEBREAK * s.finish_time_s, key)
+        return torch.where(s.retired, key - RETIRED_OFFSET, key)
 
     def _window(self, a: float, b: float) -> Generator:
         s = self.state
-        running = s.running()
-        key = distance_key(s.lap, s.rem_s, s.lap_total_s, s.finished, s.retired, s.finish_time_s)
-        leader = torch.where(running, key, -float("inf")).argmax(dim=1)
-        kind, ns, ne, factor = self._neutral()
-        inf = torch.tensor(float("inf"), dtype=F64)
-        p = advance(
-            a,
-            b,
-            torch.where(running, s.hold_s, inf),
-            torch.where(running, s.rem_s, inf),
-            ns,
-            ne,
-            factor,
-            self._sc_catch_up(a, b),
-        )
-        s.hold_s = torch.where(running, p.hold_left_s, s.hold_s)
-        s.rem_s = torch.where(running, s.rem_s - (p.green_s + p.neutral_s), s.rem_s)
-        fk = self.flagf.fuel[kind].unsqueeze(1)
-        wk = self.flagf.wear[kind].unsqueeze(1)
-        s.acc_fuel_s += p.green_s + p.neutral_s * fk
-        s.acc_wear_s += p.green_s + p.neutral_s * wk
-        s.lap_flag = torch.where(p.neutral_race_s > 0, kind.unsqueeze(1), s.lap_flag)
-        track_s = torch.where(running, p.track_s, 0.0)
-        crossed = p.crossed & running
+        crossed = s.next_cross_s < b
         if bool(crossed.any()):
-            yield from self._crossings(b, p.cross_s, crossed, leader)
-        self._incidents(a, b, track_s)
+            key = self._key(a)
+            leader = key.argmax(dim=1)
+            yield from self._crossings(b, crossed, leader, a)
+        self._incidents(a, b)
 
     def _flag_at(self, rep: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         s = self.state
-        under = (s.neut_start_s[rep] <= t) & (t < s.neut_end_s[rep])
-        return torch.where(under, s.neut_kind[rep], int(FlagState.GREEN))
+        under = (s.neut_start_s.index_select(0, rep) <= t) & (t < s.neut_end_s.index_select(0, rep))
+        return torch.where(under, s.neut_kind.index_select(0, rep), int(FlagState.GREEN))
 
     def _crossings(
-        self, b: float, cross_s: torch.Tensor, crossed: torch.Tensor, leader: torch.Tensor
+        self, b: float, crossed: torch.Tensor, leader: torch.Tensor, a: float
     ) -> Generator:
         s, f = self.state, self.field
         C = self.C
         idx = crossed.view(-1).nonzero().squeeze(1)
         rep, car = idx // C, idx % C
-        t = cross_s.view(-1)[idx]
+        t = take(s.next_cross_s, idx)
+        self._settle(idx, rep, t)
 
         # Complete the lap.
-        lap_time = t - s.lap_start_s.view(-1)[idx]
-        total = s.lap_total_s.view(-1)[idx].clamp(min=1e-9)
-        frac_f = (s.acc_fuel_s.view(-1)[idx] / total).float()
-        frac_w = (s.acc_wear_s.view(-1)[idx] / total).float()
-        fuel_start = s.fuel.view(-1)[idx]
-        energy_start = s.energy.view(-1)[idx]
-        fuel = fuel_start - s.lap_fuel.view(-1)[idx] * frac_f
-        energy = energy_start - s.lap_energy.view(-1)[idx] * frac_f
+        lap_time = t - take(s.lap_start_s, idx)
+        total = take(s.lap_total_s, idx).clamp(min=1e-9)
+        frac_f = (take(s.acc_fuel_s, idx) / total).float()
+        frac_w = (take(s.acc_wear_s, idx) / total).float()
+        fuel_start = take(s.fuel, idx)
+        energy_start = take(s.energy, idx)
+        fuel = fuel_start - take(s.lap_fuel, idx) * frac_f
+        energy = energy_start - take(s.lap_energy, idx) * frac_f
         dry = (fuel < 0) | (energy < 0)
-        s.fuel.view(-1)[idx] = fuel.clamp(min=0.0)
-        s.energy.view(-1)[idx] = energy.clamp(min=0.0)
-        tread = s.tread.view(-1, 4)[idx] - s.lap_wear.view(-1, 4)[idx] * frac_w.unsqueeze(1)
-        s.tread.view(-1, 4)[idx] = tread.clamp(min=0.0)
-        s.tyre_age.view(-1)[idx] += 1.0
-        s.tyre_temp_c.view(-1)[idx] = s.lap_tyre_temp_c.view(-1)[idx]
-        s.lap.view(-1)[idx] += 1
-        s.stint_laps.view(-1)[idx] += 1.0
-        s.stint_drive_s.view(-1)[idx] += lap_time
-        driver = s.driver.view(-1)[idx]
-        s.drive_total_s.view(-1, f.max_drivers)[idx, driver] += lap_time
-        s.finish_time_s.view(-1)[idx] = t
-        s.rem_s.view(-1)[idx] = s.lap_total_s.view(-1)[idx]  # at the line: nothing driven
-        lap_flag = s.lap_flag.view(-1)[idx].clone()
-        pit_time_lap = s.lap_pit_time_s.view(-1)[idx].clone()
-        out_lap_done = s.out_lap.view(-1)[idx].clone()
-        dc_done = s.lap_driver_change.view(-1)[idx].clone()
-        pace_done = s.pace.view(-1)[idx].clone()
+        put(s.fuel, idx, fuel.clamp(min=0.0))
+        put(s.energy, idx, energy.clamp(min=0.0))
+        tread = take(s.tread, idx) - take(s.lap_wear, idx) * frac_w.unsqueeze(1)
+        put(s.tread, idx, tread.clamp(min=0.0))
+        add(s.tyre_age, idx, 1.0)
+        put(s.tyre_temp_c, idx, take(s.lap_tyre_temp_c, idx))
+        add(s.lap, idx, 1)
+        add(s.stint_laps, idx, 1.0)
+        add(s.stint_drive_s, idx, lap_time)
+        driver = take(s.driver, idx)
+        s.drive_total_s.view(-1).scatter_add_(0, idx * f.max_drivers + driver, lap_time)
+        put(s.finish_time_s, idx, t)
+        put(s.lap_start_s, idx, t)  # at the line: nothing of the next lap driven yet
+        lap_flag = take(s.lap_flag, idx).clone()
+        pit_time_lap = take(s.lap_pit_time_s, idx).clone()
+        out_lap_done = take(s.out_lap, idx).clone()
+        dc_done = take(s.lap_driver_change, idx).clone()
+        pace_done = take(s.pace, idx).clone()
         if bool(dry.any()):
-            s.retired.view(-1)[idx[dry]] = True
-        new_lap = s.lap.view(-1)[idx]
+            put(s.retired, idx[dry], True)
+        new_lap = take(s.lap, idx)
 
         # The chequered flag: the leader's first crossing once time (or distance) is up.
-        is_leader = car == leader[rep]
+        is_leader = car == leader.index_select(0, rep)
         if self.duration is not None:
             flag_now = is_leader & (t >= self.duration) & ~dry
         else:
             flag_now = is_leader & (new_lap >= int(self.laps_target or 0)) & ~dry
         if bool(flag_now.any()):
             s.chequer_s.scatter_reduce_(0, rep[flag_now], t[flag_now], reduce="amin")
-        finishing = (t >= s.chequer_s[rep]) & ~dry
+        finishing = (t >= s.chequer_s.index_select(0, rep)) & ~dry
         if bool(finishing.any()):
-            s.finished.view(-1)[idx[finishing]] = True
+            put(s.finished, idx[finishing], True)
         cont = ~finishing & ~dry
+        if not bool(cont.all()):
+            put(s.next_cross_s, idx[~cont], float("inf"))
 
         lap_end = None
         if self.recorder is not None:  # the lap's end state, before any stop changes it
             lap_end = {
-                "fuel_end": s.fuel.view(-1)[idx],
-                "energy_end": s.energy.view(-1)[idx],
-                "tread": s.tread.view(-1, 4)[idx],
-                "compound": s.compound.view(-1)[idx],
-                "tyre_age_laps": s.tyre_age.view(-1)[idx],
-                "tyre_temp_c": s.tyre_temp_c.view(-1)[idx],
-                "damage": s.damage.view(-1)[idx],
+                "fuel_end": take(s.fuel, idx),
+                "energy_end": take(s.energy, idx),
+                "tread": take(s.tread, idx),
+                "compound": take(s.compound, idx),
+                "tyre_age_laps": take(s.tyre_age, idx),
+                "tyre_temp_c": take(s.tyre_temp_c, idx),
+                "damage": take(s.damage, idx),
             }
 
         # Positions at the line (every crossing row, for the record and the strategies).
-        key = distance_key(s.lap, s.rem_s, s.lap_total_s, s.finished, s.retired, s.finish_time_s)
-        overall, cls_pos, gap_a, gap_b = row_positions(
-            key, rep, car, f.class_index, f.ref_lap_time_s
-        )
+        key = self._key(a)
+        pos_all, cls_all, ahead_all, behind_all = field_positions(key, f.class_index)
+        ref_row = f.ref_lap_time_s.index_select(0, car)
+        overall = take(pos_all, idx).float()
+        cls_pos = take(cls_all, idx).float()
+        gap_a = (take(ahead_all, idx) * ref_row).float()
+        gap_b = (take(behind_all, idx) * ref_row).float()
         rain, wet, temp = self.weather.at(rep, t)
         flag_line = self._flag_at(rep, t)
 
@@ -434,44 +508,47 @@ class ChunkSim:
         pit = torch.zeros(n, dtype=torch.bool)
         if n:
             obs, legal = self._observe(
-                idx[ci],
-                t[ci],
-                overall[ci],
-                cls_pos[ci],
-                gap_a[ci],
-                gap_b[ci],
-                wet[ci],
-                flag_line[ci],
+                idx.index_select(0, ci),
+                t.index_select(0, ci),
+                overall.index_select(0, ci),
+                cls_pos.index_select(0, ci),
+                gap_a.index_select(0, ci),
+                gap_b.index_select(0, ci),
+                wet.index_select(0, ci),
+                flag_line.index_select(0, ci),
             )
             ext = torch.zeros(n, dtype=torch.bool)
             if self.controlled_car is not None:
-                ext = car[ci] == self.controlled_car
-            grp = self.group_of_car[car[ci]]
+                ext = car.index_select(0, ci) == self.controlled_car
+            grp = self.group_of_car[car.index_select(0, ci)]
             for g, strat in enumerate(self.group_objs):
                 sel = ((grp == g) & ~ext).nonzero().squeeze(1)
                 if sel.numel() == 0:
                     continue
-                o, lg = obs.index(sel), legal[sel]
+                o, lg = obs.index(sel), legal.index_select(0, sel)
                 act = strat.decide(o, lg, self.gens["strategies"])
                 check_decisions(act, lg, getattr(strat, "name", type(strat).__name__))
                 actions[sel] = act
             if bool(ext.any()):
                 sel = ext.nonzero().squeeze(1)
                 self.pending = Pending(
-                    replicas=rep[ci][sel], obs=obs.index(sel), legal=legal[sel], positions=sel
+                    replicas=rep.index_select(0, ci)[sel],
+                    obs=obs.index(sel),
+                    legal=legal.index_select(0, sel),
+                    positions=sel,
                 )
                 self._decisions_given = self.env.event()
                 assert self.decision_needed is not None
                 self.decision_needed.succeed()
                 yield self._decisions_given
                 assert self.pending_actions is not None
-                check_decisions(self.pending_actions, legal[sel], "controlled car")
+                check_decisions(self.pending_actions, legal.index_select(0, sel), "controlled car")
                 actions[sel] = self.pending_actions
                 self.pending = None
                 self.pending_actions = None
             pit = ACTION_TABLE.pit[actions]
-            s.pace.view(-1)[idx[ci]] = ACTION_TABLE.pace[actions]
-            hold = self._pit_stops(idx[ci], t[ci], actions, pit)
+            put(s.pace, idx.index_select(0, ci), ACTION_TABLE.pace[actions])
+            hold = self._pit_stops(idx.index_select(0, ci), t.index_select(0, ci), actions, pit)
         else:
             hold = torch.zeros(0, dtype=F64)
 
@@ -502,33 +579,24 @@ class ChunkSim:
         if n == 0:
             return
 
-        # Draw the next lap of every continuing car, then drive the rest of the window.
-        rows = idx[ci]
-        rrep, rcar, rt = rep[ci], car[ci], t[ci]
-        on_track = s.running() & (s.hold_s <= 0)
-        near = near_line_by_class(s.rem_s, s.lap_total_s, on_track, self.class_onehot)[rrep]
-        rcls = f.class_index[rcar]
-        traffic = near.sum(dim=1)
-        other = traffic - near.gather(1, rcls.unsqueeze(1)).squeeze(1)
-        slow = (near * f.slower_class[rcls]).sum(dim=1)
-        self._draw_laps(rows, rt, flag_line[ci], pit, traffic, other, slow)
-        kind = s.neut_kind[rrep]
-        p = advance(
-            rt,
-            b,
-            hold,
-            s.rem_s.view(-1)[rows],
-            s.neut_start_s[rrep],
-            s.neut_end_s[rrep],
-            self.flagf.time[kind],
+        # Draw the next lap of every continuing car: traffic is the cars that crossed the line
+        # less than TRAFFIC_WINDOW_S before it and did not stop.
+        rows = idx.index_select(0, ci)
+        rrep, rcar, rt = rep.index_select(0, ci), car.index_select(0, ci), t.index_select(0, ci)
+        # float32 times relative to the window: cars in the pit lane are far in the past.
+        started = torch.where(
+            s.anchor_s <= s.lap_start_s, (s.lap_start_s - a).float(), -1.0e9
+        ).index_select(0, rrep)  # [n, C]
+        since = (rt - a).float().unsqueeze(1) - started
+        near = ((since > 0) & (since < TRAFFIC_WINDOW_S)).float()
+        near_class = near @ self.class_onehot  # [n, K]
+        rcls = f.class_index.index_select(0, rcar)
+        traffic = near_class.sum(dim=1)
+        other = traffic - near_class.gather(1, rcls.unsqueeze(1)).squeeze(1)
+        slow = (near_class * f.slower_class.index_select(0, rcls)).sum(dim=1)
+        self._draw_laps(
+            rows, rt, flag_line.index_select(0, ci), pit, traffic, other, slow, hold_s=hold
         )
-        s.hold_s.view(-1)[rows] = p.hold_left_s
-        used = p.green_s + p.neutral_s
-        s.rem_s.view(-1)[rows] = (s.rem_s.view(-1)[rows] - used).clamp(min=1e-6)
-        s.acc_fuel_s.view(-1)[rows] += p.green_s + p.neutral_s * self.flagf.fuel[kind]
-        s.acc_wear_s.view(-1)[rows] += p.green_s + p.neutral_s * self.flagf.wear[kind]
-        under = p.neutral_race_s > 0
-        s.lap_flag.view(-1)[rows] = torch.where(under, kind, s.lap_flag.view(-1)[rows])
 
     def _observe(
         self,
@@ -543,18 +611,18 @@ class ChunkSim:
     ) -> tuple[Observation, torch.Tensor]:
         s, f, rules = self.state, self.field, self.sc.rules
         rep, car = rows // self.C, rows % self.C
-        fuel = s.fuel.view(-1)[rows]
-        energy = s.energy.view(-1)[rows]
-        has_e = f.has_energy[car]
-        ref_fuel = f.ref_fuel_per_lap[car]
-        ref_energy = f.ref_energy_per_lap[car]
+        fuel = take(s.fuel, rows)
+        energy = take(s.energy, rows)
+        has_e = f.has_energy.index_select(0, car)
+        ref_fuel = f.ref_fuel_per_lap.index_select(0, car)
+        ref_energy = f.ref_energy_per_lap.index_select(0, car)
         laps_fuel = fuel / ref_fuel
         laps_energy = torch.where(has_e, energy / ref_energy.clamp(min=1e-9), float("inf"))
-        ref_lap = f.ref_lap_time_s[car]
+        ref_lap = f.ref_lap_time_s.index_select(0, car)
         time_left = self._time_left(rep, t, ref_lap)
-        drivers = s.drive_total_s.view(-1, f.max_drivers)[rows]
-        driver = s.driver.view(-1)[rows]
-        n_drv = f.n_drivers[car]
+        drivers = take(s.drive_total_s, rows)
+        driver = take(s.driver, rows)
+        n_drv = f.n_drivers.index_select(0, car)
         exists = torch.arange(f.max_drivers).unsqueeze(0) < n_drv.unsqueeze(1)
         current = drivers.gather(1, driver.unsqueeze(1)).squeeze(1)
         others = exists & (torch.arange(f.max_drivers).unsqueeze(0) != driver.unsqueeze(1))
@@ -562,11 +630,11 @@ class ChunkSim:
         deficit = torch.where(
             others, (rules.min_total_driving_s - drivers).clamp(min=0.0), 0.0
         ).sum(dim=1)
-        tread = s.tread.view(-1, 4)[rows]
-        compound = s.compound.view(-1)[rows]
-        sets = s.tyre_sets_left.view(-1)[rows]
-        damage = s.damage.view(-1)[rows]
-        stint_drive = s.stint_drive_s.view(-1)[rows]
+        tread = take(s.tread, rows)
+        compound = take(s.compound, rows)
+        sets = take(s.tyre_sets_left, rows)
+        damage = take(s.damage, rows)
+        stint_drive = take(s.stint_drive_s, rows)
         cars = CarsAtLine(
             fuel=fuel,
             energy=energy,
@@ -576,7 +644,7 @@ class ChunkSim:
             ref_lap_time_s=ref_lap,
             tread=tread,
             compound=compound,
-            compound_allowed=f.compound_allowed[car],
+            compound_allowed=f.compound_allowed.index_select(0, car),
             tyre_sets_left=sets,
             damage=damage,
             n_drivers=n_drv,
@@ -593,7 +661,7 @@ class ChunkSim:
             car=car,
             race_time_s=t.float(),
             race_time_left_s=time_left.float(),
-            lap=s.lap.view(-1)[rows].float(),
+            lap=take(s.lap, rows).float(),
             class_position=cls_pos,
             overall_position=overall,
             gap_ahead_s=gap_a,
@@ -602,13 +670,13 @@ class ChunkSim:
             energy=energy,
             fuel_laps_left=torch.minimum(laps_fuel, laps_energy),
             tread=tread,
-            tyre_age_laps=s.tyre_age.view(-1)[rows],
+            tyre_age_laps=take(s.tyre_age, rows),
             compound=compound,
             tyre_sets_left=sets,
             damage=damage,
             driver=driver,
             driver_time_s=current.float(),
-            stint_laps=s.stint_laps.view(-1)[rows],
+            stint_laps=take(s.stint_laps, rows),
             flag=flag,
             wetness=wet,
             rain_forecast=self.weather.forecast(rep, t),
@@ -621,7 +689,7 @@ class ChunkSim:
     def _time_left(self, rep: torch.Tensor, t: torch.Tensor, ref_lap: torch.Tensor) -> torch.Tensor:
         if self.duration is not None:
             return (self.duration - t).clamp(min=0.0)
-        lead = self.state.lap.max(dim=1).values[rep].double()
+        lead = self.state.lap.max(dim=1).values.index_select(0, rep).double()
         return (float(self.laps_target or 0) - lead).clamp(min=0.0) * ref_lap.double()
 
     def _pit_stops(
@@ -630,9 +698,9 @@ class ChunkSim:
         """Serve the stops of the pitting rows; the pit-lane time of every row [s]."""
         s, f, rules = self.state, self.field, self.sc.rules
         hold = torch.zeros(rows.numel(), dtype=F64)
-        s.out_lap.view(-1)[rows] = pit
-        s.lap_pit_time_s.view(-1)[rows] = 0.0
-        s.lap_driver_change.view(-1)[rows] = False
+        put(s.out_lap, rows, pit)
+        put(s.lap_pit_time_s, rows, 0.0)
+        put(s.lap_driver_change, rows, False)
         if not bool(pit.any()):
             return hold
         pi = pit.nonzero().squeeze(1)
@@ -641,56 +709,58 @@ class ChunkSim:
         tp = t[pi]
         rep, car = r // self.C, r % self.C
         _, repair = self._damage_effects()
-        ref_lap = f.ref_lap_time_s[car]
+        ref_lap = f.ref_lap_time_s.index_select(0, car)
         laps_left = (self._time_left(rep, tp, ref_lap) / ref_lap.double()).float() + 1.0
         work = plan_stop(
             a,
-            s.fuel.view(-1)[r],
-            s.energy.view(-1)[r],
-            f.has_energy[car],
-            f.ref_fuel_per_lap[car],
-            f.ref_energy_per_lap[car],
+            take(s.fuel, r),
+            take(s.energy, r),
+            f.has_energy.index_select(0, car),
+            f.ref_fuel_per_lap.index_select(0, car),
+            f.ref_energy_per_lap.index_select(0, car),
             laps_left,
-            f.refuel_full_s[car],
-            repair.view(-1)[r],
+            f.refuel_full_s.index_select(0, car),
+            take(repair, r),
             rules,
         )
         loss = self.sc.track.pit_lane_loss_s
         arrival = tp + 0.5 * loss
-        gkey = rep * f.n_teams + f.team_index[car]
+        gkey = rep * f.n_teams + f.team_index.index_select(0, car)
         wait, free = garage_queue(arrival, work.stationary_s, gkey, s.garage_free_s.view(-1))
         s.garage_free_s.view(-1).copy_(free)
         stop_hold = loss + wait + work.stationary_s
         hold[pi] = stop_hold
-        s.fuel.view(-1)[r] = work.fuel_to
-        s.energy.view(-1)[r] = work.energy_to
-        tread, comp, reset, sets_used = fit_tyres(a, s.tread.view(-1, 4)[r], s.compound.view(-1)[r])
+        put(s.fuel, r, work.fuel_to)
+        put(s.energy, r, work.energy_to)
+        tread, comp, reset, sets_used = fit_tyres(a, take(s.tread, r), take(s.compound, r))
         changed = ACTION_TABLE.tyre_count[a] > 0
-        s.tread.view(-1, 4)[r] = tread
-        s.compound.view(-1)[r] = comp
-        s.tyre_age.view(-1)[r] = torch.where(reset, 0.0, s.tyre_age.view(-1)[r])
-        s.tyre_sets_left.view(-1)[r] = (s.tyre_sets_left.view(-1)[r] - sets_used).clamp(min=0.0)
+        put(s.tread, r, tread)
+        put(s.compound, r, comp)
+        put(s.tyre_age, r, torch.where(reset, 0.0, take(s.tyre_age, r)))
+        put(s.tyre_sets_left, r, (take(s.tyre_sets_left, r) - sets_used).clamp(min=0.0))
         _, _, temp = self.weather.at(rep, tp)
-        s.tyre_temp_c.view(-1)[r] = torch.where(changed, temp, s.tyre_temp_c.view(-1)[r])
+        put(s.tyre_temp_c, r, torch.where(changed, temp, take(s.tyre_temp_c, r)))
         dc = ACTION_TABLE.driver_change[a]
         if bool(dc.any()):
-            drivers = s.drive_total_s.view(-1, f.max_drivers)[r]
-            cur = s.driver.view(-1)[r]
+            drivers = take(s.drive_total_s, r)
+            cur = take(s.driver, r)
             d_idx = torch.arange(f.max_drivers).unsqueeze(0)
-            eligible = (d_idx < f.n_drivers[car].unsqueeze(1)) & (d_idx != cur.unsqueeze(1))
+            eligible = (d_idx < f.n_drivers.index_select(0, car).unsqueeze(1)) & (
+                d_idx != cur.unsqueeze(1)
+            )
             nxt = torch.where(eligible, drivers, float("inf")).argmin(dim=1)
-            s.driver.view(-1)[r] = torch.where(dc, nxt, cur)
-            s.stint_drive_s.view(-1)[r] = torch.where(dc, 0.0, s.stint_drive_s.view(-1)[r])
+            put(s.driver, r, torch.where(dc, nxt, cur))
+            put(s.stint_drive_s, r, torch.where(dc, 0.0, take(s.stint_drive_s, r)))
         rep_mask = ACTION_TABLE.repair[a]
         if bool(rep_mask.any()):
-            s.damage.view(-1)[r] = torch.where(rep_mask, 0.0, s.damage.view(-1)[r])
+            put(s.damage, r, torch.where(rep_mask, 0.0, take(s.damage, r)))
             self._dmg_dirty = True
-        s.pit_stops.view(-1)[r] += 1
-        s.pit_time_s.view(-1)[r] += stop_hold
-        s.stint_laps.view(-1)[r] = 0.0
-        s.stint_start_s.view(-1)[r] = tp + stop_hold
-        s.lap_pit_time_s.view(-1)[r] = stop_hold
-        s.lap_driver_change.view(-1)[r] = dc
+        add(s.pit_stops, r, 1)
+        add(s.pit_time_s, r, stop_hold)
+        put(s.stint_laps, r, 0.0)
+        put(s.stint_start_s, r, tp + stop_hold)
+        put(s.lap_pit_time_s, r, stop_hold)
+        put(s.lap_driver_change, r, dc)
         return hold
 
     def _record(
@@ -726,7 +796,7 @@ class ChunkSim:
             {
                 "replica": np_(rep + self.first_replica),
                 "car": np_(car),
-                "lap": np_(s.lap.view(-1)[idx]),
+                "lap": np_(take(s.lap, idx)),
                 "lap_time_s": np_(lap_time),
                 "race_time_s": np_(t),
                 "position": np_(overall.long()),
@@ -791,14 +861,15 @@ class ChunkSim:
             return None
         return {"damage": damage, "puncture": puncture, "failure": failure, "time_s": when}
 
-    def _incidents(self, a: float, b: float, track_s: torch.Tensor) -> None:
+    def _incidents(self, a: float, b: float) -> None:
         s, f, rules = self.state, self.field, self.sc.rules
         running = s.running()
         drawn = None
         if self.sc.events.incidents and self.event_model is not None:
-            rep_all = torch.arange(self.R).unsqueeze(1).expand(self.R, self.C)
-            t_b = torch.full((self.R,), b, dtype=F64)
-            _, wet, _ = self.weather.at(torch.arange(self.R), t_b)
+            # Time on track in the window: none before the pit exit, none once out of the race.
+            track_s = (b - s.anchor_s.clamp(min=a)).clamp(0.0, b - a)
+            track_s = torch.where(running, track_s, 0.0)
+            _, wet, _ = self.weather.at(self._all_replicas, torch.full((self.R,), b, dtype=F64))
             exposure = CarExposure(
                 dt_s=track_s.float(),
                 race_time_s=torch.full((self.R, self.C), b),
@@ -806,12 +877,11 @@ class ChunkSim:
                 faster_class_traffic=s.other_class_traffic,
                 pace_mode=s.pace,
                 tread_min=s.tread.min(dim=2).values,
-                class_index=f.class_index.expand(self.R, self.C),
-                driver_skill=f.driver_skill[torch.arange(self.C).unsqueeze(0), s.driver],
+                class_index=self._class_rc,
+                driver_skill=f.driver_skill[self._car_rc, s.driver],
                 wetness=wet.unsqueeze(1).expand(self.R, self.C),
                 night=darkness(self.sc, torch.tensor([b], dtype=F64)).expand(self.R, self.C),
             )
-            del rep_all
             drawn = self.event_model.car_incidents(self.params, exposure, self.gens["incidents"])
         forced = self._forced_car_events(a, b)
         if drawn is None and forced is None:
@@ -843,21 +913,32 @@ class ChunkSim:
                 self._neutralise(torch.zeros(self.R), when, b)
             return
         when = torch.where(torch.isnan(when), torch.full_like(when, b), when)
-        # Damage stretches what is left of the current lap by the change of its time loss.
-        if bool((damage > 0).any()):
+        # Damage stretches what is left of the current lap by the change of its time loss; a
+        # puncture costs a slow crawl; both from the end of the window. Failures stop the car.
+        slowed = ((damage > 0) | puncture) & ~failure
+        if bool(slowed.any()):
+            rows = slowed.view(-1).nonzero().squeeze(1)
+            rrep = rows // self.C
+            self._settle(rows, rrep, b)
             old_loss, _ = self._damage_effects()
-            old_loss = old_loss.clone()
+            old_loss = take(old_loss, rows).double()
             s.damage = (s.damage + damage).clamp(max=1.0)
             self._dmg_dirty = True
             new_loss, _ = self._damage_effects()
-            s.rem_s = s.rem_s * ((1.0 + new_loss.double()) / (1.0 + old_loss.double()))
+            stretch = (1.0 + take(new_loss, rows).double()) / (1.0 + old_loss)
+            crawl = take(puncture, rows).double() * rules.puncture_loss_s
+            before = take(s.rem_s, rows)
+            after = before * stretch + crawl
+            put(s.rem_s, rows, after)
+            add(s.lap_total_s, rows, after - before)
+            self._predict(rows, rrep)
         if bool(puncture.any()):
             worst = s.tread.argmin(dim=2, keepdim=True)
             flat = torch.zeros_like(s.tread, dtype=torch.bool).scatter_(2, worst, True)
             s.tread = torch.where(flat & puncture.unsqueeze(2), 0.0, s.tread)
-            s.rem_s = s.rem_s + puncture.double() * rules.puncture_loss_s
         if bool(failure.any()):
             s.retired |= failure
+            s.next_cross_s[failure] = float("inf")
         hr, hc = hit.nonzero(as_tuple=True)
         kinds = np.where(
             failure[hr, hc].numpy(),
@@ -901,8 +982,7 @@ class ChunkSim:
 
     def result(self, strategy_names: list[str]) -> RaceResult:
         s, f = self.state, self.field
-        key = distance_key(s.lap, s.rem_s, s.lap_total_s, s.finished, s.retired, s.finish_time_s)
-        pos, cls = final_order(key, f.class_index)
+        pos, cls = final_order(self._key(float(self.env.now)), f.class_index)
         fl = self.control.flags
         return RaceResult(
             scenario_name=self.sc.name,

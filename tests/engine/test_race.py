@@ -18,7 +18,9 @@ from world_model.interface import PaceMode
 from world_model.parametric import ParametricLapModel, ParametricLapParams
 
 CONSTANT = ParametricLapModel(
-    ParametricLapParams(noise_scale=0.0, fuel_mass_time=0.0, out_lap_time=0.0, night_time=0.0)
+    ParametricLapParams(
+        noise_scale=0.0, fuel_mass_time=0.0, out_lap_time=0.0, night_time=0.0, traffic_time_s=0.0
+    )
 )
 """Deterministic laps at exactly the reference pace while the tyres keep their tread."""
 
