@@ -43,7 +43,7 @@ from engine.evaluate import (
     run_and_report,
     sample_races,
 )
-from engine.forcing import ForcingError, format_event, parse_event
+from engine.forcing import ForcingError, format_event, parse_duration, parse_event
 from events.interface import ForcedEvent
 from world_model.interface import PaceMode
 
@@ -223,14 +223,24 @@ class WhatIf:
         return self.with_(start=snap)
 
     def snapshot(
-        self, at_lap: int, strategy: str | Strategy | None = None, replica: int = 0
+        self,
+        at_lap: int | None = None,
+        *,
+        after: str | float | None = None,
+        strategy: str | Strategy | None = None,
+        replica: int = 0,
     ) -> RaceSnapshot:
         """Run the race (with the forced events so far) until the focus car completes lap
-        ``at_lap`` and return that moment's state in race ``replica``; the focus car drives
-        ``strategy`` (default its scenario strategy), the others their defaults."""
+        ``at_lap``, or crosses the line at or after race time ``after`` (seconds or text such
+        as ``"3h12m"``: with ``force("sc@3h12m")``, "the safety car just came out"), and
+        return that moment's state in race ``replica``. The focus car drives ``strategy``
+        (default its scenario strategy), the others their scenario strategies."""
         from engine.baselines import make_strategy
         from engine.race import RaceSim, StrategyAssignment
 
+        if (at_lap is None) == (after is None):
+            raise ValueError("give exactly one of at_lap and after")
+        after_s = parse_duration(after) if isinstance(after, str) else after
         car = self.focus
         spec = strategy or self.scenario.entries[self.scenario.entry_index(car)].strategy
         strat = make_strategy(spec) if isinstance(spec, str) else spec
@@ -248,10 +258,16 @@ class WhatIf:
         generator = torch.Generator().manual_seed(self.seed)
         while (point := sim.advance()) is not None:
             rows = point.replicas == replica
-            if bool(rows.any()) and int(point.obs.lap[rows][0].round()) >= at_lap:
-                return sim.snapshot(replica)
+            if bool(rows.any()):
+                lap = int(point.obs.lap[rows][0].round())
+                time_s = float(point.obs.race_time_s[rows][0])
+                if (at_lap is not None and lap >= at_lap) or (
+                    after_s is not None and time_s >= after_s
+                ):
+                    return sim.snapshot(replica)
             sim.act(point.replicas, strat.decide(point.obs, point.legal, generator))
-        raise ValueError(f"car #{car} did not complete lap {at_lap} in race {replica}")
+        goal = f"complete lap {at_lap}" if at_lap is not None else f"cross the line after {after}"
+        raise ValueError(f"car #{car} did not {goal} in race {replica}")
 
     def decisions(
         self,
@@ -400,9 +416,13 @@ def _parser() -> argparse.ArgumentParser:
         "--save-state",
         metavar="FILE",
         help="instead of comparing, run the first --strategy (with the forced events) until "
-        "the car completes --state-lap and save that race state as JSON",
+        "the car completes --state-lap (or crosses the line after --state-after) and save "
+        "that race state as JSON",
     )
     parser.add_argument("--state-lap", type=int, help="lap at which --save-state saves")
+    parser.add_argument(
+        "--state-after", metavar="TIME", help='race time (e.g. "3h12m") after which it saves'
+    )
     return parser
 
 
@@ -418,19 +438,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.from_state:
             w = w.start_from(args.from_state)
         if args.save_state:
-            if args.state_lap is None:
-                raise ValueError("--save-state needs --state-lap")
-            snap = w.snapshot(args.state_lap, args.strategy[0])
+            if (args.state_lap is None) == (args.state_after is None):
+                raise ValueError("--save-state needs one of --state-lap and --state-after")
+            snap = w.snapshot(args.state_lap, after=args.state_after, strategy=args.strategy[0])
             snap.save(args.save_state)
-            saved = {
-                "state": args.save_state,
-                "lap": args.state_lap,
-                "race_time_s": snap.race_time_s,
-            }
+            lap = snapshot_lap(snap, w.scenario, w.focus)
+            saved = {"state": args.save_state, "lap": lap, "race_time_s": snap.race_time_s}
             if args.json:
                 print(json.dumps(saved))
             else:
-                print(f"saved the race state at lap {args.state_lap} to {args.save_state}")
+                print(f"saved the race state at lap {lap} to {args.save_state}")
             return 0
         strategies: list[str | Strategy] = list(args.strategy)
         if args.pit_after:

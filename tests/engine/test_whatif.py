@@ -33,8 +33,8 @@ result = w.compare(["fuel-reserve", "fixed:laps=5"])
 print(result.table())
 print(result.difference("fixed:laps=5", "class_position"))
 
-# From a race state: car 1 has completed 6 laps; pit now, or stay out 2 more laps?
-w.snapshot(at_lap=6).save("state.json")
+# From a race state: the safety car has just come out (12 minutes). Pit now, or stay out?
+w.snapshot(after="12m").save("state.json")
 here = w.start_from("state.json")
 print(here.compare(here.decisions([0, 2])).table())
 """
@@ -42,7 +42,8 @@ print(here.compare(here.decisions([0, 2])).table())
 CLI_EXAMPLE = """\
 stintsim whatif test_race --force "sc@12m-15m" --force "rain@15m-25m" \\
     --strategy fuel-reserve --strategy fixed:laps=5 --replicas 4 --seed 7
-stintsim whatif test_race --strategy fuel-reserve --save-state state.json --state-lap 6 --seed 7
+stintsim whatif test_race --force "sc@12m-15m" --strategy fuel-reserve \\
+    --save-state state.json --state-after 12m --seed 7
 stintsim whatif test_race --from-state state.json --strategy fuel-reserve \\
     --pit-after 0 --pit-after 2 --replicas 4 --seed 7 --json
 """
@@ -149,6 +150,10 @@ def test_decisions_from_a_race_state(base, tmp_path) -> None:
     snap.save(path)
     here = base.start_from(path)
     assert snapshot_lap(here.start, here.scenario, "1") == 3
+    at_time = base.snapshot(after="10m")
+    assert 600.0 <= at_time.race_time_s < 600.0 + 2 * 120.0  # the first crossing after 10 min
+    with pytest.raises(ValueError, match="exactly one"):
+        base.snapshot(3, after="10m")
     now, later = here.decisions([0, 1])
     assert (now.name, later.name) == ("pit now", "stay out 1")
     # the state's crossing (lap 3) is decided already: "now" is the next one
