@@ -12,6 +12,7 @@ import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     # name: (module with main(argv) -> int, one-line description)
+    "simulate": ("engine.simulate", "simulate races of a scenario and print the classification"),
     "ingest": ("data.ingest", "read telemetry / timing files into the SQLite lap store"),
     "evaluate": ("engine.evaluate", "compare strategies by Monte Carlo on common random numbers"),
     "whatif": ("engine.whatif", "what-if: forced events, rule changes, decisions mid-race"),

@@ -1,0 +1,228 @@
+"""Simulated races into the lap store's schema (``data/schema.sql``), one session per replica.
+
+The file is written atomically: an existing store is copied beside itself, the races are
+added in one transaction, and the copy replaces the original; a re-export of the same run
+(same scenario, seed, replicas and strategy) replaces its earlier rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from data.store import open_store
+from engine.result import RaceResult
+from engine.scenario import Scenario
+from world_model.interface import Compound
+
+_LAP_COLUMNS = (
+    "lap",
+    "lap_time_s",
+    "race_time_s",
+    "position",
+    "class_position",
+    "pit_in",
+    "pit_out",
+    "pit_time_s",
+    "compound",
+    "tyre_age_laps",
+    "fuel_start",
+    "fuel_end",
+    "energy_start",
+    "energy_end",
+    "tread_fl",
+    "tread_fr",
+    "tread_rl",
+    "tread_rr",
+    "tyre_temp_c",
+    "track_temp_c",
+    "wetness",
+    "rain",
+    "flag",
+    "damage",
+    "driver_change",
+)
+_INT_COLUMNS = {"lap", "position", "class_position", "pit_in", "pit_out", "compound", "flag"}
+
+
+def _value(name: str, v: float) -> float | int | None:
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    if name in _INT_COLUMNS or name in ("driver_change", "tyre_age_laps"):
+        return int(v)
+    return float(v)
+
+
+def write_lap_store(
+    result: RaceResult, scenario: Scenario, path: str | Path, run_label: str
+) -> int:
+    """Add every recorded lap of ``result`` to the lap store at ``path``; the rows written."""
+    if result.laps is None:
+        raise ValueError("the result has no laps: simulate with record_laps=True")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if path.exists():
+            shutil.copyfile(path, tmp)
+        else:
+            Path(tmp).unlink()
+        conn = open_store(tmp)
+        try:
+            n = _write(conn, result, scenario, run_label)
+        finally:
+            conn.close()
+        os.replace(tmp, path)
+        return n
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write(conn: sqlite3.Connection, result: RaceResult, scenario: Scenario, label: str) -> int:
+    laps = result.laps
+    assert laps is not None
+    source = f"stintsim://simulate/{label}"
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    conn.execute("BEGIN")
+    try:
+        conn.execute("DELETE FROM sources WHERE path = ?", (source,))
+        cur = conn.execute(
+            "INSERT INTO sources (path, reader, sha256, size_bytes, ingested_at) "
+            "VALUES (?, 'stintsim_simulate', ?, 0, ?)",
+            (source, digest, datetime.now(UTC).isoformat()),
+        )
+        source_id = cur.lastrowid
+        rows = 0
+        replicas = np.unique(laps["replica"]).astype(int)
+        for r in replicas:
+            sel = laps["replica"] == r
+            rows += _write_replica(conn, source_id, result, scenario, label, int(r), laps, sel)
+        conn.execute("COMMIT")
+        return rows
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _write_replica(
+    conn: sqlite3.Connection,
+    source_id: int | None,
+    result: RaceResult,
+    scenario: Scenario,
+    label: str,
+    replica: int,
+    laps: dict[str, np.ndarray],
+    sel: np.ndarray,
+) -> int:
+    local = replica - result.first_replica
+    cur = conn.execute(
+        "INSERT INTO sessions (source_id, name, series, track, session_type, start_hour_of_day, "
+        "duration_s, laps_scheduled, track_length_m) VALUES (?, ?, 'stintsim', ?, 'race', ?, ?, "
+        "?, ?)",
+        (
+            source_id,
+            f"{label}/replica{replica}",
+            scenario.track.name,
+            scenario.race.start_hour_of_day,
+            scenario.race.duration_s,
+            scenario.race.laps,
+            scenario.track.lap_length_m,
+        ),
+    )
+    session_id = cur.lastrowid
+    car_ids: list[int] = []
+    driver_ids: list[list[int]] = []
+    for c, e in enumerate(scenario.entries):
+        status = "retired" if result.retired[local, c] else "finished"
+        cur = conn.execute(
+            "INSERT INTO cars (session_id, number, class, team, finish_status, laps_completed) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                session_id,
+                e.number,
+                e.car_class,
+                e.team,
+                status,
+                int(result.laps_completed[local, c]),
+            ),
+        )
+        car_ids.append(int(cur.lastrowid or 0))
+        ids = []
+        for k, d in enumerate(e.drivers):
+            cur = conn.execute(
+                "INSERT INTO drivers (car_id, name, driver_number) VALUES (?, ?, ?)",
+                (car_ids[-1], d.name, k + 1),
+            )
+            ids.append(int(cur.lastrowid or 0))
+        driver_ids.append(ids)
+    cols = {k: v[sel] for k, v in laps.items()}
+    names = ", ".join(_LAP_COLUMNS)
+    marks = ", ".join("?" for _ in _LAP_COLUMNS)
+    batch = []
+    for i in range(int(sel.sum())):
+        c = int(cols["car"][i])
+        comp = int(cols["compound"][i])
+        batch.append(
+            (
+                session_id,
+                car_ids[c],
+                driver_ids[c][int(cols["driver"][i])],
+                *(_value(k, cols[k][i]) for k in _LAP_COLUMNS),
+                Compound(comp).name.lower(),
+            )
+        )
+    conn.executemany(
+        f"INSERT INTO laps (session_id, car_id, driver_id, {names}, compound_name) "
+        f"VALUES (?, ?, ?, {marks}, ?)",
+        batch,
+    )
+    stops = np.nonzero(cols["pit_in"] == 1)[0]
+    conn.executemany(
+        "INSERT INTO pit_stops (session_id, car_id, lap, race_time_s) VALUES (?, ?, ?, ?)",
+        [
+            (
+                session_id,
+                car_ids[int(cols["car"][i])],
+                int(cols["lap"][i]),
+                float(cols["race_time_s"][i]),
+            )
+            for i in stops
+        ],
+    )
+    fp = result.flag_periods
+    mine = fp["replica"] == replica
+    conn.executemany(
+        "INSERT INTO flag_periods (session_id, kind, start_s, end_s) VALUES (?, ?, ?, ?)",
+        [
+            (session_id, int(k), float(a), float(b))
+            for k, a, b in zip(
+                fp["kind"][mine], fp["start_s"][mine], fp["end_s"][mine], strict=True
+            )
+        ],
+    )
+    inc = result.incidents
+    mine = inc["replica"] == replica
+    conn.executemany(
+        "INSERT INTO incidents (session_id, race_time_s, car_id, kind, magnitude) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [
+            (session_id, float(t), car_ids[int(c)], str(k), float(d))
+            for t, c, k, d in zip(
+                inc["race_time_s"][mine],
+                inc["car"][mine],
+                inc["kind"][mine],
+                inc["damage"][mine],
+                strict=True,
+            )
+        ],
+    )
+    return len(batch)
