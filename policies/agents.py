@@ -31,7 +31,7 @@ from tianshou.data import Batch, to_numpy
 
 from engine.actions import N_ACTIONS
 from engine.strategy import Observation
-from policies.networks import MASKED_LOGIT, Critic, MaskedActor, QNet, QuantileNet
+from policies.networks import MASKED_LOGIT, Critic, MaskedActor, QNet, QuantileNet, explore
 
 ALGOS = ("ppo", "dqn", "iqn")
 
@@ -86,7 +86,25 @@ class AgentConfig:
         return self.algo == "ppo"
 
 
-class CVaRIQNPolicy(IQNPolicy):
+class PriorExploration:
+    """Epsilon-greedy whose random actions follow the exploration prior
+    (:func:`policies.networks.explore`) instead of a uniform draw over 147 actions."""
+
+    def add_exploration_noise(self, act: Any, batch: Any) -> Any:
+        eps = self.eps_training if self.is_within_training_step else self.eps_inference  # type: ignore[attr-defined]
+        if np.isclose(eps, 0.0):
+            return act
+        act = np.asarray(act).copy()
+        rand = np.random.rand(act.shape[0]) < eps
+        act[rand] = explore(np.asarray(batch.obs.mask, dtype=bool))[rand]
+        return act
+
+
+class PriorDQNPolicy(PriorExploration, DiscreteQLearningPolicy):
+    """DQN policy with prior-guided exploration."""
+
+
+class CVaRIQNPolicy(PriorExploration, IQNPolicy):
     """IQN policy whose greedy action maximises CVaR at ``alpha`` (see the module docstring)."""
 
     def __init__(self, *, alpha: float, **kwargs: Any) -> None:
@@ -154,7 +172,7 @@ def build_algorithm(config: AgentConfig) -> Algorithm:
             max_batchsize=4096,
         )
     if config.algo == "dqn":
-        qpolicy = DiscreteQLearningPolicy(
+        qpolicy = PriorDQNPolicy(
             model=QNet(config.obs_dim, config.hidden),
             action_space=act_space,
             observation_space=obs_space,

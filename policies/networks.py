@@ -28,6 +28,25 @@ from world_model.interface import PaceMode
 MASKED_LOGIT = -1e9
 """Logit given to illegal actions (a probability of exactly zero after the softmax)."""
 
+PIT_PRIOR = 0.08
+"""Initial probability of a voluntary stop on any lap, for the policy's starting point and
+for random exploration: a uniform choice over the 147 actions would stop on 98 % of laps,
+so an untrained agent would learn nothing but how bad that is."""
+
+
+def pit_flags() -> torch.Tensor:
+    return torch.tensor([a.pit for a in ACTIONS], dtype=torch.bool)
+
+
+def prior_logits() -> torch.Tensor:
+    """Log-probabilities of the exploration prior: stay out w.p. ``1 - PIT_PRIOR`` (uniform
+    over pace modes), else a uniform stop."""
+    pit = pit_flags()
+    n_pit, n_stay = int(pit.sum()), int((~pit).sum())
+    return torch.where(
+        pit, math.log(PIT_PRIOR / n_pit), math.log((1.0 - PIT_PRIOR) / n_stay)
+    ).float()
+
 
 def action_features() -> torch.Tensor:
     """One row of features per action ``[N_ACTIONS, F]``: one-hot pace, pit flag, one-hot fuel,
@@ -39,6 +58,14 @@ def action_features() -> torch.Tensor:
         tyres = [float(a.pit and a.tyres == t) for t in Tyres]
         rows.append([*pace, float(a.pit), *fuel, *tyres, float(a.driver_change), float(a.repair)])
     return torch.tensor(rows, dtype=torch.float32)
+
+
+def explore(mask: np.ndarray) -> np.ndarray:
+    """Random legal actions drawn from the exploration prior (global numpy generator, as
+    Tianshou's own exploration)."""
+    logp = prior_logits().numpy().astype(np.float64)
+    gumbel = -np.log(-np.log(np.random.rand(*mask.shape)))
+    return np.where(mask, logp + gumbel, -np.inf).argmax(axis=1)
 
 
 def split_obs(obs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -59,16 +86,20 @@ def mlp(sizes: list[int]) -> nn.Sequential:
 
 
 class ActionScorer(nn.Module):
-    """``score[b, a] = <h[b], phi(a)> + bias[a]`` for a state embedding ``h`` of width ``width``."""
+    """``score[b, a] = <h[b], phi(a)> + bias[a]`` for a state embedding ``h`` of width ``width``.
 
-    def __init__(self, width: int) -> None:
+    With ``prior`` the biases start at :func:`prior_logits` (a policy's logits), and the
+    bilinear part starts small, so an untrained actor behaves like the exploration prior.
+    """
+
+    def __init__(self, width: int, prior: bool = False) -> None:
         super().__init__()
         self.register_buffer("features", action_features(), persistent=False)
         self.embed = nn.Sequential(
             nn.Linear(self.features.shape[1], 64), nn.ReLU(), nn.Linear(64, width)
         )
-        self.bias = nn.Parameter(torch.zeros(N_ACTIONS))
-        self.scale = 1.0 / math.sqrt(width)
+        self.bias = nn.Parameter(prior_logits() if prior else torch.zeros(N_ACTIONS))
+        self.scale = (0.1 if prior else 1.0) / math.sqrt(width)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """Scores ``[..., A]`` for embeddings ``[..., width]``."""
@@ -98,7 +129,7 @@ class MaskedActor(nn.Module):
     def __init__(self, obs_dim: int, hidden: int = 128) -> None:
         super().__init__()
         self.trunk = mlp([obs_dim, hidden, hidden])
-        self.scorer = ActionScorer(hidden)
+        self.scorer = ActionScorer(hidden, prior=True)
 
     def forward(self, obs: Any, state: Any = None, info: Any = None) -> tuple[torch.Tensor, Any]:
         x, mask = split_obs(obs)

@@ -125,14 +125,14 @@ def train(
         env.episodes_finished = []
         dec: Decision | None = env.reset(generation_seed(seed, state.generation))
         losses: list[float] = []
-        steps = 0
+        transitions = 0
         illegal = 0
         while dec is not None:
             acts = act(algorithm, config, dec, state.env_steps)
             trans, dec = env.step(acts)
             if len(trans):
                 buffer.add(_transition_batch(trans), buffer_ids=trans.ids)
-            steps += len(dec.ids) if dec is not None else 0
+            transitions += len(trans)
             state.env_steps += len(acts)
             illegal += int(trans.illegal.sum())
             if not config.on_policy and len(buffer) >= config.minibatch:
@@ -148,7 +148,7 @@ def train(
                 stats = algorithm.update(
                     buffer, batch_size=config.minibatch, repeat=config.ppo_epochs
                 )
-            losses.append(float(stats.get_loss_stats_dict().get("loss/mean", np.nan)))
+            losses.append(float(stats.get_loss_stats_dict().get("loss", np.nan)))
             state.gradient_steps += int(getattr(stats, "gradient_steps", 0))
             buffer.reset()
         finished = np.asarray(env.episodes_finished, dtype=np.float64)
@@ -159,7 +159,7 @@ def train(
             "env_steps": float(state.env_steps),
             "outcome_mean": float(finished.mean()) if finished.size else float("nan"),
             "loss": float(np.nanmean(losses)) if losses else float("nan"),
-            "illegal_frac": illegal / max(steps, 1),
+            "illegal_frac": illegal / max(transitions, 1),
             "wall_s": state.wall_s,
         }
         state.history.append(figures)

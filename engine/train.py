@@ -1,0 +1,281 @@
+"""Train a strategy agent on a scenario, then compare it with the baselines.
+
+``python -m engine.train`` with no options trains the default agent (PPO) for the default
+scenario's focus car, shows progress, writes TensorBoard logs and a checkpoint under
+``runs/<scenario>-<algo>-seed<seed>``, tunes the fixed-plan baseline by grid search, and
+evaluates the agent against the baselines on held-out races (common random numbers, paired
+intervals), printing the comparison table.
+
+Seeds: training races use engine seeds in ``[2**30, 2**31)`` (from ``--seed`` and the
+generation counter), the baseline search seed ``2**29 + seed``, the evaluation seed
+``seed``: the evaluation races are never trained or tuned on.
+
+This entry point is the one place that wires an agent to the engine; it loads the agent
+code (``policies``) by name, so the engine package never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SCENARIO = "test_race"
+DEFAULT_BUDGET = "6m"
+TUNE_SEED_OFFSET = 2**29
+
+
+def parse_budget(text: str) -> tuple[int | None, float | None]:
+    """``"200000"`` -> (env steps, None); ``"6m"`` / ``"90s"`` / ``"1.5h"`` -> (None, seconds)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(
+            f"budget {text!r}: expected env steps (e.g. 200000) or a time (90s, 6m, 1.5h)"
+        )
+    value, unit = float(m.group(1)), m.group(2)
+    if not unit:
+        return int(value), None
+    return None, value * {"s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m engine.train",
+        description="Train a reinforcement-learning strategist for one car (Tianshou PPO, DQN "
+        "or IQN acting on CVaR) on batched simulated races, write TensorBoard logs and a "
+        "checkpoint, then compare it with the rule baselines and a tuned fixed plan on "
+        "held-out races.",
+    )
+    p.add_argument(
+        "--scenario",
+        default=DEFAULT_SCENARIO,
+        help=f"scenario name or TOML path (default {DEFAULT_SCENARIO})",
+    )
+    p.add_argument("--car", default=None, help="race number to control (default: focus car)")
+    p.add_argument(
+        "--algo", choices=("ppo", "dqn", "iqn"), default="ppo", help="agent (default ppo)"
+    )
+    p.add_argument(
+        "--cvar-alpha",
+        type=float,
+        default=1.0,
+        help="IQN only: act on the CVaR of the return at this level, e.g. 0.1 for the worst "
+        "10 %% (default 1: risk-neutral mean)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    p.add_argument(
+        "--budget",
+        type=parse_budget,
+        default=parse_budget(DEFAULT_BUDGET),
+        help=f"training budget: env steps (200000) or time (90s, 6m) (default {DEFAULT_BUDGET})",
+    )
+    p.add_argument(
+        "--replicas", type=int, default=128, help="races simulated together (default 128)"
+    )
+    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/NAME)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="where the baseline search and evaluation races run (default local)",
+    )
+    p.add_argument(
+        "--eval-replicas",
+        type=int,
+        default=512,
+        help="held-out races per strategy in the final comparison (0 skips it; default 512)",
+    )
+    p.add_argument(
+        "--tune-replicas",
+        type=int,
+        default=256,
+        help="races per candidate in the fixed-plan grid search (default 256)",
+    )
+    p.add_argument(
+        "--baselines",
+        default="fuel-reserve,double-stint,opportunistic",
+        help="engine rule baselines to compare with, comma-separated",
+    )
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from engine.scenario import ScenarioError, load_scenario
+    from engine.vec_env import OBS_DIM, RaceVecEnv, RewardSpec
+
+    # The entry point owns the global generators Tianshou samples from.
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed % 2**32)
+    torch.set_num_threads(args.threads)
+
+    agents = importlib.import_module("policies.agents")
+    ckpt_mod = importlib.import_module("policies.checkpoint")
+    training = importlib.import_module("policies.training")
+
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    car = args.car or scenario.focus_car
+    if car is None:
+        print(f"error: scenario {scenario.name!r} has no focus_car; pass --car", file=sys.stderr)
+        return 2
+    try:
+        config = agents.AgentConfig(algo=args.algo, obs_dim=OBS_DIM, cvar_alpha=args.cvar_alpha)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    name = f"{scenario.name}-{config.algo}" + (
+        f"-cvar{config.cvar_alpha:g}" if config.cvar_alpha < 1 else ""
+    )
+    out: Path = args.out or Path("runs") / f"{name}-seed{args.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "agent.pt"
+
+    env = RaceVecEnv(scenario, args.replicas, car=car, reward=RewardSpec(gamma=config.gamma))
+    algorithm = agents.build_algorithm(config)
+    state = buffer = None
+    if args.resume:
+        ck = ckpt_mod.load_checkpoint(ckpt_path)
+        if ck.config != config or ck.car != car or ck.seed != args.seed:
+            print(f"error: {ckpt_path} was trained with other settings", file=sys.stderr)
+            return 2
+        algorithm, state, buffer = ck.algorithm, ck.state, ck.buffer
+        if hasattr(algorithm, "_iter"):
+            algorithm._iter = ck.target_iter
+        ckpt_mod.restore_rng(ck.rng)
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(out / "tb"))
+    steps, seconds = args.budget
+    budget = training.Budget(env_steps=steps, seconds=seconds)
+    bar = tqdm(
+        total=steps or seconds,
+        unit="step" if steps else "s",
+        desc=f"train {name}",
+        disable=args.no_progress,
+        file=sys.stderr,
+    )
+
+    def on_generation(st: Any, fig: dict[str, float]) -> None:
+        for key, value in fig.items():
+            writer.add_scalar(f"train/{key}", value, st.env_steps)
+        bar.n = min(st.env_steps if steps else st.wall_s, bar.total)
+        bar.set_postfix(pos=f"{fig['outcome_mean']:.2f}", gen=st.generation)
+        bar.refresh()
+
+    started = time.perf_counter()
+    state, _ = training.train(
+        env,
+        algorithm,
+        config,
+        seed=args.seed,
+        budget=budget,
+        state=state,
+        buffer=buffer,
+        checkpoint_path=ckpt_path,
+        scenario_label=args.scenario,
+        on_generation=on_generation,
+    )
+    bar.close()
+    writer.flush()
+    train_s = time.perf_counter() - started
+    summary: dict[str, Any] = {
+        "scenario": scenario.name,
+        "car": car,
+        "algo": config.algo,
+        "cvar_alpha": config.cvar_alpha,
+        "seed": args.seed,
+        "env_steps": state.env_steps,
+        "generations": state.generation,
+        "train_s": train_s,
+        "checkpoint": str(ckpt_path),
+        "cores": os.cpu_count(),
+    }
+    if args.eval_replicas > 0:
+        summary.update(_compare(args, scenario, car, ckpt_path, out))
+    writer.close()
+    _write_json(out / "summary.json", summary)
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+def _compare(
+    args: argparse.Namespace, scenario: Any, car: str, ckpt_path: Path, out: Path
+) -> dict[str, Any]:
+    """Tune the fixed plan, then evaluate agent and baselines on the held-out seed."""
+    from engine import report
+    from engine.backends import make_backend
+    from engine.baselines import make_strategy
+    from engine.evaluate import evaluate
+
+    agents = importlib.import_module("policies.agents")
+    tuned_mod = importlib.import_module("policies.tuned")
+    backend = make_backend(args.backend)
+    try:
+        tuned = tuned_mod.tune_fixed_plan(
+            scenario,
+            car,
+            args.tune_replicas,
+            TUNE_SEED_OFFSET + args.seed,
+            backend=backend,
+            progress=not args.no_progress,
+        )
+        agent = agents.load(ckpt_path)
+        strategies = [tuned.best, agent] + [
+            make_strategy(s) for s in args.baselines.split(",") if s.strip()
+        ]
+        ev = evaluate(
+            scenario,
+            strategies,
+            args.eval_replicas,
+            args.seed,
+            car=car,
+            backend=backend,
+            progress=not args.no_progress,
+        )
+    finally:
+        backend.close()
+    table = report.format_table(ev.comparison)
+    if not args.json:
+        print(
+            f"tuned fixed plan: {tuned.best.name} (grid of {len(tuned.table)} on "
+            f"{tuned.replicas} races)"
+        )
+        print(table)
+    diff = ev.comparison.differences[0].metrics["class_position"]
+    return {
+        "tuned_plan": tuned.best.name,
+        "tuning": [{"plan": n, "class_position": m, "half_width": h} for n, m, h in tuned.table],
+        "comparison": ev.comparison.to_dict(),
+        "agent_minus_tuned_class_position": diff.to_dict(),
+        "agent_beats_tuned": bool(diff.high < 0),
+    }
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
