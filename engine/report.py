@@ -177,6 +177,17 @@ def representative_replica(races: Mapping[str, RaceResult], car: str) -> int:
     return int(np.flatnonzero(pos == target)[0])
 
 
+GANTT_MAX_CARS = 24
+"""Above this many entries the report's Gantt shows the evaluated car's class only."""
+
+
+def _gantt_cars(result: RaceResult, car: str) -> list[str] | None:
+    if result.n_cars <= GANTT_MAX_CARS:
+        return None
+    klass = result.car_classes[result.car_numbers.index(car)]
+    return [n for n, k in zip(result.car_numbers, result.car_classes, strict=True) if k == klass]
+
+
 def report_figures(
     evaluation: Evaluation, races: Mapping[str, RaceResult]
 ) -> list[tuple[str, Figure]]:
@@ -190,7 +201,8 @@ def report_figures(
     if races:
         r = representative_replica(races, car)
         for label, result in races.items():
-            figures.append((f"Strategy Gantt, {label}", plots.strategy_gantt(result, r, car)))
+            gantt = plots.strategy_gantt(result, r, car, cars=_gantt_cars(result, car))
+            figures.append((f"Strategy Gantt, {label}", gantt))
             figures.append(
                 (f"Position and gap to class leader, {label}", plots.position_chart(result, r, car))
             )

@@ -85,3 +85,15 @@ def test_cli_writes_the_report(tmp_path, capsys) -> None:
     assert rc == 0
     assert "races per strategy" in capsys.readouterr().out
     assert path.read_text().count("<img ") == 4
+
+
+def test_gantt_of_a_large_field_shows_the_evaluated_class(run, monkeypatch) -> None:
+    from engine import report
+
+    ev, races = run
+    figures = dict(report.report_figures(ev, races))
+    assert len(figures["Strategy Gantt, fuel-reserve"].axes[0].collections) == 5
+    monkeypatch.setattr(report, "GANTT_MAX_CARS", 3)  # test_race has 5 entries
+    figures = dict(report.report_figures(ev, races))
+    rows = figures["Strategy Gantt, fuel-reserve"].axes[0].collections
+    assert sorted(c.get_label() for c in rows) == ["#1", "#2", "#3"]  # the HYPERCAR class
