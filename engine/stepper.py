@@ -161,7 +161,9 @@ class ChunkSim:
                     ForcedKind.SLOW_ZONE: FlagState.SLOW_ZONE,
                 }[e.kind]
                 begin = float(e.start_s or 0.0)
-                self.control.forced(kind, begin, self._forced_end(e, kind, begin), self.window)
+                end = self._forced_end(e, kind, begin)
+                if bool((end > start_time_s).any()):  # a resumed race skips flags of its past
+                    self.control.forced(kind, begin, end, self.window)
         if self.duration is not None:
             self.control.race_clock(self.duration)
         self.pending: Pending | None = None

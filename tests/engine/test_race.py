@@ -235,3 +235,28 @@ def test_race_sim_waits_for_the_controlled_car() -> None:
     car = r.car_index("91")
     assert asked >= int(r.laps_completed[:, car].min()) - 1
     assert (r.pit_stops[:, car] >= 1).all()
+
+
+def test_snapshot_round_trip_and_resume(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from engine.race import RaceSnapshot
+
+    s = load_scenario("test_race")
+    sim = RaceSim(s, StrategyAssignment(), 2, 9, controlled_car="1")
+    for _ in range(5):
+        dp = sim.advance()
+        assert dp is not None
+        sim.act(dp.replicas, dp.legal.float().argmax(dim=1))
+    snap = sim.snapshot(1)
+    path = tmp_path / "snap.json"
+    snap.save(path)
+    loaded = RaceSnapshot.load(path)
+    assert loaded.race_time_s == snap.race_time_s > 0
+    r = simulate(s, StrategyAssignment(), 3, 1, start=loaded, record_laps=True)
+    car = 0
+    done_before = snap.state["lap"][0][car]
+    assert (r.laps_completed[:, car] > done_before).all()
+    assert r.laps is not None
+    first = r.laps["lap"][(r.laps["replica"] == 0) & (r.laps["car"] == car)][0]
+    assert first == done_before + 1
+    # The resumed races differ from each other (fresh randomness) but start from one state.
+    assert len(set(r.finish_time_s[:, car].tolist())) > 1

@@ -1,0 +1,96 @@
+"""The scenario builder on a small lap store, and the shipped scenarios built with it."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data.store import open_store
+from engine.scenario import load_scenario
+from engine.scenario_builder import build_table, to_toml, write_scenario
+
+
+def _store(path: Path) -> None:
+    conn = open_store(path)
+    conn.execute("BEGIN")
+    conn.execute(
+        "INSERT INTO sources (source_id, path, reader, sha256, size_bytes, ingested_at) "
+        "VALUES (1, 'x', 'test', 'x', 0, 'now')"
+    )
+    conn.execute(
+        "INSERT INTO sessions (session_id, source_id, name, track, start_hour_of_day, duration_s, "
+        "track_length_m) VALUES (1, 1, 'race', 'ring', 15.0, 7200.0, 5000.0)"
+    )
+    for car_id, number, cls, pace in ((1, "7", "HYPERCAR", 100.0), (2, "91", "LMGT3", 115.0)):
+        conn.execute(
+            "INSERT INTO cars (car_id, session_id, number, class, team) VALUES (?, 1, ?, ?, 'T')",
+            (car_id, number, cls),
+        )
+        conn.execute(
+            "INSERT INTO drivers (driver_id, car_id, name, driver_number) VALUES (?, ?, ?, 1)",
+            (car_id, car_id, f"D{number}"),
+        )
+        t = 0.0
+        for lap in range(1, 41):
+            lap_time = pace + (lap % 10) * 0.5  # a known spread: the 10th percentile is exact
+            pit_in = int(lap in (12, 24, 36))
+            pit_out = int(lap in (13, 25, 37))
+            t += lap_time
+            conn.execute(
+                "INSERT INTO laps (session_id, car_id, driver_id, lap, lap_time_s, race_time_s, "
+                "position, pit_in, pit_out, pit_time_s, flag) "
+                "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                (
+                    car_id,
+                    car_id,
+                    lap,
+                    lap_time,
+                    t,
+                    car_id,
+                    pit_in,
+                    pit_out,
+                    60.0 if pit_out else None,
+                ),
+            )
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def test_builder_reference_pace_and_stints(tmp_path: Path) -> None:
+    db = tmp_path / "store.sqlite"
+    _store(db)
+    table = build_table(db, "race", "mini")
+    by_number = {e["number"]: e for e in table["entries"]}
+    for number, pace in (("7", 100.0), ("91", 115.0)):
+        clean = [
+            pace + (lap % 10) * 0.5 for lap in range(2, 41) if lap not in (12, 24, 36, 13, 25, 37)
+        ]
+        assert by_number[number]["ref_lap_time_s"] == pytest.approx(
+            np.percentile(clean, 10), abs=1e-3
+        )
+    # Stints of 12 laps: a tank lasts a stint plus one lap.
+    assert by_number["7"]["ref_energy_per_lap"] == pytest.approx(1 / 13, abs=1e-4)
+    assert [c["name"] for c in table["classes"]] == ["HYPERCAR", "LMGT3"]
+    assert table["race"]["duration_h"] == pytest.approx(2.0)
+    out = tmp_path / "mini.toml"
+    write_scenario(table, out)
+    s = load_scenario(out)
+    assert s.entries[s.entry_index("91")].ref_lap_time_s == by_number["91"]["ref_lap_time_s"]
+    assert "[[entries]]" in to_toml(table)
+
+
+def test_shipped_le_mans_field() -> None:
+    s = load_scenario("lemans_24h")
+    assert len(s.entries) == 62
+    assert s.class_names == ("HYPERCAR", "LMP2", "LMGT3")
+    assert s.race.duration_s == pytest.approx(86400.0)
+    pace = {
+        c: statistics.median(e.ref_lap_time_s for e in s.entries if e.car_class == c)
+        for c in s.class_names
+    }
+    assert pace["HYPERCAR"] < pace["LMP2"] < pace["LMGT3"]
+    assert 200.0 < pace["HYPERCAR"] < 220.0
+    assert len(load_scenario("six_hours").entries) > 20
