@@ -15,7 +15,8 @@ import io
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +58,27 @@ def format_interval(metric: str, iv: Interval, signed: bool = False) -> str:
     if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
         return num(iv.estimate)
     return f"{num(iv.estimate)} [{num(iv.low)}, {num(iv.high)}]"
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """A temp path beside ``path`` to write; on success it gets the usual file mode and
+    replaces ``path`` in one step (``os.replace``), on failure it is removed: a reader never
+    sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the default mode
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _grid(header: list[str], rows: list[list[str]]) -> str:
@@ -236,10 +258,7 @@ def write_report(
         raise ValueError(f"report {path}: expected a .pdf or .html file name")
     table = format_table(evaluation.comparison)
     figures = report_figures(evaluation, races)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         if suffix == ".pdf":
             from matplotlib.backends.backend_pdf import PdfPages
 
@@ -250,11 +269,7 @@ def write_report(
                 info = pdf.infodict()
                 info["Title"] = title
         else:
-            Path(tmp).write_text(_html(title, table, figures), encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            tmp.write_text(_html(title, table, figures), encoding="utf-8")
     return [caption for caption, _ in figures]
 
 

@@ -97,3 +97,22 @@ def test_gantt_of_a_large_field_shows_the_evaluated_class(run, monkeypatch) -> N
     figures = dict(report.report_figures(ev, races))
     rows = figures["Strategy Gantt, fuel-reserve"].axes[0].collections
     assert sorted(c.get_label() for c in rows) == ["#1", "#2", "#3"]  # the HYPERCAR class
+
+
+def test_outputs_are_replaced_atomically_with_the_default_mode(tmp_path) -> None:
+    import os
+
+    from engine.report import atomic_output
+
+    path = tmp_path / "out.csv"
+    path.write_text("old")
+    with pytest.raises(RuntimeError), atomic_output(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted while writing")
+    assert path.read_text() == "old" and list(tmp_path.iterdir()) == [path]
+    with atomic_output(path) as tmp:
+        tmp.write_text("new")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.read_text() == "new"
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
