@@ -124,13 +124,17 @@ def evaluate(
     With ``precision`` it stops after the first round of chunks, once at least
     ``min_replicas`` races ran, where every interval half-width on mean class position is
     below it (``replicas`` is then the maximum; the minimum guards against the zero-width
-    intervals of a few identical races). A
-    KeyboardInterrupt stops it too, keeping every chunk that finished for all strategies.
+    intervals of a few identical races). A KeyboardInterrupt stops it too, keeping every
+    chunk that finished for all strategies.
     """
     if not strategies:
         raise ValueError("give at least one strategy")
     if replicas < 1 or chunk_replicas < 1:
         raise ValueError("replicas and chunk_replicas must be positive")
+    if precision is not None and not precision > 0:
+        raise ValueError(f"precision must be a positive width in positions, got {precision}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
     number = focus_car(scenario, car)
     labels = strategy_labels(strategies)
     backend = backend or LocalBackend()

@@ -208,6 +208,8 @@ def test_cli_json_csv_and_errors(tmp_path, capsys) -> None:
     )
     assert "car '99' is not an entry" in capsys.readouterr().err
     assert main(["no_such_race", "--strategy", "fuel-reserve"]) == 2
+    assert main(["test_race", "--strategy", "fuel-reserve", "--precision", "0"]) == 2
+    assert "precision must be a positive width" in capsys.readouterr().err
 
 
 def test_cli_is_registered() -> None:
