@@ -13,6 +13,9 @@ A strategist's notebook, one immutable :class:`WhatIf` per question::
     result = w.compare(["fuel-reserve", "fixed:laps=5"])
     print(result.table())
 
+    here = w.start_from(w.snapshot(after="12m"))       # the safety car just came out
+    print(here.compare(here.decisions([0, 2])).table())  # pit now, or stay out 2 laps?
+
 Every candidate runs on the same random numbers, so differences are paired. From a race
 state (a :class:`~engine.race.RaceSnapshot` taken from a simulated race or loaded from JSON),
 :meth:`WhatIf.decisions` builds "pit now" / "stay out N laps" candidates for the focus car.

@@ -10,8 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from engine.actions import ACTION_TABLE, Fuel, Tyres, action_index
+from engine.baselines import make_strategy
 from engine.forcing import ForcingError
+from engine.race import RaceSim, StrategyAssignment
+from engine.scenario import load_scenario
 from engine.whatif import PitAfter, WhatIf, main, snapshot_lap
 from events.interface import ForcedKind
 from world_model.interface import FlagState
@@ -253,3 +258,26 @@ def test_readme_evaluate_examples_run(tmp_path, monkeypatch, capsys) -> None:
 
 def test_forced_kinds_reach_the_engine(base) -> None:
     assert base.force("fcy@5m").forced[0].kind is ForcedKind.FCY
+
+
+def test_pit_after_follows_the_legal_mask() -> None:
+    sim = RaceSim(load_scenario("test_race"), StrategyAssignment(), 2, 5, controlled_car="1")
+    point = sim.advance()
+    assert point is not None and bool((point.obs.lap == 1).all())
+    obs, legal, gen = point.obs, point.legal.clone(), torch.Generator().manual_seed(0)
+    soft = action_index(pit=True, fuel=Fuel.FULL, tyres=Tyres.FOUR_SOFT)
+    stay = action_index(pit=False)
+    now = PitAfter(1, "fuel-reserve", tyres=Tyres.FOUR_SOFT)
+    assert bool(legal[:, soft].all())
+    assert now.decide(obs, legal, gen).tolist() == [soft, soft]
+    legal[:, soft] = False  # that stop is not allowed: the first legal full-tank stop instead
+    fallback = now.decide(obs, legal, gen)
+    assert bool(legal.gather(1, fallback[:, None]).all())
+    assert bool(ACTION_TABLE.pit[fallback].all())
+    assert bool((ACTION_TABLE.fuel[fallback] == int(Fuel.FULL)).all())
+    later = PitAfter(4, "fuel-reserve")
+    assert later.decide(obs, point.legal, gen).tolist() == [stay, stay]
+    no_stay = point.legal.clone()
+    no_stay[:, stay] = False  # staying out is illegal: defer to the base strategy
+    base = make_strategy("fuel-reserve").decide(obs, no_stay, torch.Generator().manual_seed(0))
+    assert later.decide(obs, no_stay, torch.Generator().manual_seed(0)).tolist() == base.tolist()
