@@ -223,6 +223,17 @@ class WhatIf:
         from engine.race import RaceSnapshot
 
         snap = state if not isinstance(state, str | Path) else RaceSnapshot.load(state)
+        where = f"race state {state}" if isinstance(state, str | Path) else "race state"
+        if snap.scenario_name != self.scenario.name:
+            raise ValueError(
+                f"{where} is of scenario {snap.scenario_name!r}, not {self.scenario.name!r}"
+            )
+        cars = len(snap.state.get("lap", [[]])[0])
+        if cars != len(self.scenario.entries):
+            raise ValueError(
+                f"{where} has {cars} cars; scenario {self.scenario.name!r} has "
+                f"{len(self.scenario.entries)} entries"
+            )
         return self.with_(start=snap)
 
     def snapshot(

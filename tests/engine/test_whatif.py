@@ -3,6 +3,7 @@ race state, the CLI, and the README examples run as written."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -154,6 +155,9 @@ def test_decisions_from_a_race_state(base, tmp_path) -> None:
     path = tmp_path / "state.json"
     snap.save(path)
     here = base.start_from(path)
+    other = dataclasses.replace(snap, scenario_name="six_hours")
+    with pytest.raises(ValueError, match="of scenario 'six_hours', not 'test_race'"):
+        base.start_from(other)
     assert snapshot_lap(here.start, here.scenario, "1") == 3
     at_time = base.snapshot(after="10m")
     assert 600.0 <= at_time.race_time_s < 600.0 + 2 * 120.0  # the first crossing after 10 min
