@@ -43,7 +43,8 @@ def first_legal(prefs: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
     has = ok.any(dim=1)
     if bool(has.all()):
         return pick
-    return torch.where(has, pick, legal.byte().argmax(dim=1))
+    rows = (~has).nonzero().squeeze(1)
+    return pick.index_copy(0, rows, legal.index_select(0, rows).byte().argmax(dim=1))
 
 
 def _stop_prefs(
@@ -125,8 +126,7 @@ class RuleStrategy:
         repair = obs.damage > 0.15
         prefs = _stop_prefs(tyres, driver, repair)
         stop = first_legal(prefs, legal)
-        stay_pick = first_legal(stay.unsqueeze(1), legal)
-        return torch.where(pit, stop, stay_pick)
+        return torch.where(pit, stop, stay)  # staying out is legal wherever pit is False
 
 
 @dataclass

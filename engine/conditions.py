@@ -43,10 +43,21 @@ class WeatherGrid:
             rain_cum=cum,
         )
 
+    @property
+    def _stacked(self) -> torch.Tensor:
+        """``[R * T, 3]`` rain, wetness, track temperature (built once: one gather per call)."""
+        cached = self.__dict__.get("_stacked_cache")
+        if cached is None:
+            cached = torch.stack([self.rain, self.wetness, self.track_temp_c], dim=2).reshape(-1, 3)
+            object.__setattr__(self, "_stacked_cache", cached)
+        return cached
+
     def at(self, rep: torch.Tensor, time_s: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(rain, wetness, track temp) of rows ``rep`` at race times ``time_s``."""
-        k = (time_s / self.step_s).long().clamp(0, self.rain.shape[1] - 1)
-        return self.rain[rep, k], self.wetness[rep, k], self.track_temp_c[rep, k]
+        t = self.rain.shape[1]
+        k = (time_s / self.step_s).long().clamp(0, t - 1)
+        rows = self._stacked.index_select(0, rep * t + k)
+        return rows[:, 0], rows[:, 1], rows[:, 2]
 
     def forecast(self, rep: torch.Tensor, time_s: torch.Tensor) -> torch.Tensor:
         """Mean rain over the next ``FORECAST_S`` for rows ``rep``."""

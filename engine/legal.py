@@ -109,7 +109,7 @@ def legal_mask(cars: CarsAtLine, rules: Rules, pit_lane_loss_s: float) -> torch.
     table = torch.cat([combo, (~must_stop).unsqueeze(1)], dim=1)  # column 24: stay out
     # Row gathers of the transposed table are far cheaper than column gathers of a bool.
     legal = table.t().contiguous().index_select(0, _COLUMN_OF_ACTION).t()
-    none = ~legal.any(dim=1)
+    none = ~table.any(dim=1)  # every table column is some action's
     if bool(none.any()):
         # Nothing satisfies every rule (e.g. a flat tyre with no sets left): a plain stop.
         legal[none] = _PLAIN_STOP

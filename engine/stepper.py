@@ -412,11 +412,10 @@ class ChunkSim:
 
     def _window(self, a: float, b: float) -> Generator:
         s = self.state
-        crossed = s.next_cross_s < b
-        if bool(crossed.any()):
+        idx = (s.next_cross_s < b).view(-1).nonzero().squeeze(1)
+        if idx.numel():
             key = self._key(a)
-            leader = key.argmax(dim=1)
-            yield from self._crossings(b, crossed, leader, a)
+            yield from self._crossings(b, idx, key, a)
         self._incidents(a, b)
 
     def _flag_at(self, rep: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -424,12 +423,12 @@ class ChunkSim:
         under = (s.neut_start_s.index_select(0, rep) <= t) & (t < s.neut_end_s.index_select(0, rep))
         return torch.where(under, s.neut_kind.index_select(0, rep), int(FlagState.GREEN))
 
-    def _crossings(
-        self, b: float, crossed: torch.Tensor, leader: torch.Tensor, a: float
-    ) -> Generator:
+    def _crossings(self, b: float, idx: torch.Tensor, key: torch.Tensor, a: float) -> Generator:
+        """Everything that happens to the cars (flat rows ``idx``) that reach the line in
+        the window ``[a, b)``; ``key`` is the field's race-distance key at ``a``."""
         s, f = self.state, self.field
+        leader = key.argmax(dim=1)
         C = self.C
-        idx = crossed.view(-1).nonzero().squeeze(1)
         rep, car = idx // C, idx % C
         t = take(s.next_cross_s, idx)
         self._settle(idx, rep, t)
@@ -493,8 +492,9 @@ class ChunkSim:
                 "damage": take(s.damage, idx),
             }
 
-        # Positions at the line (every crossing row, for the record and the strategies).
-        key = self._key(a)
+        # Positions at the line (every crossing row, for the record and the strategies): the
+        # cars at the line count the lap they just completed.
+        put(key, idx, new_lap.double())
         pos_all, cls_all, ahead_all, behind_all = field_positions(key, f.class_index)
         ref_row = f.ref_lap_time_s.index_select(0, car)
         overall = take(pos_all, idx).float()
@@ -524,10 +524,13 @@ class ChunkSim:
                 ext = car.index_select(0, ci) == self.controlled_car
             grp = self.group_of_car[car.index_select(0, ci)]
             for g, strat in enumerate(self.group_objs):
-                sel = ((grp == g) & ~ext).nonzero().squeeze(1)
-                if sel.numel() == 0:
-                    continue
-                o, lg = obs.index(sel), legal.index_select(0, sel)
+                if len(self.group_objs) == 1 and self.controlled_car is None:
+                    sel, o, lg = torch.arange(n), obs, legal  # every row: no gather
+                else:
+                    sel = ((grp == g) & ~ext).nonzero().squeeze(1)
+                    if sel.numel() == 0:
+                        continue
+                    o, lg = obs.index(sel), legal.index_select(0, sel)
                 act = strat.decide(o, lg, self.gens["strategies"])
                 check_decisions(act, lg, getattr(strat, "name", type(strat).__name__))
                 actions[sel] = act
@@ -864,7 +867,7 @@ class ChunkSim:
         return {"damage": damage, "puncture": puncture, "failure": failure, "time_s": when}
 
     def _incidents(self, a: float, b: float) -> None:
-        s, f, rules = self.state, self.field, self.sc.rules
+        s, f = self.state, self.field
         running = s.running()
         drawn = None
         if self.sc.events.incidents and self.event_model is not None:
@@ -880,7 +883,9 @@ class ChunkSim:
                 pace_mode=s.pace,
                 tread_min=s.tread.min(dim=2).values,
                 class_index=self._class_rc,
-                driver_skill=f.driver_skill[self._car_rc, s.driver],
+                driver_skill=f.driver_skill.view(-1)
+                .index_select(0, (self._car_rc * f.max_drivers + s.driver).view(-1))
+                .view(self.R, self.C),
                 wetness=wet.unsqueeze(1).expand(self.R, self.C),
                 night=darkness(self.sc, torch.tensor([b], dtype=F64)).expand(self.R, self.C),
             )
@@ -888,80 +893,106 @@ class ChunkSim:
         forced = self._forced_car_events(a, b)
         if drawn is None and forced is None:
             return
+        # Incidents are sparse: work on the rows that had one ([k]), not on the field.
+        parts = []
         if drawn is not None:
-            damage = drawn.damage.float()
-            puncture = drawn.puncture.bool()
-            failure = drawn.failure.bool() | drawn.retired.bool()
-            when = drawn.time_s.double()
-            contact = drawn.contact.bool()
-        else:
-            damage = torch.zeros(self.R, self.C)
-            puncture = torch.zeros(self.R, self.C, dtype=torch.bool)
-            failure = torch.zeros(self.R, self.C, dtype=torch.bool)
-            when = torch.full((self.R, self.C), float("nan"), dtype=F64)
-            contact = torch.zeros(self.R, self.C, dtype=torch.bool)
+            parts.append(
+                (
+                    drawn.time_s.double(),
+                    drawn.damage.float(),
+                    drawn.puncture.bool(),
+                    drawn.failure.bool() | drawn.retired.bool(),
+                    drawn.contact.bool(),
+                )
+            )
         if forced is not None:
-            damage = torch.maximum(damage, forced["damage"])
-            puncture = puncture | forced["puncture"]
-            failure = failure | forced["failure"]
-            when = torch.where(torch.isnan(when), forced["time_s"], when)
-        damage = torch.where(running, damage, 0.0)
-        puncture &= running
-        failure &= running
-        contact &= running
-        hit = (damage > 0) | puncture | failure | contact
-        if not bool(hit.any()):
-            if self.sc.events.incidents and self.event_model is not None:
-                self._neutralise(torch.zeros(self.R), when, b)
-            return
-        when = torch.where(torch.isnan(when), torch.full_like(when, b), when)
+            none = torch.zeros(self.R, self.C, dtype=torch.bool)
+            parts.append(
+                (forced["time_s"], forced["damage"], forced["puncture"], forced["failure"], none)
+            )
+        idx_parts = [(~torch.isnan(p[0])).view(-1).nonzero().squeeze(1) for p in parts]
+        idx = torch.cat(idx_parts).unique() if len(parts) > 1 else idx_parts[0]
+        idx = idx[take(running, idx)] if idx.numel() else idx
+        severity = torch.zeros(self.R)
+        first = torch.full((self.R,), float("inf"), dtype=F64)
+        if idx.numel():
+            when = torch.full((idx.numel(),), float("nan"), dtype=F64)
+            damage = torch.zeros(idx.numel())
+            puncture = torch.zeros(idx.numel(), dtype=torch.bool)
+            failure = torch.zeros(idx.numel(), dtype=torch.bool)
+            contact = torch.zeros(idx.numel(), dtype=torch.bool)
+            for t_p, d_p, p_p, f_p, c_p in parts:
+                t_k = take(t_p, idx)
+                when = torch.where(torch.isnan(when), t_k, when)
+                damage = torch.maximum(damage, take(d_p, idx))
+                puncture |= take(p_p, idx)
+                failure |= take(f_p, idx)
+                contact |= take(c_p, idx)
+            when = torch.nan_to_num(when, nan=b)
+            self._apply_incidents(idx, when, damage, puncture, failure, contact, b)
+            rep = idx // self.C
+            severity.scatter_reduce_(
+                0, rep, torch.where(failure | puncture, 1.0, damage), reduce="amax"
+            )
+            first.scatter_reduce_(0, rep, when, reduce="amin")
+        if self.sc.events.incidents and self.event_model is not None:
+            self._neutralise(severity, first, b)
+
+    def _apply_incidents(
+        self,
+        idx: torch.Tensor,
+        when: torch.Tensor,
+        damage: torch.Tensor,
+        puncture: torch.Tensor,
+        failure: torch.Tensor,
+        contact: torch.Tensor,
+        b: float,
+    ) -> None:
+        """Damage, punctures and failures of flat rows ``idx`` (each had an incident)."""
+        s, rules = self.state, self.sc.rules
         # Damage stretches what is left of the current lap by the change of its time loss; a
         # puncture costs a slow crawl; both from the end of the window. Failures stop the car.
         slowed = ((damage > 0) | puncture) & ~failure
         if bool(slowed.any()):
-            rows = slowed.view(-1).nonzero().squeeze(1)
+            sel = slowed.nonzero().squeeze(1)
+            rows = idx.index_select(0, sel)
             rrep = rows // self.C
             self._settle(rows, rrep, b)
             old_loss, _ = self._damage_effects()
             old_loss = take(old_loss, rows).double()
-            s.damage = (s.damage + damage).clamp(max=1.0)
+            put(s.damage, rows, (take(s.damage, rows) + damage.index_select(0, sel)).clamp(max=1.0))
             self._dmg_dirty = True
             new_loss, _ = self._damage_effects()
             stretch = (1.0 + take(new_loss, rows).double()) / (1.0 + old_loss)
-            crawl = take(puncture, rows).double() * rules.puncture_loss_s
+            crawl = puncture.index_select(0, sel).double() * rules.puncture_loss_s
             before = take(s.rem_s, rows)
             after = before * stretch + crawl
             put(s.rem_s, rows, after)
             add(s.lap_total_s, rows, after - before)
             self._predict(rows, rrep)
         if bool(puncture.any()):
-            worst = s.tread.argmin(dim=2, keepdim=True)
-            flat = torch.zeros_like(s.tread, dtype=torch.bool).scatter_(2, worst, True)
-            s.tread = torch.where(flat & puncture.unsqueeze(2), 0.0, s.tread)
+            rows = idx[puncture]
+            tread = take(s.tread, rows)
+            worst = tread.argmin(dim=1, keepdim=True)
+            put(s.tread, rows, tread.scatter(1, worst, 0.0))
         if bool(failure.any()):
-            s.retired |= failure
-            s.next_cross_s[failure] = float("inf")
-        hr, hc = hit.nonzero(as_tuple=True)
+            rows = idx[failure]
+            put(s.retired, rows, True)
+            put(s.next_cross_s, rows, float("inf"))
         kinds = np.where(
-            failure[hr, hc].numpy(),
+            failure.numpy(),
             "failure",
-            np.where(
-                puncture[hr, hc].numpy(),
-                "puncture",
-                np.where(contact[hr, hc].numpy(), "contact", "damage"),
-            ),
+            np.where(puncture.numpy(), "puncture", np.where(contact.numpy(), "contact", "damage")),
         )
-        self.incident_parts["replica"].append((hr + self.first_replica).numpy())
-        self.incident_parts["car"].append(hc.numpy())
-        self.incident_parts["race_time_s"].append(when[hr, hc].numpy())
+        self.incident_parts["replica"].append((idx // self.C + self.first_replica).numpy())
+        self.incident_parts["car"].append((idx % self.C).numpy())
+        self.incident_parts["race_time_s"].append(when.numpy())
         self.incident_parts["kind"].append(kinds.astype(np.str_))
-        self.incident_parts["damage"].append(damage[hr, hc].numpy())
-        severity = torch.where(failure | puncture, 1.0, damage).amax(dim=1)
-        if self.event_model is not None and self.sc.events.incidents:
-            self._neutralise(severity, torch.where(hit, when, float("inf")), b)
+        self.incident_parts["damage"].append(damage.numpy())
 
     def _neutralise(self, severity: torch.Tensor, when: torch.Tensor, b: float) -> None:
-        """Race control's answer to the window's incidents (drawn every window: fixed shape)."""
+        """Race control's answer to the window's incidents (drawn every window: fixed shape);
+        ``severity`` and ``when`` (first incident, inf if none) are ``[R]``."""
         assert self.event_model is not None
         s = self.state
         neut = self.event_model.neutralisation(self.params, severity, self.gens["incidents"])
@@ -972,7 +1003,7 @@ class ChunkSim:
         if not bool(go.any()):
             return
         reps = go.nonzero().squeeze(1)
-        first = torch.nan_to_num(when, nan=float("inf")).amin(dim=1)[reps]
+        first = when[reps]
         first = torch.where(torch.isfinite(first), first, b)
         start = torch.maximum(
             first + self.sc.rules.neutralisation_delay_s, torch.full_like(first, b)
