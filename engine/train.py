@@ -103,6 +103,14 @@ def _parser() -> argparse.ArgumentParser:
         default="fuel-reserve,double-stint,opportunistic",
         help="engine rule baselines to compare with, comma-separated",
     )
+    p.add_argument(
+        "--teacher-generations",
+        type=int,
+        default=1,
+        help="generations of races driven by the tuned fixed plan before learning starts: PPO "
+        "imitates them, DQN and IQN keep them as demonstrations (0: learn from scratch; "
+        "default 1)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -161,6 +169,27 @@ def main(argv: list[str] | None = None) -> int:
             algorithm._iter = ck.target_iter
         ckpt_mod.restore_rng(ck.rng)
 
+    from engine.backends import make_backend
+
+    tuned_mod = importlib.import_module("policies.tuned")
+    backend = make_backend(args.backend)
+    tuned = None
+    if args.eval_replicas > 0 or args.teacher_generations > 0:
+        tuned = tuned_mod.tune_fixed_plan(
+            scenario,
+            car,
+            args.tune_replicas,
+            TUNE_SEED_OFFSET + args.seed,
+            backend=backend,
+            progress=not args.no_progress,
+        )
+        if not args.json:
+            print(
+                f"tuned fixed plan: {tuned.best.name} (best of {len(tuned.table)} plans on "
+                f"{tuned.replicas} races)",
+                file=sys.stderr,
+            )
+
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(out / "tb"))
@@ -193,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint_path=ckpt_path,
         scenario_label=args.scenario,
         on_generation=on_generation,
+        teacher=tuned.best if tuned is not None else None,
+        teacher_generations=args.teacher_generations if tuned is not None else 0,
     )
     bar.close()
     writer.flush()
@@ -209,8 +240,16 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": str(ckpt_path),
         "cores": os.cpu_count(),
     }
-    if args.eval_replicas > 0:
-        summary.update(_compare(args, scenario, car, ckpt_path, out))
+    if tuned is not None:
+        summary["tuned_plan"] = tuned.best.name
+        summary["tuning"] = [
+            {"plan": n, "class_position": m, "half_width": h} for n, m, h in tuned.table
+        ]
+    try:
+        if args.eval_replicas > 0 and tuned is not None:
+            summary.update(_compare(args, scenario, car, ckpt_path, tuned.best, backend))
+    finally:
+        backend.close()
     writer.close()
     _write_json(out / "summary.json", summary)
     if args.json:
@@ -219,53 +258,39 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compare(
-    args: argparse.Namespace, scenario: Any, car: str, ckpt_path: Path, out: Path
+    args: argparse.Namespace,
+    scenario: Any,
+    car: str,
+    ckpt_path: Path,
+    tuned: Any,
+    backend: Any,
 ) -> dict[str, Any]:
-    """Tune the fixed plan, then evaluate agent and baselines on the held-out seed."""
+    """Evaluate the agent, the tuned plan and the rule baselines on the held-out seed."""
     from engine import report
-    from engine.backends import make_backend
     from engine.baselines import make_strategy
     from engine.evaluate import evaluate
 
     agents = importlib.import_module("policies.agents")
-    tuned_mod = importlib.import_module("policies.tuned")
-    backend = make_backend(args.backend)
-    try:
-        tuned = tuned_mod.tune_fixed_plan(
-            scenario,
-            car,
-            args.tune_replicas,
-            TUNE_SEED_OFFSET + args.seed,
-            backend=backend,
-            progress=not args.no_progress,
-        )
-        agent = agents.load(ckpt_path)
-        strategies = [tuned.best, agent] + [
-            make_strategy(s) for s in args.baselines.split(",") if s.strip()
-        ]
-        ev = evaluate(
-            scenario,
-            strategies,
-            args.eval_replicas,
-            args.seed,
-            car=car,
-            backend=backend,
-            progress=not args.no_progress,
-        )
-    finally:
-        backend.close()
-    table = report.format_table(ev.comparison)
+    agent = agents.load(ckpt_path)
+    strategies = [tuned, agent] + [
+        make_strategy(s.strip()) for s in args.baselines.split(",") if s.strip()
+    ]
+    ev = evaluate(
+        scenario,
+        strategies,
+        args.eval_replicas,
+        args.seed,
+        car=car,
+        backend=backend,
+        progress=not args.no_progress,
+    )
     if not args.json:
-        print(
-            f"tuned fixed plan: {tuned.best.name} (grid of {len(tuned.table)} on "
-            f"{tuned.replicas} races)"
-        )
-        print(table)
+        print(report.format_table(ev.comparison))
     diff = ev.comparison.differences[0].metrics["class_position"]
     return {
-        "tuned_plan": tuned.best.name,
-        "tuning": [{"plan": n, "class_position": m, "half_width": h} for n, m, h in tuned.table],
         "comparison": ev.comparison.to_dict(),
+        "eval_seed": args.seed,
+        "eval_replicas": args.eval_replicas,
         "agent_minus_tuned_class_position": diff.to_dict(),
         "agent_beats_tuned": bool(diff.high < 0),
     }

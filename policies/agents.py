@@ -46,7 +46,7 @@ class AgentConfig:
     """Width of the encoded observation (set from the env)."""
     hidden: int = 128
     """Width of the hidden layers."""
-    lr: float = 3e-4
+    lr: float = 1e-3
     """Adam learning rate."""
     gamma: float = 0.999
     """Discount per decision (one lap)."""
@@ -56,9 +56,9 @@ class AgentConfig:
     gae_lambda: float = 0.95
     ent_coef: float = 0.01
     eps_clip: float = 0.2
-    ppo_epochs: int = 4
+    ppo_epochs: int = 6
     """Passes over each collected batch."""
-    minibatch: int = 2048
+    minibatch: int = 512
     """Transitions per gradient step (PPO) or per sampled batch (DQN, IQN)."""
     # DQN / IQN
     n_step: int = 5

@@ -26,6 +26,7 @@ from tianshou.algorithm import Algorithm
 from tianshou.data import Batch, VectorReplayBuffer
 from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
 
+from engine.strategy import Strategy
 from engine.vec_env import Decision, RaceVecEnv, Transitions, generation_seed
 from policies.agents import AgentConfig
 from policies.checkpoint import Checkpoint, TrainState, capture_rng, save_checkpoint
@@ -80,10 +81,62 @@ def act(algorithm: Algorithm, config: AgentConfig, dec: Decision, env_steps: int
         return np.asarray(policy.add_exploration_noise(acts, batch), dtype=np.int64)
 
 
-def make_buffer(config: AgentConfig, env: RaceVecEnv, max_decisions: int) -> VectorReplayBuffer:
-    """One sub-buffer per replica: a whole generation for PPO, ``buffer_size`` in all otherwise."""
+def teacher_actions(teacher: Strategy, dec: Decision, generator: torch.Generator) -> np.ndarray:
+    """The teacher strategy's decisions for the waiting replicas."""
+    legal = torch.as_tensor(dec.mask)
+    return teacher.decide(dec.raw, legal, generator).numpy().astype(np.int64)
+
+
+def behaviour_clone(
+    algorithm: Algorithm, config: AgentConfig, buffer: VectorReplayBuffer, epochs: int = 3
+) -> float:
+    """Fit PPO's actor to the teacher's actions (cross-entropy over the legal actions) and its
+    critic to the teacher's discounted returns; returns the actor's final accuracy.
+
+    The teacher's races start the agent at the teacher's level, so reinforcement learning
+    spends its budget improving on a sound plan rather than discovering that stopping on
+    every lap loses races (imitation then RL, as in DQfD or AlphaStar).
+    """
+    batch, idx = buffer.sample(0)
+    zeros = np.zeros(len(idx))
+    returns, _ = algorithm.compute_episodic_return(
+        batch, buffer, idx, v_s_=zeros, v_s=zeros, gamma=config.gamma, gae_lambda=1.0
+    )
+    policy: Any = algorithm.policy
+    actor, critic = policy.actor, algorithm.critic  # type: ignore[attr-defined]
+    obs = torch.as_tensor(batch.obs.obs, dtype=torch.float32)
+    mask = torch.as_tensor(batch.obs.mask, dtype=torch.bool)
+    act_t = torch.as_tensor(batch.act, dtype=torch.int64)
+    ret = torch.as_tensor(returns, dtype=torch.float32)
+    params = list(actor.parameters()) + list(critic.parameters())
+    opt = torch.optim.Adam(params, lr=config.lr)
+    n = len(idx)
+    accuracy = 0.0
+    for _ in range(epochs):
+        order = torch.randperm(n)
+        hits = 0
+        for start in range(0, n, config.minibatch):
+            rows = order[start : start + config.minibatch]
+            logits, _ = actor(Batch(obs=obs[rows].numpy(), mask=mask[rows].numpy()))
+            ce = torch.nn.functional.cross_entropy(logits, act_t[rows])
+            value = critic(obs[rows].numpy()).flatten()
+            loss = ce + 0.5 * (value - ret[rows]).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 0.5)
+            opt.step()
+            hits += int((logits.argmax(dim=1) == act_t[rows]).sum())
+        accuracy = hits / n
+    return accuracy
+
+
+def make_buffer(
+    config: AgentConfig, env: RaceVecEnv, max_decisions: int, generations: int = 1
+) -> VectorReplayBuffer:
+    """One sub-buffer per replica: ``generations`` whole generations for PPO (the teacher's
+    races are cloned together), ``buffer_size`` in all otherwise."""
     if config.on_policy:
-        size = env.replicas * max_decisions
+        size = env.replicas * max_decisions * max(generations, 1)
     else:
         size = max(config.buffer_size, env.replicas * max_decisions)
     return VectorReplayBuffer(size, env.replicas)
@@ -110,15 +163,19 @@ def train(
     checkpoint_path: Path | None = None,
     scenario_label: str = "",
     on_generation: Callable[[TrainState, dict[str, float]], None] | None = None,
+    teacher: Strategy | None = None,
+    teacher_generations: int = 0,
 ) -> tuple[TrainState, VectorReplayBuffer]:
     """Train until ``budget`` is spent; checkpoint after every generation when a path is given.
 
     ``state`` and ``buffer`` continue a run restored from a checkpoint (restore its RNG
     states first). ``on_generation`` receives the counters and that generation's figures
-    (for progress bars and TensorBoard).
+    (for progress bars and TensorBoard). The first ``teacher_generations`` generations are
+    driven by ``teacher``: PPO is then fitted to them by :func:`behaviour_clone`, the
+    Q-learning agents keep them in their replay buffer as demonstrations.
     """
     state = state or TrainState()
-    buffer = buffer or make_buffer(config, env, max_decisions(env))
+    buffer = buffer or make_buffer(config, env, max_decisions(env), teacher_generations)
     policy: Any = algorithm.policy
     while not budget.exhausted(state):
         started = time.perf_counter()
@@ -127,8 +184,14 @@ def train(
         losses: list[float] = []
         transitions = 0
         illegal = 0
+        taught = teacher is not None and state.generation < teacher_generations
+        gen_rng = torch.Generator().manual_seed(generation_seed(seed, state.generation))
         while dec is not None:
-            acts = act(algorithm, config, dec, state.env_steps)
+            if taught:
+                assert teacher is not None
+                acts = teacher_actions(teacher, dec, gen_rng)
+            else:
+                acts = act(algorithm, config, dec, state.env_steps)
             trans, dec = env.step(acts)
             if len(trans):
                 buffer.add(_transition_batch(trans), buffer_ids=trans.ids)
@@ -143,7 +206,13 @@ def train(
                         losses.append(float(stats.get_loss_stats_dict().get("loss", np.nan)))
                         state.gradient_steps += 1
                         state.update_credit -= 1.0
-        if config.on_policy:
+        if config.on_policy and taught and state.generation + 1 < teacher_generations:
+            pass  # keep collecting the teacher's races; clone once all are in
+        elif config.on_policy and taught:
+            accuracy = behaviour_clone(algorithm, config, buffer)
+            losses.append(1.0 - accuracy)
+            buffer.reset()
+        elif config.on_policy:
             with policy_within_training_step(policy):
                 stats = algorithm.update(
                     buffer, batch_size=config.minibatch, repeat=config.ppo_epochs

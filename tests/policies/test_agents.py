@@ -1,0 +1,162 @@
+"""Agents: networks respect the legal mask, IQN acts on CVaR fractions, exploration follows
+its prior, checkpoints round-trip and agents load as engine strategies by spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tianshou.data import Batch
+
+from engine.actions import ACTIONS, N_ACTIONS
+from engine.baselines import make_strategy
+from engine.scenario import load_scenario
+from engine.strategy import check_decisions
+from engine.vec_env import OBS_DIM, ObservationEncoder, RaceVecEnv, RewardSpec
+from policies.agents import AgentConfig, AgentStrategy, build_algorithm, greedy_scores
+from policies.checkpoint import (
+    Checkpoint,
+    TrainState,
+    capture_rng,
+    load_checkpoint,
+    save_checkpoint,
+)
+from policies.networks import PIT_PRIOR, explore, pit_flags
+
+
+@pytest.fixture(scope="module")
+def decision():
+    env = RaceVecEnv(load_scenario("test_race"), 16)
+    return env, env.reset(4)
+
+
+def test_config_rejects_cvar_without_distributional_agent() -> None:
+    with pytest.raises(ValueError, match="iqn"):
+        AgentConfig(algo="ppo", obs_dim=OBS_DIM, cvar_alpha=0.1)
+    with pytest.raises(ValueError):
+        AgentConfig(algo="a3c", obs_dim=OBS_DIM)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn", "iqn"])
+def test_agents_choose_legal_actions(algo: str, decision) -> None:
+    env, dec = decision
+    torch.manual_seed(0)
+    config = AgentConfig(algo=algo, obs_dim=OBS_DIM, cvar_alpha=0.25 if algo == "iqn" else 1.0)
+    strategy = AgentStrategy(build_algorithm(config), config, env.encoder)
+    legal = torch.as_tensor(dec.mask)
+    # Only one legal action per row: the agent must find it whatever its scores.
+    only = torch.zeros_like(legal)
+    pick = torch.as_tensor([int(np.nonzero(m)[0][-1]) for m in dec.mask])
+    only[torch.arange(len(pick)), pick] = True
+    acts = strategy.decide(dec.raw, only, torch.Generator())
+    assert torch.equal(acts, pick)
+    acts = strategy.decide(dec.raw, legal, torch.Generator())
+    check_decisions(acts, legal, strategy.name)
+
+
+def test_untrained_actor_follows_the_stopping_prior(decision) -> None:
+    _, dec = decision
+    torch.manual_seed(1)
+    config = AgentConfig(algo="ppo", obs_dim=OBS_DIM)
+    actor = build_algorithm(config).policy.actor
+    logits, _ = actor(Batch(obs=dec.obs, mask=np.ones_like(dec.mask)))
+    p_pit = torch.softmax(logits, dim=1)[:, pit_flags()].sum(dim=1)
+    assert torch.all((p_pit - PIT_PRIOR).abs() < 0.05)
+
+
+def test_exploration_draws_legal_actions_at_the_prior_rate() -> None:
+    np.random.seed(3)  # test-local: explore() uses the global generator, as Tianshou does
+    n = 20_000
+    mask = np.ones((n, N_ACTIONS), bool)
+    mask[: n // 2, 0] = False
+    acts = explore(mask)
+    assert mask[np.arange(n), acts].all()
+    pit = pit_flags().numpy()[acts].mean()
+    # Rows without action 0 (one of the three stay-out actions) renormalise the prior.
+    masked = PIT_PRIOR / (PIT_PRIOR + (1 - PIT_PRIOR) * 2 / 3)
+    expected = (PIT_PRIOR + masked) / 2
+    sd = np.sqrt(expected * (1 - expected) / n)
+    assert abs(pit - expected) < 5 * sd
+
+
+def test_iqn_acts_on_fractions_below_alpha_and_learns_on_uniform_ones(decision) -> None:
+    _, dec = decision
+    torch.manual_seed(2)
+    alpha = 0.2
+    config = AgentConfig(algo="iqn", obs_dim=OBS_DIM, cvar_alpha=alpha)
+    algo = build_algorithm(config)
+    model = algo.policy.model
+    seen: list[torch.Tensor] = []
+    original = model.quantiles
+
+    def recording(x: torch.Tensor, taus: torch.Tensor) -> torch.Tensor:
+        seen.append(taus.detach().clone())
+        return original(x, taus)
+
+    model.quantiles = recording  # type: ignore[method-assign]
+    out = algo.policy(Batch(obs=Batch(obs=dec.obs, mask=dec.mask), info=Batch()))
+    assert len(seen) == 2
+    loss_taus, act_taus = seen
+    assert torch.equal(out.taus, loss_taus)
+    assert float(act_taus.max()) <= alpha
+    assert float(loss_taus.max()) > alpha  # uniform on (0, 1): some above alpha
+    # The chosen action maximises the mean of the quantiles at the acting fractions.
+    q = original(torch.as_tensor(dec.obs), act_taus).mean(dim=2)
+    q = q.masked_fill(~torch.as_tensor(dec.mask), -1e9)
+    assert np.array_equal(out.act, q.argmax(dim=1).numpy())
+
+
+def test_greedy_cvar_scores_use_the_lower_tail(decision) -> None:
+    _, dec = decision
+    torch.manual_seed(5)
+    x = torch.as_tensor(dec.obs)
+    config = AgentConfig(algo="iqn", obs_dim=OBS_DIM, cvar_alpha=0.1)
+    algo = build_algorithm(config)
+    low = greedy_scores(algo, config, x)
+    full = greedy_scores(algo, AgentConfig(algo="iqn", obs_dim=OBS_DIM), x)
+    taus = ((torch.arange(64) + 0.5) / 64 * 0.1).expand(x.shape[0], 64)
+    (q, _), _ = algo.policy.model(x, taus=taus)
+    assert torch.allclose(low, q.mean(dim=2))
+    assert not torch.allclose(low, full)
+
+
+def test_checkpoint_round_trip_and_spec_loading(tmp_path: Path, decision) -> None:
+    env, dec = decision
+    torch.manual_seed(6)
+    config = AgentConfig(algo="ppo", obs_dim=OBS_DIM)
+    algo = build_algorithm(config)
+    path = tmp_path / "agent.pt"
+    save_checkpoint(
+        path,
+        Checkpoint(
+            algorithm=algo,
+            config=config,
+            encoder=env.encoder,
+            reward=RewardSpec(),
+            scenario="test_race",
+            car="1",
+            seed=0,
+            state=TrainState(env_steps=12, generation=1),
+            rng=capture_rng(),
+        ),
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["agent.pt"]  # no temp file left
+    ck = load_checkpoint(path)
+    assert ck.state.env_steps == 12 and ck.config == config
+    assert isinstance(ck.encoder, ObservationEncoder) and ck.encoder == env.encoder
+    x = torch.as_tensor(dec.obs)
+    assert torch.equal(greedy_scores(algo, config, x), greedy_scores(ck.algorithm, config, x))
+    strategy = make_strategy(f"policies.agents:load:path={path}")
+    acts = strategy.decide(dec.raw, torch.as_tensor(dec.mask), torch.Generator())
+    assert all(0 <= int(a) < len(ACTIONS) for a in acts)
+
+
+def test_unreadable_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "agent.pt"
+    bad.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match=r"agent\.pt"):
+        load_checkpoint(bad)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
