@@ -51,7 +51,10 @@ from events.interface import ForcedEvent
 from world_model.interface import PaceMode
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from engine.backends import Backend
+    from engine.montecarlo import Comparison, Interval, Outcomes
     from engine.race import RaceResult, RaceSnapshot
     from engine.scenario import Scenario
     from engine.strategy import Observation, Strategy
@@ -129,17 +132,36 @@ class PitAfter:
 
 @dataclass(frozen=True)
 class WhatIfResult:
-    """The answer to a what-if: the evaluation with its table and JSON."""
+    """The answer to a what-if: the evaluation with its table, JSON, figure and report."""
 
     evaluation: Evaluation
+    question: WhatIf
+    """The what-if that was answered (for sample races in the report)."""
+    strategies: tuple[str | Strategy, ...]
 
     @property
-    def comparison(self):
+    def comparison(self) -> Comparison:
         return self.evaluation.comparison
 
     @property
-    def outcomes(self):
+    def outcomes(self) -> dict[str, Outcomes]:
         return self.evaluation.outcomes
+
+    def figure(self) -> Figure:
+        """Outcome distributions of every candidate side by side."""
+        from engine.plots import outcome_distributions
+
+        return outcome_distributions(self.evaluation.outcomes)
+
+    def report(self, path: str | Path, races: int = 4) -> list[str]:
+        """Write the PDF (``.pdf``) or HTML (``.html``) report: the table, the outcome
+        distributions and the race plots of ``races`` sample races per candidate; returns
+        the figure captions."""
+        from engine.report import write_report
+
+        sample = self.question.races(self.strategies, replicas=races)
+        title = f"what-if: {self.comparison.scenario}"
+        return write_report(path, self.evaluation, sample, title=title)
 
     def table(self) -> str:
         from engine.report import format_table
@@ -149,7 +171,7 @@ class WhatIfResult:
     def to_dict(self) -> dict:
         return self.evaluation.comparison.to_dict()
 
-    def difference(self, candidate: str, metric: str = "class_position"):
+    def difference(self, candidate: str, metric: str = "class_position") -> Interval:
         """The paired interval of ``candidate`` minus the first strategy on ``metric``."""
         for d in self.evaluation.comparison.differences:
             if d.candidate == candidate:
@@ -339,7 +361,7 @@ class WhatIf:
             progress=progress,
             forced_text=[format_event(e) for e in self.forced],
         )
-        return WhatIfResult(ev)
+        return WhatIfResult(ev, self, tuple(strategies))
 
     def races(
         self, strategies: Sequence[str | Strategy], replicas: int = 4

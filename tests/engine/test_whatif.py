@@ -180,6 +180,13 @@ def test_decisions_from_a_race_state(base, tmp_path) -> None:
         assert first_stop == [stop_lap, stop_lap], label
     result = here.compare([now, later])
     assert [s.label for s in result.comparison.strategies] == ["pit now", "stay out 1"]
+    assert [t.get_text() for t in result.figure().axes[0].get_legend().get_texts()] == [
+        "pit now",
+        "stay out 1",
+    ]
+    captions = result.report(tmp_path / "decisions.html", races=1)
+    assert "Strategy Gantt, stay out 1" in captions
+    assert (tmp_path / "decisions.html").read_text().count("<img ") == len(captions)
 
 
 def test_cli_json_with_forced_events(capsys) -> None:
