@@ -4,7 +4,8 @@ Simulates the Le Mans 24 h scenario (62 cars, three classes) with incidents and 
 at several replica counts, each in a fresh child process so its peak memory (max resident
 set size) is its own. Figures: car-laps per second of ``engine.race.simulate`` (one process,
 one torch thread per process; ``--workers`` runs chunks in that many processes at once, as
-an evaluation backend does), and peak resident memory.
+an evaluation backend does), car-laps per CPU second (the rate a free core gives: on a
+machine shared with other work wall-clock rates understate it), and peak resident memory.
 
     python -m bench.engine --json
     python -m bench.engine --replicas 1 64 1024 --hours 24 --json
@@ -25,7 +26,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 def _one_chunk(
     scenario: str, hours: float | None, replicas: int, seed: int, chunk: int, first: int
-) -> tuple[int, float]:
+) -> tuple[int, float, float]:
+    """(car-laps, wall seconds, CPU seconds) of one simulate call."""
     from engine.race import StrategyAssignment, load_event_model, load_lap_model, simulate
     from engine.scenario import load_scenario, scenario_with
 
@@ -34,6 +36,7 @@ def _one_chunk(
         s = scenario_with(s, **{"race.duration_h": hours})
     lap_model, event_model = load_lap_model(s), load_event_model(s)  # not timed
     t0 = time.perf_counter()
+    c0 = time.process_time()
     r = simulate(
         s,
         StrategyAssignment(),
@@ -44,7 +47,7 @@ def _one_chunk(
         chunk_replicas=chunk,
         first_chunk=first,
     )
-    return int(r.laps_completed.sum()), time.perf_counter() - t0
+    return int(r.laps_completed.sum()), time.perf_counter() - t0, time.process_time() - c0
 
 
 def run_one(args: argparse.Namespace) -> dict[str, object]:
@@ -52,7 +55,7 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
     r, chunk, workers = args.one, args.chunk, args.workers
     t0 = time.perf_counter()
     if workers <= 1:
-        laps, wall = _one_chunk(args.scenario, args.hours, r, args.seed, chunk, 0)
+        laps, wall, cpu = _one_chunk(args.scenario, args.hours, r, args.seed, chunk, 0)
     else:
         # Chunk k of the run = replicas [k * chunk, (k + 1) * chunk): same races as one call.
         n_chunks = -(-r // chunk)
@@ -69,7 +72,9 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
                 )
                 for k in range(n_chunks)
             ]
-            laps = sum(f.result()[0] for f in futures)
+            done = [f.result() for f in futures]
+            laps = sum(d[0] for d in done)
+            cpu = sum(d[2] for d in done)
         wall = time.perf_counter() - t0  # includes the workers' start and model loading
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak_children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -78,6 +83,8 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
         "car_laps": laps,
         "seconds": round(wall, 3),
         "car_laps_per_s": round(laps / wall, 1),
+        "cpu_seconds": round(cpu, 3),
+        "car_laps_per_cpu_s": round(laps / cpu, 1),
         "peak_rss_mb": round(max(peak_kb, peak_children_kb) / 1024.0, 1),
         "chunk": chunk,
         "workers": workers,

@@ -37,7 +37,7 @@ class RaceState:
     """Race time the current lap began at the line [s]."""
     anchor_s: torch.Tensor
     """Race time from which ``rem_s`` counts: the last re-anchoring, or the pit exit (after
-    the line while a car is in the pit lane) [s]."""
+    the line while a car is in the pit lane) [s]; inf once the car is out of the race."""
     next_cross_s: torch.Tensor
     """Predicted race time of the next line crossing under the flag schedule [s] (inf for a
     car out of the race)."""

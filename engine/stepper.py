@@ -222,6 +222,7 @@ class ChunkSim:
                 stuck = self.state.running()
                 self.state.retired |= stuck
                 self.state.next_cross_s[stuck] = float("inf")
+                self.state.anchor_s[stuck] = float("inf")
 
     def run(self) -> None:
         self.env.run(until=self.process)
@@ -478,7 +479,9 @@ class ChunkSim:
             put(s.finished, idx[finishing], True)
         cont = ~finishing & ~dry
         if not bool(cont.all()):
-            put(s.next_cross_s, idx[~cont], float("inf"))
+            out = idx[~cont]
+            put(s.next_cross_s, out, float("inf"))
+            put(s.anchor_s, out, float("inf"))  # out of the race: never on track again
 
         lap_end = None
         if self.recorder is not None:  # the lap's end state, before any stop changes it
@@ -872,8 +875,8 @@ class ChunkSim:
         drawn = None
         if self.sc.events.incidents and self.event_model is not None:
             # Time on track in the window: none before the pit exit, none once out of the race.
+            # (a car out of the race has its anchor at infinity)
             track_s = (b - s.anchor_s.clamp(min=a)).clamp(0.0, b - a)
-            track_s = torch.where(running, track_s, 0.0)
             _, wet, _ = self.weather.at(self._all_replicas, torch.full((self.R,), b, dtype=F64))
             exposure = CarExposure(
                 dt_s=track_s.float(),
@@ -979,6 +982,7 @@ class ChunkSim:
             rows = idx[failure]
             put(s.retired, rows, True)
             put(s.next_cross_s, rows, float("inf"))
+            put(s.anchor_s, rows, float("inf"))
         kinds = np.where(
             failure.numpy(),
             "failure",
