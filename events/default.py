@@ -48,7 +48,8 @@ def load_model(
     draws, metadata = load_posterior(path)
     generator = torch.Generator().manual_seed(PRIOR_SEED)
     draws, from_priors = complete_with_priors(draws, generator)
-    metadata = {**metadata, "path": str(path), "prior_only_parameters": from_priors}
+    prior_only = sorted({*metadata.get("prior_only_parameters", []), *from_priors})
+    metadata = {**metadata, "path": str(path), "prior_only_parameters": prior_only}
     return PosteriorEventModel(
         draws, class_names=class_names, lap_length_m=lap_length_m, metadata=metadata
     )

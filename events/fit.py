@@ -24,6 +24,7 @@ from events import ppc
 from events.inference import FitResult, fit_svi
 from events.models import contacts, damage, failures, flags, neutralisations, weather
 from events.posterior import complete_with_priors, save_posterior
+from events.priors import sample_priors
 from events.sampler import PosteriorEventModel, ReferenceExposure
 
 DEFAULT_HOLDOUT = ("wec_2026_lemans_24h_race",)
@@ -45,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
         help="race (sessions.name) left out of the fit and checked on; repeatable "
         f"(default: {', '.join(DEFAULT_HOLDOUT)}; pass 'none' to hold out nothing)",
     )
-    p.add_argument("--steps", type=int, default=800, help="SVI steps per model (default 800)")
+    p.add_argument(
+        "--steps", type=int, default=400, help="SVI steps per model after the Laplace start (400)"
+    )
     p.add_argument(
         "--draws", type=int, default=1000, help="posterior draws saved per parameter (1000)"
     )
@@ -55,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=200,
         help="replicas of the end-to-end sampler check per held-out race (200)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads while fitting (default 1: the tensors are small, and more threads "
+        "only contend on a busy machine)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.add_argument(
@@ -143,18 +153,13 @@ def fit_all(
     except obs.StoreError as e:
         report["contacts"] = report["damage"] = {"fitted": [], "prior_only_because": str(e)}
 
-    # Retirements not explained by terminal contacts are failures.
-    if "contact_log_rate" in out:
-        other = float((_contact_reference_rate(out) * out["damage_terminal"]).mean())
-    else:
-        other = float(
-            contacts.PRIORS["contact_log_rate"].constrain(
-                torch.tensor(contacts.PRIORS["contact_log_rate"].loc)
-            )
-            * damage.PRIORS["damage_terminal"].constrain(
-                torch.tensor(damage.PRIORS["damage_terminal"].loc)
-            )
-        )
+    # Retirements not explained by terminal contacts are failures (contact rate at the
+    # reference exposure times the terminal share; priors where the store has no contacts).
+    source = dict(out)
+    if "contact_log_rate" not in source or "damage_terminal" not in source:
+        prior = {**contacts.PRIORS, **damage.PRIORS}
+        source.update(sample_priors(prior, draws, torch.Generator().manual_seed(seed)))
+    other = float((_contact_reference_rate(source) * source["damage_terminal"]).mean())
     used["other_hazard"] = other
     try:
         fd = obs.failure_data(conn, train, other_hazard=other)
@@ -277,6 +282,15 @@ def run_checks(
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, args.threads))
+    try:
+        return _run(args, argv)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     command = "python -m events.fit " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
         conn = obs.connect(args.db)

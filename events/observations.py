@@ -9,7 +9,6 @@ safety car but not slow zones or local yellows, and so on.
 
 from __future__ import annotations
 
-import itertools
 import math
 import sqlite3
 from collections import defaultdict
@@ -284,31 +283,42 @@ def contact_data(conn: sqlite3.Connection, rs: list[Race]) -> tuple[ContactData,
 
 
 def flag_lap_data(conn: sqlite3.Connection, rs: list[Race]) -> FlagLapData:
-    """``log(lap time / reference)`` of laps run wholly under FCY or safety car (this lap and
-    the one before both flagged, neither in nor out of the pits); the reference is the car's
-    10th percentile of green laps that neither start nor end in the pits."""
+    """``log(lap time / reference)`` of laps run wholly inside an FCY or safety-car period
+    (the lap starts after the period's start and ends before its end; neither in nor out of
+    the pits). The reference is the car's 10th percentile of green laps that neither start
+    nor end in the pits. FCY periods are often shorter than a lap at Le Mans, so few FCY
+    laps qualify."""
     out: dict[str, list[float]] = {"fcy": [], "sc": []}
     race_of: dict[str, list[int]] = {"fcy": [], "sc": []}
-    codes = {int(FlagState.FCY): "fcy", int(FlagState.SAFETY_CAR): "sc"}
     rs = [r for r in rs if r.series in NEUTRALISATION_SERIES]
     for index, race in enumerate(rs):
+        ids = _ids(race)
         rows = conn.execute(
-            f"SELECT car_id, lap, lap_time_s, flag, pit_in, pit_out FROM laps"
-            f" WHERE session_id IN ({_ids(race)}) AND lap_time_s > 0 ORDER BY car_id, lap"
+            f"SELECT car_id, race_time_s, lap_time_s, flag, pit_in, pit_out FROM laps"
+            f" WHERE session_id IN ({ids}) AND lap_time_s > 0 AND race_time_s IS NOT NULL"
         ).fetchall()
-        by_car: dict[int, list[tuple]] = defaultdict(list)
-        for row in rows:
-            by_car[row[0]].append(row)
-        for laps in by_car.values():
-            green = [lt for _, _, lt, f, pi, po in laps if f == 0 and not pi and not po]
-            if len(green) < 10:
-                continue
-            ref = float(np.quantile(green, 0.1))
-            for prev, cur in itertools.pairwise(laps):
-                kind = codes.get(cur[3])
-                if kind and prev[3] == cur[3] and cur[1] == prev[1] + 1 and not (cur[4] or cur[5]):
-                    out[kind].append(math.log(cur[2] / ref))
-                    race_of[kind].append(index)
+        if not rows:
+            continue
+        car, end, lap_time, flag, pit_in, pit_out = (np.array(c) for c in zip(*rows, strict=True))
+        flag = np.where(flag == None, -1, flag).astype(int)  # noqa: E711 (NULL flags)
+        clean = (pit_in == 0) & (pit_out == 0)
+        ref = np.full(len(rows), np.nan)
+        for c in np.unique(car):
+            green = (car == c) & clean & (flag == int(FlagState.GREEN))
+            if green.sum() >= 10:
+                ref[car == c] = np.quantile(lap_time[green], 0.1)
+        start = end - lap_time
+        for kind, state in (("fcy", FlagState.FCY), ("sc", FlagState.SAFETY_CAR)):
+            inside = np.zeros(len(rows), dtype=bool)
+            for p_start, p_end in conn.execute(
+                f"SELECT start_s, end_s FROM flag_periods WHERE session_id IN ({ids})"
+                " AND kind = ? AND end_s IS NOT NULL",
+                (int(state),),
+            ):
+                inside |= (start >= p_start) & (end <= p_end)
+            keep = inside & clean & np.isfinite(ref)
+            out[kind].extend(np.log(lap_time[keep] / ref[keep]).tolist())
+            race_of[kind].extend([index] * int(keep.sum()))
     return FlagLapData(
         log_ratio={k: torch.tensor(v, dtype=torch.float32) for k, v in out.items()},
         race={k: torch.tensor(v, dtype=torch.int64) for k, v in race_of.items()},

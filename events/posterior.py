@@ -8,6 +8,7 @@ half-written posterior behind.
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -54,7 +55,7 @@ def load_posterior(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str,
     path = Path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as e:
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
         raise PosteriorFileError(f"{path}: not a readable posterior file ({e})") from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise PosteriorFileError(f"{path}: expected format {FORMAT!r}")

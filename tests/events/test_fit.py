@@ -1,0 +1,107 @@
+"""Fitting: parameters recovered from simulated data, and the fitted posterior's predictive
+intervals covering a real race left out of the fit."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from events import fit, load_model
+from events.inference import fit_svi
+from events.models import punctures
+
+HELD_OUT = "wec_2026_lemans_24h_race"
+WEC_FILES = (
+    "wec_2023_lemans_24h_race_analysis.csv",
+    "wec_2024_lemans_24h_race_analysis.csv",
+    "wec_2024_bahrain_8h_race_analysis.csv",
+    "wec_2026_lemans_24h_race_analysis.csv",
+)
+
+
+def test_puncture_model_recovers_known_parameters() -> None:
+    # Truth inside the prior's bulk; a season's worth of exposure (500 car-hours a row).
+    truth = {"puncture_log_rate": torch.tensor(math.log(0.003)), "puncture_wear": torch.tensor(3.5)}
+    g = torch.Generator().manual_seed(11)
+    n = 400
+    tread = torch.rand(n, generator=g)
+    hours = torch.full((n,), 500.0)
+    rate = punctures.log_hazard(truth, tread).exp()
+    counts = torch.poisson(hours * rate, generator=g)
+    data = punctures.PunctureData(hours=hours, tread_min=tread, counts=counts)
+    result = fit_svi(punctures.model, data, list(punctures.PRIORS), steps=100, draws=1000, seed=0)
+    for name, value in truth.items():
+        lo, hi = torch.quantile(result.draws[name], torch.tensor([0.01, 0.99]))
+        assert lo <= value <= hi, f"{name}: {float(value):.3f} outside [{lo:.3f}, {hi:.3f}]"
+        # And the posterior has learnt: far narrower than the prior.
+        prior_sd = punctures.PRIORS[name].scale
+        assert float(result.draws[name].std()) < 0.5 * prior_sd
+
+
+@pytest.fixture(scope="module")
+def wec_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ingest = pytest.importorskip("data.ingest", reason="the data package's ingest is needed")
+    db = tmp_path_factory.mktemp("store") / "wec.sqlite"
+    report = ingest.ingest([str(shared_data / "wec" / f) for f in WEC_FILES], db)
+    errors = {k: v for k, v in report["files"].items() if "error" in v}
+    if errors:
+        pytest.skip(f"WEC timing could not be ingested: {errors}")
+    return db
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_held_out_race_is_covered_by_the_posterior_predictive(
+    wec_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "posterior.pt"
+    argv = [
+        "--db",
+        str(wec_store),
+        "--out",
+        str(out),
+        "--holdout",
+        HELD_OUT,
+        "--steps",
+        "150",
+        "--draws",
+        "500",
+        "--replicas",
+        "100",
+        "--no-progress",
+        "--json",
+    ]
+    assert fit.main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["data"]["holdout"] == [HELD_OUT]
+    assert HELD_OUT not in report["data"]["train"]
+    held = [c for c in report["checks"] if c["split"] == "held-out"]
+    models = {c["model"] for c in held}
+    assert {"neutralisations", "failures", "flags", "sampler"} <= models
+    missed = [c for c in held if not c["covered"]]
+    assert not missed, f"held-out statistics outside their 5-95 % interval: {missed}"
+    # The file is what load_model reads; parameters the store cannot inform stay priors.
+    model = load_model(out)
+    assert model.num_draws == 500
+    assert "contact_log_rate" in model.metadata["prior_only_parameters"]
+    assert report["models"]["neutralisations"]["fitted"]
+
+
+def test_fit_rejects_an_unknown_holdout(
+    tmp_path: Path, wec_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = fit.main(
+        ["--db", str(wec_store), "--out", str(tmp_path / "p.pt"), "--holdout", "no_such_race"]
+    )
+    assert code == 2
+    assert "no_such_race" in capsys.readouterr().err
+    assert not (tmp_path / "p.pt").exists()
+
+
+def test_fit_rejects_a_missing_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = fit.main(["--db", str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "p.pt")])
+    assert code == 2 and "none.sqlite" in capsys.readouterr().err
