@@ -10,7 +10,6 @@ import json
 import numpy as np
 import pytest
 
-from engine import evaluate as ev_mod
 from engine.actions import Fuel, Tyres
 from engine.backends import ChunkJob, LocalBackend, run_chunk
 from engine.baselines import make_strategy
@@ -217,4 +216,3 @@ def test_cli_is_registered() -> None:
 
     assert SUBCOMMANDS["evaluate"][0] == "engine.evaluate"
     assert SUBCOMMANDS["whatif"][0] == "engine.whatif"
-    assert ev_mod.main is main
