@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from world_model.baselines import Baseline, fit_baselines
 from world_model.checkpoint import CheckpointError, load_checkpoint
@@ -167,6 +168,7 @@ def _parser() -> argparse.ArgumentParser:
         help="test race (session name); repeatable; default: the first model's holdout races",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the gradient-boosting baseline")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads")
     p.add_argument("--plot", default=None, metavar="PNG", help="write a PIT histogram here")
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     return p
@@ -174,7 +176,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     try:
         models = {}
         for path in args.model:
@@ -200,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     train_races = sorted(seen - set(test_races)) or [r for r in table.races if r not in test_races]
     train = table.select(np.isin(table.race, train_races))
     test = table.select(np.isin(table.race, test_races))
-    results = evaluate(models, fit_baselines(train, args.seed), test)
+    # scikit-learn's OpenMP pool gets the same thread budget as torch.
+    with threadpool_limits(limits=args.threads):
+        columns = tuple(c for cols in CHANNELS.values() for c in cols)
+        results = evaluate(models, fit_baselines(train, columns, args.seed), test)
     if args.plot:
         plot_pit(results, args.plot)
     baselines = [n for n in results if n not in models]

@@ -48,8 +48,10 @@ class FitConfig:
     """Epochs without a better validation loss before stopping."""
     batch_rows: int = 512
     """Rows per step (the GRU: laps, as windows of ``window_laps``)."""
-    window_laps: int = 20
+    window_laps: int = 16
     """Laps per recurrent training window."""
+    batch_windows: int = 256
+    """Windows per step of the recurrent model."""
     telemetry_share: float = 0.125
     """Share of each batch drawn (with replacement) from the units that carry a channel
     besides lap time, so the rare sim-telemetry rows train fuel and wear in every step."""
@@ -110,11 +112,7 @@ class Batches:
 
     @property
     def per_batch(self) -> int:
-        return (
-            max(1, self.cfg.batch_rows // self.cfg.window_laps)
-            if self.recurrent
-            else self.cfg.batch_rows
-        )
+        return self.cfg.batch_windows if self.recurrent else self.cfg.batch_rows
 
     def outputs(
         self, net, units: torch.Tensor, generator: torch.Generator | None
@@ -261,6 +259,13 @@ def _parser() -> argparse.ArgumentParser:
         help="session name used for validation (early stopping) instead of a random draw; "
         "repeatable",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="intra-op threads (default 1: on a busy 2-core machine more threads spin-wait "
+        "on each other and run many times slower)",
+    )
     p.add_argument("--logdir", default=None, help="TensorBoard log folder (default: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
@@ -270,7 +275,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     torch.manual_seed(args.seed)  # entry point: nothing below draws from it, set for safety
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     started = time.time()
     try:
         table = load_table(args.db)

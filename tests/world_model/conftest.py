@@ -45,6 +45,16 @@ def make_conditions(n: int, seed: int = 0) -> LapConditions:
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """One intra-op thread: small tensors gain nothing from two, and on a shared 2-core
+    machine two threads spin-wait on each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def conditions() -> LapConditions:
     return make_conditions(257)
