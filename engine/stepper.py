@@ -428,7 +428,6 @@ class ChunkSim:
         """Everything that happens to the cars (flat rows ``idx``) that reach the line in
         the window ``[a, b)``; ``key`` is the field's race-distance key at ``a``."""
         s, f = self.state, self.field
-        leader = key.argmax(dim=1)
         C = self.C
         rep, car = idx // C, idx % C
         t = take(s.next_cross_s, idx)
@@ -457,23 +456,28 @@ class ChunkSim:
         s.drive_total_s.view(-1).scatter_add_(0, idx * f.max_drivers + driver, lap_time)
         put(s.finish_time_s, idx, t)
         put(s.lap_start_s, idx, t)  # at the line: nothing of the next lap driven yet
-        lap_flag = take(s.lap_flag, idx).clone()
-        pit_time_lap = take(s.lap_pit_time_s, idx).clone()
-        out_lap_done = take(s.out_lap, idx).clone()
-        dc_done = take(s.lap_driver_change, idx).clone()
-        pace_done = take(s.pace, idx).clone()
+        lap_flag = take(s.lap_flag, idx)
+        pit_time_lap = take(s.lap_pit_time_s, idx)
+        out_lap_done = take(s.out_lap, idx)
+        dc_done = take(s.lap_driver_change, idx)
+        pace_done = take(s.pace, idx)
         if bool(dry.any()):
             put(s.retired, idx[dry], True)
         new_lap = take(s.lap, idx)
 
         # The chequered flag: the leader's first crossing once time (or distance) is up.
-        is_leader = car == leader.index_select(0, rep)
         if self.duration is not None:
-            flag_now = is_leader & (t >= self.duration) & ~dry
+            due = b >= self.duration
         else:
-            flag_now = is_leader & (new_lap >= int(self.laps_target or 0)) & ~dry
-        if bool(flag_now.any()):
-            s.chequer_s.scatter_reduce_(0, rep[flag_now], t[flag_now], reduce="amin")
+            due = int(new_lap.max()) >= int(self.laps_target or 0)
+        if due:
+            is_leader = car == key.argmax(dim=1).index_select(0, rep)
+            if self.duration is not None:
+                flag_now = is_leader & (t >= self.duration) & ~dry
+            else:
+                flag_now = is_leader & (new_lap >= int(self.laps_target or 0)) & ~dry
+            if bool(flag_now.any()):
+                s.chequer_s.scatter_reduce_(0, rep[flag_now], t[flag_now], reduce="amin")
         finishing = (t >= s.chequer_s.index_select(0, rep)) & ~dry
         if bool(finishing.any()):
             put(s.finished, idx[finishing], True)
@@ -507,25 +511,30 @@ class ChunkSim:
         rain, wet, temp = self.weather.at(rep, t)
         flag_line = self._flag_at(rep, t)
 
-        ci = cont.nonzero().squeeze(1)
+        every = bool(cont.all())
+        ci = torch.arange(idx.numel()) if every else cont.nonzero().squeeze(1)
         n = int(ci.numel())
+
+        def sub(x: torch.Tensor) -> torch.Tensor:
+            return x if every else x.index_select(0, ci)
+
         actions = torch.zeros(n, dtype=torch.int64)
         pit = torch.zeros(n, dtype=torch.bool)
         if n:
             obs, legal = self._observe(
-                idx.index_select(0, ci),
-                t.index_select(0, ci),
-                overall.index_select(0, ci),
-                cls_pos.index_select(0, ci),
-                gap_a.index_select(0, ci),
-                gap_b.index_select(0, ci),
-                wet.index_select(0, ci),
-                flag_line.index_select(0, ci),
+                sub(idx),
+                sub(t),
+                sub(overall),
+                sub(cls_pos),
+                sub(gap_a),
+                sub(gap_b),
+                sub(wet),
+                sub(flag_line),
             )
             ext = torch.zeros(n, dtype=torch.bool)
             if self.controlled_car is not None:
-                ext = car.index_select(0, ci) == self.controlled_car
-            grp = self.group_of_car[car.index_select(0, ci)]
+                ext = sub(car) == self.controlled_car
+            grp = self.group_of_car[sub(car)]
             for g, strat in enumerate(self.group_objs):
                 if len(self.group_objs) == 1 and self.controlled_car is None:
                     sel, o, lg = torch.arange(n), obs, legal  # every row: no gather
@@ -540,7 +549,7 @@ class ChunkSim:
             if bool(ext.any()):
                 sel = ext.nonzero().squeeze(1)
                 self.pending = Pending(
-                    replicas=rep.index_select(0, ci)[sel],
+                    replicas=sub(rep)[sel],
                     obs=obs.index(sel),
                     legal=legal.index_select(0, sel),
                     positions=sel,
@@ -555,8 +564,8 @@ class ChunkSim:
                 self.pending = None
                 self.pending_actions = None
             pit = ACTION_TABLE.pit[actions]
-            put(s.pace, idx.index_select(0, ci), ACTION_TABLE.pace[actions])
-            hold = self._pit_stops(idx.index_select(0, ci), t.index_select(0, ci), actions, pit)
+            put(s.pace, sub(idx), ACTION_TABLE.pace[actions])
+            hold = self._pit_stops(sub(idx), sub(t), actions, pit)
         else:
             hold = torch.zeros(0, dtype=F64)
 
@@ -589,8 +598,8 @@ class ChunkSim:
 
         # Draw the next lap of every continuing car: traffic is the cars that crossed the line
         # less than TRAFFIC_WINDOW_S before it and did not stop.
-        rows = idx.index_select(0, ci)
-        rrep, rcar, rt = rep.index_select(0, ci), car.index_select(0, ci), t.index_select(0, ci)
+        rows = sub(idx)
+        rrep, rcar, rt = sub(rep), sub(car), sub(t)
         # float32 times relative to the window: cars in the pit lane are far in the past.
         started = torch.where(
             s.anchor_s <= s.lap_start_s, (s.lap_start_s - a).float(), -1.0e9
@@ -602,9 +611,7 @@ class ChunkSim:
         traffic = near_class.sum(dim=1)
         other = traffic - near_class.gather(1, rcls.unsqueeze(1)).squeeze(1)
         slow = (near_class * f.slower_class.index_select(0, rcls)).sum(dim=1)
-        self._draw_laps(
-            rows, rt, flag_line.index_select(0, ci), pit, traffic, other, slow, hold_s=hold
-        )
+        self._draw_laps(rows, rt, sub(flag_line), pit, traffic, other, slow, hold_s=hold)
 
     def _observe(
         self,
