@@ -50,8 +50,8 @@ stintsim whatif test_race --force "sc@12m-15m" --force "rain@15m-25m" \\
     --strategy fuel-reserve --strategy fixed:laps=5 --replicas 4 --seed 7
 stintsim whatif test_race --force "sc@12m-15m" --strategy fuel-reserve \\
     --save-state state.json --state-after 12m --seed 7
-stintsim whatif test_race --from-state state.json --strategy fuel-reserve \\
-    --pit-after 0 --pit-after 2 --replicas 4 --seed 7 --json
+stintsim whatif test_race --force "sc@12m-15m" --from-state state.json \\
+    --strategy fuel-reserve --pit-after 0 --pit-after 2 --replicas 4 --seed 7 --json
 """
 
 EVALUATE_EXAMPLE = """\
