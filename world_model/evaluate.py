@@ -6,7 +6,9 @@ units: seconds, fraction of tank, fraction of tread) and the coverage of the cen
 90 % predictive intervals, for every model given (e.g. the MLP and the GRU side by side) and
 for the baselines of :mod:`world_model.baselines` fitted on the models' training races. The
 learned models are scored with their whole-ensemble predictive, conditioned on the lap's flag
-state; the GRU reads each stint's history (one step ahead, observed previous laps).
+state; the GRU reads each stint's history (one step ahead, observed previous laps), and is
+scored a second time (``NAME:summary``) from its summary state alone, as the engine's
+stateless ``sample`` uses it.
 """
 
 from __future__ import annotations
@@ -39,11 +41,14 @@ NOMINAL = (0.5, 0.8, 0.9)
 CHUNK = 2048
 
 
-def model_predictive(model: LearnedLapModel, table: LapTable) -> dict[str, Mixture]:
+def model_predictive(
+    model: LearnedLapModel, table: LapTable, history: bool = True
+) -> dict[str, Mixture]:
     """Whole-ensemble predictive of every channel for the rows of ``table`` (flag-aware;
-    the recurrent model reads each stint's observed history)."""
+    with ``history`` the recurrent model reads each stint's observed laps, else it starts
+    every lap from its summary state, as the engine's stateless ``sample`` does)."""
     m = model.with_flag_effects(True)
-    if not isinstance(m.net, GRUEnsemble):
+    if not isinstance(m.net, GRUEnsemble) or not history:
         parts = [
             m.predictive(table.conditions.index(torch.arange(s, min(s + CHUNK, len(table)))))
             for s in range(0, len(table), CHUNK)
@@ -106,8 +111,10 @@ def evaluate(
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Scores per method and channel (methods: the models by name, then the baselines)."""
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for name, model in models.items():
-        pred = model_predictive(model, test)
+    runs = [(name, model, True) for name, model in models.items()]
+    runs += [(f"{n}:summary", m, False) for n, m in models.items() if m.arch == "gru"]
+    for name, model, history in runs:
+        pred = model_predictive(model, test, history)
         results[name] = {
             ch: score([pred[TARGET_NAMES[c]] for c in cols], [test.outcomes[:, c] for c in cols])
             for ch, cols in CHANNELS.items()
@@ -205,10 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     # scikit-learn's OpenMP pool gets the same thread budget as torch.
     with threadpool_limits(limits=args.threads):
         columns = tuple(c for cols in CHANNELS.values() for c in cols)
-        results = evaluate(models, fit_baselines(train, columns, args.seed), test)
+        fitted = fit_baselines(train, columns, args.seed)
+        results = evaluate(models, fitted, test)
     if args.plot:
         plot_pit(results, args.plot)
-    baselines = [n for n in results if n not in models]
+    baselines = [b.name for b in fitted]
     verdict = {
         name: {
             ch: all(
@@ -219,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             for ch in CHANNELS
             if results[name][ch].get("n", 0)
         }
-        for name in models
+        for name in results
+        if name not in baselines
     }
     for r in results.values():
         for s in r.values():

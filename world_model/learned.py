@@ -78,13 +78,17 @@ class Standardiser:
         return s
 
 
-@dataclass
+@dataclass(frozen=True)
 class RecurrentState:
-    """Per-row memory of the GRU model between laps: hidden state and last outcomes."""
+    """Per-row memory of the GRU model between laps (for engines that carry it)."""
 
-    hidden: torch.Tensor  # [N, H]
-    prev: torch.Tensor  # [N, N_TARGETS] standardised outcomes of the previous lap
-    prev_mask: torch.Tensor  # [N, N_TARGETS] 1 where prev is known
+    hidden: torch.Tensor
+    """GRU state ``[N, H]``."""
+    prev: torch.Tensor
+    """Standardised outcomes of the previous lap ``[N, N_TARGETS]`` (model space, before
+    the pace-mode and skill multipliers)."""
+    prev_mask: torch.Tensor
+    """1.0 where ``prev`` is known ``[N, N_TARGETS]``."""
 
 
 class LearnedLapModel:
@@ -223,9 +227,10 @@ class LearnedLapModel:
 
     def _draw(
         self, raw: torch.Tensor, c: LapConditions, u: torch.Tensor, z: torch.Tensor
-    ) -> LapOutcome:
+    ) -> tuple[torch.Tensor, LapOutcome]:
         """One outcome per row from raw outputs ``[N, N_OUT]``, uniforms ``u`` ``[N, 1]``
-        (mixture component) and standard normals ``z`` ``[N, N_TARGETS]``."""
+        (mixture component) and standard normals ``z`` ``[N, N_TARGETS]``; also returns the
+        draw in standardised model space ``[N, N_TARGETS]``."""
         h = decode(raw)
         slope, offset = self._channel_slopes(c)
         comp = (torch.softmax(h.lap_logits, dim=-1).cumsum(dim=1) < u).sum(dim=1, keepdim=True)
@@ -237,7 +242,7 @@ class LearnedLapModel:
         std = torch.cat([lap_std.unsqueeze(1), rest], dim=1)
         phys = slope * std + offset
         lap = torch.maximum(phys[:, 0], 0.9 * c.ref_lap_time_s)
-        return LapOutcome(
+        return std, LapOutcome(
             lap_time_s=lap,
             fuel_used=phys[:, 1].clamp(min=0.0),
             energy_used=phys[:, 2].clamp(min=0.0),
@@ -267,16 +272,57 @@ class LearnedLapModel:
         with torch.inference_mode():
             if n <= CHUNK_ROWS:
                 raw = self._raw_rows(self.inputs(conditions), member)
-                return self._draw(raw, conditions, u, z)
+                return self._draw(raw, conditions, u, z)[1]
             parts = []
             for start in range(0, n, CHUNK_ROWS):
                 rows = slice(start, min(start + CHUNK_ROWS, n))
                 c = conditions.index(torch.arange(start, rows.stop))
                 raw = self._raw_rows(self.inputs(c), member[rows])
-                parts.append(self._draw(raw, c, u[rows], z[rows]))
+                parts.append(self._draw(raw, c, u[rows], z[rows])[1])
             return LapOutcome(
                 **{
                     f.name: torch.cat([getattr(p, f.name) for p in parts])
                     for f in dataclasses.fields(LapOutcome)
                 }
             )
+
+    def step(
+        self,
+        conditions: LapConditions,
+        generator: torch.Generator,
+        member: torch.Tensor | None = None,
+        state: RecurrentState | None = None,
+    ) -> tuple[LapOutcome, RecurrentState]:
+        """One lap per row for the recurrent model, carrying each car's history.
+
+        ``state`` is the previous call's returned state for the same rows (``None`` at the
+        start: the learned summary state, as ``sample`` uses). Rows on an out-lap restart from
+        the summary state, as stints do in training. Noise is drawn as in ``sample``, so with
+        ``state=None`` the outcome equals ``sample``'s for the same generator state.
+        """
+        if not isinstance(self.net, GRUEnsemble):
+            raise TypeError("step() needs the recurrent (gru) model; use sample()")
+        n = conditions.batch_size
+        if member is None:
+            member = torch.randint(self.members, (n,), generator=generator)
+        else:
+            member = member.long() % self.members
+        u = torch.rand(n, 1, generator=generator)
+        z = torch.randn(n, N_TARGETS, generator=generator)
+        with torch.inference_mode():
+            k, pos, width = route_by_member(member, self.members)
+            x = pack(self.inputs(conditions), k, pos, self.members, width)
+            h0 = self.net.initial_state(width)
+            if state is None:
+                h = h0
+                prev = x.new_zeros(self.members, width, N_TARGETS)
+                mask = torch.zeros_like(prev)
+            else:
+                restart = pack(conditions.out_lap > 0, k, pos, self.members, width).unsqueeze(-1)
+                h = torch.where(restart, h0, pack(state.hidden, k, pos, self.members, width))
+                prev = pack(state.prev, k, pos, self.members, width)
+                mask = pack(state.prev_mask, k, pos, self.members, width) * (~restart).float()
+            raw, h_next = self.net.step(x, prev, mask, h)
+            std, outcome = self._draw(unpack(raw, k, pos), conditions, u, z)
+            next_state = RecurrentState(unpack(h_next, k, pos), std, torch.ones_like(std))
+        return outcome, next_state

@@ -121,3 +121,28 @@ def test_load_default_returns_the_shipped_checkpoint_when_present():
         assert isinstance(model, LearnedLapModel)
     else:
         assert isinstance(model, ParametricLapModel)
+
+
+def test_recurrent_step_starts_like_sample_and_carries_history(conditions):
+    import dataclasses
+
+    model = _model("gru", seed=2)
+    member = torch.arange(conditions.batch_size)
+    sampled = model.sample(conditions, torch.Generator().manual_seed(4), member)
+    first, state = model.step(conditions, torch.Generator().manual_seed(4), member)
+    assert torch.allclose(first.lap_time_s, sampled.lap_time_s)
+    assert state.hidden.shape == (conditions.batch_size, 16)
+    # With history the next lap differs from a fresh start on the same noise ...
+    fresh = model.sample(conditions, torch.Generator().manual_seed(5), member)
+    carried, _ = model.step(conditions, torch.Generator().manual_seed(5), member, state)
+    assert not torch.allclose(carried.lap_time_s, fresh.lap_time_s)
+    # ... except on an out-lap, which restarts from the summary state.
+    out = dataclasses.replace(conditions, out_lap=torch.ones_like(conditions.out_lap))
+    fresh_out = model.sample(out, torch.Generator().manual_seed(5), member)
+    restarted, _ = model.step(out, torch.Generator().manual_seed(5), member, state)
+    assert torch.allclose(restarted.lap_time_s, fresh_out.lap_time_s)
+
+
+def test_step_needs_the_recurrent_model(conditions):
+    with pytest.raises(TypeError, match="gru"):
+        _model("mlp").step(conditions, torch.Generator().manual_seed(0))

@@ -129,13 +129,20 @@ def test_evaluate_scores_every_baseline_and_both_architectures(
     out = json.loads(capsys.readouterr().out)
     assert out["test_races"] == [HELD_OUT]
     methods = set(out["scores"])
-    assert {"mlp:mlp", "gru:gru", "empirical", "linear", "gbm_quantile"} <= methods
+    assert {
+        "mlp:mlp",
+        "gru:gru",
+        "gru:gru:summary",
+        "empirical",
+        "linear",
+        "gbm_quantile",
+    } <= methods
     for method in methods:
         for channel in ("lap_time_s", "fuel_used", "wear"):
             s = out["scores"][method][channel]
             assert s["n"] > 0 and math.isfinite(s["crps"]) and math.isfinite(s["nll"])
             assert 0.0 <= s["coverage_90"] <= 1.0
-    assert set(out["beats_every_baseline_on_crps"]) == {"mlp:mlp", "gru:gru"}
+    assert set(out["beats_every_baseline_on_crps"]) == {"mlp:mlp", "gru:gru", "gru:gru:summary"}
     assert plot.stat().st_size > 1000
 
 
