@@ -2,8 +2,9 @@
 
 A car moving from race time ``anchor`` with ``rem`` green-equivalent seconds to the line
 drives at green pace, except that race time inside the neutralisation ``[ns, ne)`` with
-lap-time factor ``f`` is worth ``1 / f`` green seconds (plus, behind the safety car, up to
-``catch`` extra green seconds while it closes the gap to the car ahead). One formula, this
+lap-time factor ``f`` is worth ``1 / f`` green seconds; behind the safety car a car first
+keeps green speed until it has gained its ``catch`` seconds (closing the gap to the car
+ahead), so for it the neutralisation starts that much later. One formula, this
 piecewise-linear map and its inverse, serves every question the stepper asks: the predicted
 crossing time of a lap (``until = inf``), the progress up to a moment (re-anchoring when the
 flag schedule changes or damage slows a car), and the green / neutral split of a finished lap
@@ -31,9 +32,10 @@ class Progress:
     green_s: torch.Tensor
     """Green-equivalent seconds driven under green, to the crossing or ``until``."""
     neutral_s: torch.Tensor
-    """Green-equivalent seconds driven under the neutralisation, to the crossing or ``until``."""
+    """Green-equivalent seconds driven at the neutralisation's pace, to the crossing or
+    ``until`` (closing-up time behind the safety car counts as green)."""
     catch_used_s: torch.Tensor
-    """Of ``neutral_s``, the extra seconds gained closing up behind the safety car."""
+    """Catch-up seconds used (green seconds gained over the safety car's pace)."""
 
 
 def drive(
@@ -47,33 +49,35 @@ def drive(
 ) -> Progress:
     """Drive rows from ``anchor_s`` (>= their pit exit) towards the line until ``until_s``."""
     end = torch.maximum(torch.as_tensor(until_s, dtype=anchor_s.dtype), anchor_s)
-    # The whole neutralisation after the anchor (for the crossing, which may lie past until).
+    # The neutralisation after the anchor (whole: the crossing may lie past `until`).
     m0 = torch.maximum(neut_start_s, anchor_s)
     m1 = torch.maximum(neut_end_s, anchor_s)
-    dm = (m1 - m0).clamp(min=0.0)
-    slow = dm / factor
-    extra = dm - slow
+    gain = (1.0 - 1.0 / factor).clamp(min=0.0)  # green seconds lost per second of it
+    span = torch.where(m1 > m0, m1 - m0, 0.0)  # (no NaN from inf - inf when none is set)
     if catch_s is not None:
-        slow = slow + torch.minimum(catch_s, extra).clamp(min=0.0)
-    c1 = m0 - anchor_s  # green seconds before the neutralisation
+        # Closing up behind the safety car: the car keeps green speed until it has gained
+        # its catch-up seconds, i.e. the neutralisation starts later for it.
+        chase = torch.where(gain > 0, catch_s.clamp(min=0.0) / gain.clamp(min=1e-12), 0.0)
+        n0 = m0 + torch.minimum(chase, span)
+    else:
+        n0 = m0
+    slow = torch.where(m1 > n0, m1 - n0, 0.0) / factor
+    c1 = n0 - anchor_s  # green seconds before the (car's) neutralisation
     c2 = c1 + slow  # ... and through it
-    f_eff = torch.where(slow > 0, dm / slow.clamp(min=1e-12), 1.0)
     cross = torch.where(
         rem_s <= c1,
         anchor_s + rem_s,
-        torch.where(rem_s <= c2, m0 + (rem_s - c1) * f_eff, m1 + (rem_s - c2)),
+        torch.where(rem_s <= c2, n0 + (rem_s - c1) * factor, m1 + (rem_s - c2)),
     )
     stop = torch.minimum(cross, end)
-    # Green-equivalent progress to `stop`: green before m0, the neutral part at f_eff, green after.
-    green_before = (torch.minimum(stop, m0) - anchor_s).clamp(min=0.0)
-    neutral_race = (torch.minimum(stop, m1) - m0).clamp(min=0.0)
-    neutral = neutral_race / f_eff
-    green_after = (stop - m1).clamp(min=0.0)
-    catch_used = (neutral - neutral_race / factor).clamp(min=0.0)
+    # Green-equivalent progress to `stop`: green before n0, 1/f through it, green after m1.
+    green = (torch.minimum(stop, n0) - anchor_s).clamp(min=0.0) + (stop - m1).clamp(min=0.0)
+    neutral = (torch.minimum(stop, m1) - n0).clamp(min=0.0) / factor
+    catch_used = (torch.minimum(stop, n0) - m0).clamp(min=0.0) * gain
     return Progress(
         crossed=cross < end,
         cross_s=cross,
-        green_s=green_before + green_after,
+        green_s=green,
         neutral_s=neutral,
         catch_used_s=catch_used,
     )

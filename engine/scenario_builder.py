@@ -8,7 +8,8 @@ median laps between stops, stints of at least 5 laps), which sets the fuel (and 
 energy) use per lap: a full tank lasts one stint plus one lap of reserve. Per race: the pit
 lane's loss (in-lap plus out-lap over two reference laps, minus the time stationary) and each
 class's refuelling time (median stationary time of stops without a driver change), and the
-lap-time factors of FCY and safety-car laps (median lap over reference). The pit-lane loss
+lap-time factors of FCY and safety-car laps (median lap under the flag over the fastest
+car's reference: every car runs the same speed under a neutralisation). The pit-lane loss
 leaves out the lap model's own cold-tyre out-lap time.
 
 What timing data cannot tell (tread wear), and rules, are stated assumptions below.
@@ -140,7 +141,7 @@ def _build(
                 if not dc and pit_time < 150.0:
                     stationary_by_class.setdefault(cls, []).append(pit_time)
             if flag in flag_ratio and lap_time and not p_in and not p_out:
-                flag_ratio[int(flag)].append(lap_time / ref)
+                flag_ratio[int(flag)].append(lap_time)
         drivers = []
         for d_name, d_id in _q(
             conn,
@@ -203,8 +204,11 @@ def _build(
                 "has_energy": cls in ENERGY_CLASSES,
             }
         )
-    fcy = float(np.median(flag_ratio[2])) if flag_ratio[2] else 1.45
-    sc = float(np.median(flag_ratio[3])) if flag_ratio[3] else 1.6
+    # Under a neutralisation every car runs the same speed: the engine's factor is on the
+    # fastest car's reference pace.
+    fastest = min(e["ref_lap_time_s"] for e in entries)
+    fcy = float(np.median(flag_ratio[2])) / fastest if flag_ratio[2] else 1.45
+    sc = float(np.median(flag_ratio[3])) / fastest if flag_ratio[3] else 1.6
     return {
         "name": name,
         "lap_model": "default",

@@ -99,6 +99,8 @@ class ChunkSim:
         self._all_replicas = torch.arange(replicas)
         self._car_rc = torch.arange(self.C).expand(replicas, self.C)
         self._class_rc = self.field.class_index.expand(replicas, self.C)
+        ref = self.field.ref_lap_time_s.double()
+        self._neutral_scale = ref.min() / ref
         self.class_onehot = torch.nn.functional.one_hot(
             self.field.class_index, self.field.n_classes
         ).float()
@@ -316,22 +318,27 @@ class ChunkSim:
     # -- one window ---------------------------------------------------------------------------
 
     def _schedule(
-        self, rep: torch.Tensor
+        self, idx: torch.Tensor, rep: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(kind, start, end, lap-time factor) of the neutralisation of replicas ``rep``."""
+        """(kind, start, end, lap-time factor) of the neutralisation met by flat rows ``idx``
+        (replicas ``rep``). The factor applies to the fastest car's pace: under a
+        neutralisation every car runs the same speed, so a slower car's own factor is
+        smaller (and never below 1)."""
         s = self.state
         kind = s.neut_kind.index_select(0, rep)
+        scale = self._neutral_scale.index_select(0, idx % self.C)
+        factor = (self.flagf.time.index_select(0, kind) * scale).clamp(min=1.0)
         return (
             kind,
             s.neut_start_s.index_select(0, rep),
             s.neut_end_s.index_select(0, rep),
-            self.flagf.time.index_select(0, kind),
+            factor,
         )
 
     def _predict(self, idx: torch.Tensor, rep: torch.Tensor) -> None:
         """Predict the line crossing of flat rows ``idx`` (replicas ``rep``)."""
         s = self.state
-        _, ns, ne, f = self._schedule(rep)
+        _, ns, ne, f = self._schedule(idx, rep)
         p = drive(
             take(s.anchor_s, idx),
             FOREVER_S,
@@ -350,7 +357,7 @@ class ChunkSim:
         anchor = take(s.anchor_s, idx)
         t = torch.as_tensor(t, dtype=F64).expand_as(anchor)
         moving = anchor < t
-        kind, ns, ne, f = self._schedule(rep)
+        kind, ns, ne, f = self._schedule(idx, rep)
         p = drive(anchor, t, take(s.rem_s, idx), ns, ne, f, take(s.catch_s, idx))
         green = torch.where(moving, p.green_s, 0.0)
         neutral = torch.where(moving, p.neutral_s, 0.0)

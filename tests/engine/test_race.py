@@ -260,3 +260,37 @@ def test_snapshot_round_trip_and_resume(tmp_path) -> None:  # type: ignore[no-un
     assert first == done_before + 1
     # The resumed races differ from each other (fresh randomness) but start from one state.
     assert len(set(r.finish_time_s[:, car].tolist())) > 1
+
+
+def test_field_bunches_behind_the_safety_car_but_not_under_fcy() -> None:
+    from events.interface import ForcedEvent, ForcedKind
+
+    s = load_scenario("test_race")
+    quiet = {"ref_wear_per_lap": 0.0, "ref_fuel_per_lap": 0.01, "ref_energy_per_lap": 0.01}
+    drivers = solo(laps=1).entries[0].drivers
+    fast = dataclasses.replace(s.entries[0], drivers=drivers, **quiet)
+    slow = dataclasses.replace(
+        s.entries[2], drivers=drivers, ref_lap_time_s=110.0, **quiet
+    )  # another team: no garage sharing
+    race = dataclasses.replace(s.race, laps=12, duration_h=None)
+    rules = solo(laps=1).rules  # no driving-time limits
+    s = validate(dataclasses.replace(s, entries=(fast, slow), race=race, rules=rules), "pair")
+    s = scenario_with(s, **{"events.incidents": False, "events.weather": False})
+
+    def gap_on_lap(kind: ForcedKind, lap: int) -> float:
+        forced = [ForcedEvent(kind, start_s=350.0, end_s=1400.0)]
+        r = simulate(s, Scripted({}), 1, 0, lap_model=CONSTANT, forced=forced, record_laps=True)
+        assert r.laps is not None
+        at = {
+            c: r.laps["race_time_s"][(r.laps["car"] == c) & (r.laps["lap"] == lap)][0]
+            for c in (0, 1)
+        }
+        return float(at[1] - at[0])
+
+    # Before the neutralisation the slower car loses 10 s a lap; under FCY every car keeps its
+    # distance (same speed), behind the safety car the slower car closes up.
+    sc_gap = gap_on_lap(ForcedKind.SAFETY_CAR, 8)
+    fcy_gap = gap_on_lap(ForcedKind.FCY, 8)
+    # Closed up to about the minimum gap (1 s of green running), stretched by the SC's pace.
+    assert sc_gap < 3.0 * s.track.sc_min_gap_s * s.rules.safety_car.lap_time_factor
+    assert fcy_gap > 40.0
