@@ -60,6 +60,8 @@ class AgentConfig:
     """Passes over each collected batch."""
     minibatch: int = 512
     """Transitions per gradient step (PPO) or per sampled batch (DQN, IQN)."""
+    bc_epochs: int = 12
+    """Epochs of behaviour cloning on the teacher's races (PPO)."""
     # DQN / IQN
     n_step: int = 5
     target_update_freq: int = 200
