@@ -22,11 +22,9 @@ WEATHER_INPUTS = ("wetness", "track_temp_c")
 FLAG_INPUTS = tuple(f"flag_{f.name.lower()}" for f in FlagState)
 COMPOUND_INPUTS = tuple(f"compound_{c.name.lower()}" for c in Compound)
 
-FEATURE_NAMES: tuple[str, ...] = (
+SCALAR_INPUTS = (
     *TELEMETRY_INPUTS,
     *WEATHER_INPUTS,
-    *FLAG_INPUTS,
-    *COMPOUND_INPUTS,
     "tyre_age_laps",
     "stint_laps",
     "damage",
@@ -42,16 +40,20 @@ FEATURE_NAMES: tuple[str, ...] = (
     "track_temp_missing",
     "compound_missing",
 )
+FEATURE_NAMES: tuple[str, ...] = (*SCALAR_INPUTS, *FLAG_INPUTS, *COMPOUND_INPUTS)
 """Column names of the feature matrix, in order."""
 
 N_FEATURES = len(FEATURE_NAMES)
+_FLAG_CODES = torch.arange(len(FlagState))
+_COMPOUND_CODES = torch.arange(len(Compound))
 
 
-def _one_hot(codes: torch.Tensor, n: int) -> torch.Tensor:
-    """One-hot rows of ``codes``; a negative code (unknown) gives a row of NaN."""
-    known = codes >= 0
-    out = torch.nn.functional.one_hot(codes.clamp(min=0), n).float()
-    return torch.where(known.unsqueeze(1), out, torch.full_like(out, float("nan")))
+def _one_hot(codes: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """One-hot rows of ``codes`` over ``values``; a negative code (unknown) gives NaNs."""
+    out = (codes.unsqueeze(1) == values).float()
+    if bool((codes < 0).any()):
+        out[codes < 0] = float("nan")
+    return out
 
 
 def build_features(c: LapConditions) -> torch.Tensor:
@@ -65,44 +67,32 @@ def build_features(c: LapConditions) -> torch.Tensor:
     """
     tread_lost = 1.0 - c.tread
     tread_lost_mean = tread_lost.mean(dim=1)
-    tread_lost_max = tread_lost.max(dim=1).values
-    tyre_temp_rel = (c.tyre_temp_c - c.track_temp_c) / 10.0
-    compound = _one_hot(c.compound, len(Compound))
-    columns = [
-        c.fuel,
-        c.energy,
-        tread_lost_mean,
-        tread_lost_max,
-        tyre_temp_rel,
-        c.wetness,
-        c.track_temp_c,
-    ]
-    compound_missing = compound[:, 0].isnan().float()
-    out = torch.cat(
+    scalars = torch.stack(
         [
-            torch.stack(columns, dim=1),
-            _one_hot(c.flag, len(FlagState)),
-            compound,
-            torch.stack(
-                [
-                    c.tyre_age_laps,
-                    c.stint_time_s / c.ref_lap_time_s,
-                    c.damage,
-                    c.night,
-                    c.traffic,
-                    torch.log(c.ref_lap_time_s),
-                    c.ref_fuel_per_lap,
-                    c.ref_wear_per_lap,
-                    c.fuel.isnan().float(),
-                    tread_lost_mean.isnan().float(),
-                    c.tyre_temp_c.isnan().float(),
-                    c.wetness.isnan().float(),
-                    c.track_temp_c.isnan().float(),
-                    compound_missing,
-                ],
-                dim=1,
-            ),
+            c.fuel,
+            c.energy,
+            tread_lost_mean,
+            tread_lost.amax(dim=1),
+            (c.tyre_temp_c - c.track_temp_c) * 0.1,
+            c.wetness,
+            c.track_temp_c,
+            c.tyre_age_laps,
+            c.stint_time_s / c.ref_lap_time_s,
+            c.damage,
+            c.night,
+            c.traffic,
+            torch.log(c.ref_lap_time_s),
+            c.ref_fuel_per_lap,
+            c.ref_wear_per_lap,
+            c.fuel.isnan().float(),
+            tread_lost_mean.isnan().float(),
+            c.tyre_temp_c.isnan().float(),
+            c.wetness.isnan().float(),
+            c.track_temp_c.isnan().float(),
+            (c.compound < 0).float(),
         ],
         dim=1,
     )
-    return out.float()
+    flag = _one_hot(c.flag, _FLAG_CODES)
+    compound = _one_hot(c.compound, _COMPOUND_CODES)
+    return torch.cat([scalars.float(), flag, compound], dim=1)

@@ -20,19 +20,34 @@ The engine's contract is a green-flag lap (it applies flag slow-downs itself), s
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from sklearn.preprocessing import StandardScaler
+from torch.nn.functional import softplus
 
 from world_model.distributions import Mixture
 from world_model.ensemble import pack, route_by_member, unpack
-from world_model.features import build_features
+from world_model.features import FEATURE_NAMES, FLAG_INPUTS, build_features
 from world_model.interface import FlagState, LapConditions, LapOutcome
-from world_model.networks import N_GAUSS, GRUEnsemble, Heads, MLPEnsemble, decode
+from world_model.networks import (
+    MIN_SCALE,
+    N_GAUSS,
+    N_MIX,
+    GRUEnsemble,
+    Heads,
+    MLPEnsemble,
+    decode,
+)
 from world_model.parametric import ParametricLapParams
 from world_model.targets import LAP, N_TARGETS, TARGET_NAMES, target_affine
+
+_FLAG_COLUMNS = slice(FEATURE_NAMES.index(FLAG_INPUTS[0]), FEATURE_NAMES.index(FLAG_INPUTS[-1]) + 1)
+_GREEN_ONE_HOT = torch.nn.functional.one_hot(
+    torch.tensor(int(FlagState.GREEN)), len(FLAG_INPUTS)
+).float()
 
 CHUNK_ROWS = 16_384
 """Rows per network call when sampling: bounds memory and keeps the matmuls cache-sized."""
@@ -49,7 +64,10 @@ class Standardiser:
     def fit(cls, rows: np.ndarray) -> tuple[Standardiser, StandardScaler]:
         """Fit a StandardScaler on ``rows`` (NaN ignored); columns never observed get mean 0
         and scale 1."""
-        scaler = StandardScaler().fit(rows)
+        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+            # Columns never observed (a channel no training source has) divide 0 by 0.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            scaler = StandardScaler().fit(rows)
         mean = np.nan_to_num(scaler.mean_, nan=0.0)
         scale = np.nan_to_num(scaler.scale_, nan=1.0)
         scale = np.where(scale > 0, scale, 1.0)
@@ -58,7 +76,7 @@ class Standardiser:
         ), scaler
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nan_to_num((x - self.mean) / self.scale, nan=0.0)
+        return torch.nan_to_num_((x - self.mean).div_(self.scale), nan=0.0)
 
     def state(self) -> dict[str, torch.Tensor]:
         return {"mean": self.mean.clone(), "scale": self.scale.clone()}
@@ -133,9 +151,10 @@ class LearnedLapModel:
 
     def inputs(self, c: LapConditions) -> torch.Tensor:
         """Standardised network inputs ``[N, F]`` of the conditions."""
+        x = build_features(c)
         if not self.flag_effects:
-            c = dataclasses.replace(c, flag=torch.full_like(c.flag, int(FlagState.GREEN)))
-        return self.features.transform(build_features(c))
+            x[:, _FLAG_COLUMNS] = _GREEN_ONE_HOT
+        return self.features.transform(x)
 
     def _raw_all(self, x: torch.Tensor) -> torch.Tensor:
         """Raw outputs of every member ``[K, N, N_OUT]`` (stateless: GRU from its summary)."""
@@ -172,16 +191,13 @@ class LearnedLapModel:
         """Slope and offset ``[N, N_TARGETS]`` from standardised raw output to physical units,
         physics multipliers included."""
         lap_f, fuel_f, wear_f = self._physics_factors(c)
-        factor = torch.cat(
-            [lap_f.unsqueeze(1), fuel_f.unsqueeze(1), fuel_f.unsqueeze(1)]
-            + [wear_f.unsqueeze(1)] * 4
-            + [torch.ones_like(lap_f).unsqueeze(1)],
-            dim=1,
-        )
         # Tyre temperature's factor is 1, so one formula serves every channel.
+        factor = torch.stack(
+            [lap_f, fuel_f, fuel_f, wear_f, wear_f, wear_f, wear_f, torch.ones_like(lap_f)], dim=1
+        )
         slope_t, offset_t = target_affine(c)
         slope = slope_t * self.targets.scale * factor
-        offset = (slope_t * self.targets.mean + offset_t) * factor
+        offset = torch.addcmul(offset_t, slope_t, self.targets.mean).mul_(factor)
         return slope, offset
 
     def mixtures_from_heads(self, heads: Heads, c: LapConditions) -> dict[str, Mixture]:
@@ -230,23 +246,28 @@ class LearnedLapModel:
     ) -> tuple[torch.Tensor, LapOutcome]:
         """One outcome per row from raw outputs ``[N, N_OUT]``, uniforms ``u`` ``[N, 1]``
         (mixture component) and standard normals ``z`` ``[N, N_TARGETS]``; also returns the
-        draw in standardised model space ``[N, N_TARGETS]``."""
-        h = decode(raw)
+        draw in standardised model space ``[N, N_TARGETS]``.
+
+        Same law as :func:`~world_model.networks.decode` + :class:`Mixture` sampling, written
+        for speed: the component is picked on unnormalised weights and only the picked
+        component's scale goes through softplus."""
+        m, g = N_MIX, N_GAUSS
+        logits = raw[:, :m]
+        weights = torch.exp(logits - logits.amax(dim=1, keepdim=True)).cumsum(dim=1)
+        comp = (weights < u * weights[:, -1:]).sum(dim=1, keepdim=True).clamp_(max=m - 1)
+        std = torch.empty_like(z)
+        lap_scale = softplus(raw[:, 2 * m : 3 * m].gather(1, comp)).add_(MIN_SCALE)
+        torch.addcmul(raw[:, m : 2 * m].gather(1, comp), lap_scale, z[:, :1], out=std[:, :1])
+        scale = softplus(raw[:, 3 * m + g :]).add_(MIN_SCALE)
+        torch.addcmul(raw[:, 3 * m : 3 * m + g], scale, z[:, 1:], out=std[:, 1:])
         slope, offset = self._channel_slopes(c)
-        comp = (torch.softmax(h.lap_logits, dim=-1).cumsum(dim=1) < u).sum(dim=1, keepdim=True)
-        comp = comp.clamp(max=h.lap_logits.shape[1] - 1)
-        lap_std = (
-            h.lap_loc.gather(1, comp).squeeze(1) + h.lap_scale.gather(1, comp).squeeze(1) * z[:, 0]
-        )
-        rest = h.loc + h.scale * z[:, 1:]
-        std = torch.cat([lap_std.unsqueeze(1), rest], dim=1)
-        phys = slope * std + offset
-        lap = torch.maximum(phys[:, 0], 0.9 * c.ref_lap_time_s)
+        phys = torch.addcmul(offset, slope, std)
+        phys[:, 1:7].clamp_(min=0.0)
         return std, LapOutcome(
-            lap_time_s=lap,
-            fuel_used=phys[:, 1].clamp(min=0.0),
-            energy_used=phys[:, 2].clamp(min=0.0),
-            wear=phys[:, 3:7].clamp(min=0.0),
+            lap_time_s=torch.maximum(phys[:, 0], 0.9 * c.ref_lap_time_s),
+            fuel_used=phys[:, 1],
+            energy_used=phys[:, 2],
+            wear=phys[:, 3:7],
             tyre_temp_c=phys[:, 7],
         )
 

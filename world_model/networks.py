@@ -76,8 +76,9 @@ class MLPEnsemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw head outputs ``[K, B, N_OUT]`` of features ``[K, B, n_features]``."""
+        inplace = not torch.is_grad_enabled()  # no autograd: reuse the layer's output buffer
         for layer in self.body:
-            x = nn.functional.silu(layer(x))
+            x = nn.functional.silu(layer(x), inplace=inplace)
         return self.out(x)
 
 

@@ -32,27 +32,16 @@ LAP, FUEL, ENERGY, WEAR0, TEMP = 0, 1, 2, 3, 7
 
 def target_affine(c: LapConditions) -> tuple[torch.Tensor, torch.Tensor]:
     """Slope and offset ``[N, N_TARGETS]`` with physical = slope * raw + offset."""
-    ref_wear = c.ref_wear_per_lap.unsqueeze(1).expand(-1, 4)
-    slope = torch.cat(
-        [
-            (c.ref_lap_time_s / 100.0).unsqueeze(1),
-            c.ref_fuel_per_lap.unsqueeze(1),
-            c.ref_energy_per_lap.unsqueeze(1),
-            ref_wear,
-            torch.full_like(c.fuel, 10.0).unsqueeze(1),
-        ],
-        dim=1,
+    lap, fuel, energy, wear = (
+        c.ref_lap_time_s,
+        c.ref_fuel_per_lap,
+        c.ref_energy_per_lap,
+        c.ref_wear_per_lap,
     )
-    offset = torch.cat(
-        [
-            c.ref_lap_time_s.unsqueeze(1),
-            c.ref_fuel_per_lap.unsqueeze(1),
-            c.ref_energy_per_lap.unsqueeze(1),
-            ref_wear,
-            c.tyre_temp_c.unsqueeze(1),
-        ],
-        dim=1,
+    slope = torch.stack(
+        [lap * 0.01, fuel, energy, wear, wear, wear, wear, torch.full_like(lap, 10.0)], dim=1
     )
+    offset = torch.stack([lap, fuel, energy, wear, wear, wear, wear, c.tyre_temp_c], dim=1)
     return slope, offset
 
 
