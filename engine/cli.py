@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("data.ingest", "read telemetry / timing files into the SQLite lap store"),
     "evaluate": ("engine.evaluate", "compare strategies by Monte Carlo on common random numbers"),
     "whatif": ("engine.whatif", "what-if: forced events, rule changes, decisions mid-race"),
+    "fit-world-model": ("world_model.fit", "train the learned lap model on a lap store"),
 }
 
 
