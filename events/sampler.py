@@ -131,7 +131,22 @@ class PosteriorEventModel:
         p["_sc_log_shift"] = neutralisations.sc_length_term(p, self.lap_length_km)
         p["_race_proneness"] = (p["neut_race_sd"] * race_effect).exp()
         p.update(self._neutralisation_calibration(p))
+        p.update(self._bound_parameters(p))
         return p
+
+    @staticmethod
+    def _bound_parameters(p: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-replica float64 parameters of :meth:`_chance_bound`."""
+        return {
+            "_bound_contact_coefs": torch.stack(
+                [p[k] for k in contacts.COEFFICIENTS], dim=-1
+            ).double(),
+            "_bound_contact_log_rate": p["contact_log_rate"].double(),
+            "_bound_puncture_log_rate": p["puncture_log_rate"].double(),
+            "_bound_puncture_wear": p["puncture_wear"].double(),
+            "_bound_failure_log_rate": p["_failure_rate_by_class"].log().amax(-1).double(),
+            "_bound_failure_shape": p["failure_shape"].double(),
+        }
 
     def _failure_table(self, rate: torch.Tensor) -> torch.Tensor:
         """``[R, n_classes]`` failure rate of each scenario class (``[R, 1]`` if unnamed)."""
@@ -209,40 +224,53 @@ class PosteriorEventModel:
         dt = exposure.dt_s
         r, c = dt.shape
         u = torch.rand((r, c), generator=generator, dtype=torch.float64)
-        col = {k: params[k].unsqueeze(-1) for k in _PER_CAR_KEYS}
-        pace = exposure.pace_mode
+        # Thinning: only cars whose uniform falls below a bound on every car's chance can
+        # have an incident; hazards are computed exactly for those few (same result as for
+        # the whole field, at a fraction of the cost).
+        bound = self._chance_bound(params, exposure)
+        candidates = (u < bound).view(-1).nonzero().squeeze(-1)  # bound: [R, 1]
+        rows, cars = candidates // c, candidates % c
+
+        def at(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(-1)[candidates]
+
+        col = {k: params[k][rows] for k in _PER_CAR_KEYS}
+        pace = at(exposure.pace_mode)
         features = (
-            exposure.traffic,
-            exposure.faster_class_traffic,
-            exposure.night,
-            exposure.wetness,
+            at(exposure.traffic),
+            at(exposure.faster_class_traffic),
+            at(exposure.night),
+            at(exposure.wetness),
             (pace == PaceMode.PUSH).float(),
             (pace == PaceMode.SAVE).float(),
-            exposure.driver_skill,
+            at(exposure.driver_skill),
         )
         h_contact = contacts.log_hazard(col, features).exp()
-        h_puncture = punctures.log_hazard(col, exposure.tread_min).exp()
+        h_puncture = punctures.log_hazard(col, at(exposure.tread_min)).exp()
         table = params["_failure_rate_by_class"]
-        rate = table.gather(1, exposure.class_index.clamp(0, table.shape[1] - 1))
-        age_h = exposure.race_time_s * (1.0 / 3600.0)
+        rate = table[rows, at(exposure.class_index).clamp(0, table.shape[1] - 1)]
+        age_h = at(exposure.race_time_s) * (1.0 / 3600.0)
         h_failure = failures.hazard(rate, col["failure_shape"], age_h)
         h_total = h_contact + h_puncture + h_failure
-        p_any = -torch.expm1(-h_total * (dt * (1.0 / 3600.0)))
-        happened = u < p_any
+        p_any = -torch.expm1(-h_total * (at(dt) * (1.0 / 3600.0)))
+        happened = at(u) < p_any
+        u_hit = at(u)[happened]
+        rows, cars = rows[happened], cars[happened]
+        h_contact, h_puncture = h_contact[happened], h_puncture[happened]
+        h_total, p_any = h_total[happened], p_any[happened]
 
-        contact = torch.zeros_like(happened)
-        puncture = torch.zeros_like(happened)
-        failure = torch.zeros_like(happened)
-        terminal = torch.zeros_like(happened)
         partner = torch.full((r, c), -1, dtype=torch.int64)
         damage_added = torch.zeros_like(dt)
         time_s = torch.full_like(dt, math.nan)
-        rows, cars = happened.nonzero(as_tuple=True)
+        contact = torch.zeros((r, c), dtype=torch.bool)
+        puncture = torch.zeros_like(contact)
+        failure = torch.zeros_like(contact)
+        terminal = torch.zeros_like(contact)
         if rows.numel():
-            v = u[rows, cars] / p_any[rows, cars].double()
-            total = h_total[rows, cars].double()
-            share_c = h_contact[rows, cars].double() / total
-            share_p = h_puncture[rows, cars].double() / total
+            v = u_hit / p_any.double()
+            total = h_total.double()
+            share_c = h_contact.double() / total
+            share_p = h_puncture.double() / total
             is_c = v < share_c
             is_p = ~is_c & (v < share_c + share_p)
             is_f = ~is_c & ~is_p
@@ -280,6 +308,48 @@ class PosteriorEventModel:
             retired=failure | terminal,
             time_s=time_s,
         )
+
+    def _chance_bound(self, params: EventParams, exposure: CarExposure) -> torch.Tensor:
+        """An upper bound of the incident chance of every car of each replica in the
+        window, ``[R, 1]`` float64: ``max h x max dt``. Each log hazard is linear in its
+        features (the failure log hazard bilinear in shape and log age), so its maximum over
+        a replica's cars lies at the features' extremes over the field."""
+
+        def extremes(x: torch.Tensor) -> torch.Tensor:
+            lo, hi = torch.aminmax(x)
+            return torch.stack([lo, hi]).double()
+
+        def linear_max(coef: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+            # max over the box (min, max) of coef x feature, per replica.
+            return torch.maximum(coef * box[..., 0], coef * box[..., 1])
+
+        unit = torch.tensor([0.0, 1.0], dtype=torch.float64)
+        box = torch.stack(
+            [
+                extremes(exposure.traffic),
+                extremes(exposure.faster_class_traffic),
+                extremes(exposure.night),
+                extremes(exposure.wetness),
+                unit,
+                unit,
+                extremes(exposure.driver_skill),
+            ]
+        )
+        log_contact = params["_bound_contact_log_rate"] + linear_max(
+            params["_bound_contact_coefs"], box
+        ).sum(-1)
+        wear = 1.0 - extremes(exposure.tread_min).flip(0)
+        log_puncture = params["_bound_puncture_log_rate"] + linear_max(
+            params["_bound_puncture_wear"], wear
+        )
+        age = extremes(exposure.race_time_s).clamp_min(3.6) / 3600.0
+        log_age = (age / failures.REFERENCE_AGE_H).log()
+        log_failure = params["_bound_failure_log_rate"] + linear_max(
+            params["_bound_failure_shape"] - 1.0, log_age
+        )
+        hazard = log_contact.exp() + log_puncture.exp() + log_failure.exp()
+        dt_max = exposure.dt_s.max().double() / 3600.0
+        return (hazard * dt_max * (1.0 + 1e-4) + 1e-12).unsqueeze(-1)
 
     def damage_effects(
         self, params: EventParams, damage_level: torch.Tensor

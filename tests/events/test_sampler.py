@@ -266,3 +266,47 @@ def test_posterior_file_round_trip(tmp_path, model: PosteriorEventModel) -> None
     with pytest.raises(PosteriorFileError, match=r"bad\.pt"):
         load_posterior(bad)
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_thinning_finds_exactly_the_cars_below_their_chance(model: PosteriorEventModel) -> None:
+    """The sampler computes hazards only for cars under a bound; the incidents must be
+    exactly those whose uniform falls below their own chance over the whole field."""
+    from events.models import failures, punctures
+
+    r, c = 128, 40
+    p = model.draw_params(r, _gen(0))
+    g = _gen(1)
+    ex = exposure(r, c, dt_s=900.0)
+    ex = replace(
+        ex,
+        traffic=torch.rand((r, c), generator=g) * 4,
+        tread_min=torch.rand((r, c), generator=g),
+        pace_mode=torch.randint(0, 3, (r, c), generator=g),
+        driver_skill=torch.randn((r, c), generator=g),
+        race_time_s=torch.rand((r, c), generator=g) * 86400.0,
+    )
+    state = g.get_state()
+    inc = model.car_incidents(p, ex, g)
+    replay = torch.Generator()
+    replay.set_state(state)
+    u = torch.rand((r, c), generator=replay, dtype=torch.float64)
+    col = {k: v.unsqueeze(-1) for k, v in p.items() if v.dim() == 1}
+    feats = (
+        ex.traffic,
+        ex.faster_class_traffic,
+        ex.night,
+        ex.wetness,
+        (ex.pace_mode == PaceMode.PUSH).float(),
+        (ex.pace_mode == PaceMode.SAVE).float(),
+        ex.driver_skill,
+    )
+    rate = p["_failure_rate_by_class"].gather(1, ex.class_index)
+    h = (
+        contacts.log_hazard(col, feats).exp()
+        + punctures.log_hazard(col, ex.tread_min).exp()
+        + failures.hazard(rate, col["failure_shape"], ex.race_time_s / 3600.0)
+    )
+    chance = -torch.expm1(-h * ex.dt_s / 3600.0)
+    expected = u < chance
+    assert expected.sum() > 20
+    assert torch.equal(inc.contact | inc.puncture | inc.failure, expected)
