@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("engine.evaluate", "compare strategies by Monte Carlo on common random numbers"),
     "whatif": ("engine.whatif", "what-if: forced events, rule changes, decisions mid-race"),
     "fit-world-model": ("world_model.fit", "train the learned lap model on a lap store"),
+    "fit-events": ("events.fit", "fit the incident, neutralisation and weather models (Pyro)"),
 }
 
 
