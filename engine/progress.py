@@ -36,6 +36,8 @@ class Progress:
     ``until`` (closing-up time behind the safety car counts as green)."""
     catch_used_s: torch.Tensor
     """Catch-up seconds used (green seconds gained over the safety car's pace)."""
+    under_s: torch.Tensor
+    """Race time spent while the neutralisation was out, to the crossing or ``until`` [s]."""
 
 
 def drive(
@@ -80,4 +82,5 @@ def drive(
         green_s=green,
         neutral_s=neutral,
         catch_used_s=catch_used,
+        under_s=(torch.minimum(stop, m1) - m0).clamp(min=0.0),
     )

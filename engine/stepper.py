@@ -49,6 +49,9 @@ from events.interface import CarExposure, EventModel, ForcedEvent, ForcedKind
 from world_model.interface import FlagState, LapConditions, LapModel
 
 _NEUTRAL_KINDS = (int(FlagState.FCY), int(FlagState.SAFETY_CAR), int(FlagState.SLOW_ZONE))
+_SEVERITY = torch.tensor([0, 1, 3, 4, 2, 5])
+"""Rank of each FlagState code (green < local yellow < slow zone < FCY < safety car): a lap
+records the worst neutralisation it met."""
 
 
 @dataclass
@@ -364,7 +367,10 @@ class ChunkSim:
         put(s.rem_s, idx, (take(s.rem_s, idx) - green - neutral).clamp(min=1e-6))
         add(s.acc_fuel_s, idx, green + neutral * self.flagf.fuel.index_select(0, kind))
         add(s.acc_wear_s, idx, green + neutral * self.flagf.wear.index_select(0, kind))
-        put(s.lap_flag, idx, torch.where(neutral > 0, kind, take(s.lap_flag, idx)))
+        flag = take(s.lap_flag, idx)
+        under = moving & (p.under_s > 0)
+        worse = under & (_SEVERITY.index_select(0, kind) > _SEVERITY.index_select(0, flag))
+        put(s.lap_flag, idx, torch.where(worse, kind, flag))
         add(s.catch_s, idx, -torch.where(moving, p.catch_used_s, 0.0))
         put(s.anchor_s, idx, torch.maximum(anchor, t))
 
