@@ -49,7 +49,7 @@ _GREEN_ONE_HOT = torch.nn.functional.one_hot(
     torch.tensor(int(FlagState.GREEN)), len(FLAG_INPUTS)
 ).float()
 
-CHUNK_ROWS = 16_384
+CHUNK_ROWS = 8_192
 """Rows per network call when sampling: bounds memory and keeps the matmuls cache-sized."""
 
 
