@@ -25,7 +25,13 @@ from concurrent.futures import ProcessPoolExecutor
 
 
 def _one_chunk(
-    scenario: str, hours: float | None, replicas: int, seed: int, chunk: int, first: int
+    scenario: str,
+    hours: float | None,
+    replicas: int,
+    seed: int,
+    chunk: int,
+    first: int,
+    window_s: float | None = None,
 ) -> tuple[int, float, float]:
     """(car-laps, wall seconds, CPU seconds) of one simulate call."""
     from engine.race import StrategyAssignment, load_event_model, load_lap_model, simulate
@@ -34,6 +40,8 @@ def _one_chunk(
     s = load_scenario(scenario)
     if hours is not None:
         s = scenario_with(s, **{"race.duration_h": hours})
+    if window_s is not None:
+        s = scenario_with(s, **{"race.window_s": window_s})
     lap_model, event_model = load_lap_model(s), load_event_model(s)  # not timed
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -55,7 +63,9 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
     r, chunk, workers = args.one, args.chunk, args.workers
     t0 = time.perf_counter()
     if workers <= 1:
-        laps, wall, cpu = _one_chunk(args.scenario, args.hours, r, args.seed, chunk, 0)
+        laps, wall, cpu = _one_chunk(
+            args.scenario, args.hours, r, args.seed, chunk, 0, args.window_s
+        )
     else:
         # Chunk k of the run = replicas [k * chunk, (k + 1) * chunk): same races as one call.
         n_chunks = -(-r // chunk)
@@ -69,6 +79,7 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
                     args.seed,
                     chunk,
                     k,
+                    args.window_s,
                 )
                 for k in range(n_chunks)
             ]
@@ -104,6 +115,13 @@ def _parser() -> argparse.ArgumentParser:
         help="shorten the race to this many hours (default: full)",
     )
     p.add_argument("--chunk", type=int, default=256, help="replicas per chunk")
+    p.add_argument(
+        "--window-s",
+        type=float,
+        default=None,
+        help="race-clock window [s] (default: the scenario's; must not exceed its "
+        "neutralisation delay)",
+    )
     p.add_argument("--workers", type=int, default=1, help="processes running chunks at once")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -135,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if args.hours is not None:
             cmd += ["--hours", str(args.hours)]
+        if args.window_s is not None:
+            cmd += ["--window-s", str(args.window_s)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if out.returncode != 0:
             print(out.stderr, file=sys.stderr)
@@ -152,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench": "engine",
         "scenario": args.scenario,
         "hours": args.hours,
+        "window_s": args.window_s,
         "incidents": True,
         "weather": True,
         "cpu_count": os.cpu_count(),
