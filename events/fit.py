@@ -1,7 +1,9 @@
 """Fit every incident model to a lap store and save the posterior: ``python -m events.fit``.
 
-Each model is fitted by SVI (full-rank Gaussian guide) on the races not held out; parameters
-a store cannot inform (no records of that kind) keep their priors, and the file says which.
+Each model is fitted on the races not held out by SVI (full-rank Gaussian guide started from
+the Laplace approximation) or, for the small models on request (``--nuts``), sampled by
+NUTS; parameters a store cannot inform (no records of that kind) keep their priors, and the
+file says which.
 A posterior-predictive check per model is printed: the observed statistic beside its
 simulated 5-95 % interval, on the training races and on the held-out races, plus the
 engine-facing sampler run end to end over each held-out race.
@@ -21,13 +23,15 @@ import torch
 
 from events import observations as obs
 from events import ppc
-from events.inference import FitResult, fit_svi
+from events.inference import FitResult, fit_nuts, fit_svi
 from events.models import contacts, damage, failures, flags, neutralisations, weather
 from events.posterior import complete_with_priors, save_posterior
 from events.priors import sample_priors
 from events.sampler import PosteriorEventModel, ReferenceExposure
 
 DEFAULT_HOLDOUT = ("wec_2026_lemans_24h_race",)
+NUTS_MODELS = ("damage", "failures", "temperature", "flags")
+"""Models small enough for NUTS (few parameters and latents)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +57,15 @@ def _parser() -> argparse.ArgumentParser:
         "--draws", type=int, default=1000, help="posterior draws saved per parameter (1000)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the fit and the checks (0)")
+    p.add_argument(
+        "--nuts",
+        action="append",
+        default=[],
+        choices=NUTS_MODELS,
+        help="sample this model's posterior with NUTS instead of SVI (repeatable; slower, "
+        "exact up to Monte Carlo error; the small models only)",
+    )
+    p.add_argument("--warmup", type=int, default=300, help="NUTS adaptation steps per model (300)")
     p.add_argument(
         "--replicas",
         type=int,
@@ -106,6 +119,8 @@ def fit_all(
     draws: int,
     seed: int,
     progress: bool,
+    nuts: tuple[str, ...] = (),
+    warmup: int = 300,
 ) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]], dict[str, Any]]:
     """(posterior draws, per-model report, the datasets used) for the training races."""
     out: dict[str, torch.Tensor] = {}
@@ -113,21 +128,33 @@ def fit_all(
     used: dict[str, Any] = {}
 
     def run(name: str, model: Any, data: Any, params: list[str], n: int, what: str) -> None:
-        result: FitResult = fit_svi(
-            model,
-            data,
-            params,
-            steps=steps,
-            draws=draws,
-            seed=seed + len(report),
-            progress=progress,
-            label=name,
-        )
+        if name in nuts:
+            result: FitResult = fit_nuts(
+                model,
+                data,
+                params,
+                draws=draws,
+                warmup=warmup,
+                seed=seed + len(report),
+                progress=progress,
+            )
+        else:
+            result = fit_svi(
+                model,
+                data,
+                params,
+                steps=steps,
+                draws=draws,
+                seed=seed + len(report),
+                progress=progress,
+                label=name,
+            )
         out.update(result.draws)
         report[name] = {
             "fitted": params,
             "rows": n,
             "data": what,
+            "method": "NUTS" if name in nuts else "SVI (Laplace start)",
             "final_loss": round(result.final_loss, 3),
         }
 
@@ -316,6 +343,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         draws=args.draws,
         seed=args.seed,
         progress=not args.no_progress,
+        nuts=tuple(args.nuts),
+        warmup=args.warmup,
     )
     draws, prior_only = complete_with_priors(draws, torch.Generator().manual_seed(args.seed))
     checks = run_checks(

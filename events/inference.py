@@ -16,7 +16,7 @@ from typing import Any
 
 import pyro
 import torch
-from pyro.infer import SVI, Predictive, Trace_ELBO
+from pyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
 from pyro.infer.autoguide import (
     AutoContinuous,
     AutoLaplaceApproximation,
@@ -129,3 +129,26 @@ def _as_draws(x: torch.Tensor, draws: int, name: str) -> torch.Tensor:
     prior = ALL_PRIORS.get(name)
     shape = prior.shape if prior is not None else tuple(x.shape[1:])
     return x.detach().reshape(draws, *shape).float()
+
+
+def fit_nuts(
+    model: Callable[[Any], None],
+    data: Any,
+    params: Sequence[str],
+    *,
+    draws: int,
+    warmup: int,
+    seed: int,
+    progress: bool = False,
+) -> FitResult:
+    """Sample ``model(data)``'s posterior with NUTS (exact up to Monte Carlo error; worth it
+    for the small models): ``draws`` samples after ``warmup`` adaptation steps, one chain."""
+    pyro.clear_param_store()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        kernel = NUTS(model, init_strategy=init_to_median, jit_compile=False)
+        mcmc = MCMC(kernel, num_samples=draws, warmup_steps=warmup, disable_progbar=not progress)
+        mcmc.run(data)
+        samples = mcmc.get_samples()
+    out = {name: _as_draws(samples[name], draws, name) for name in params}
+    return FitResult(draws=out, final_loss=float("nan"), steps=warmup + draws)

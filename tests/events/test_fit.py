@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from events import fit, load_model
-from events.inference import fit_svi
+from events.inference import fit_nuts, fit_svi
 from events.models import punctures
 
 HELD_OUT = "wec_2026_lemans_24h_race"
@@ -40,6 +40,35 @@ def test_puncture_model_recovers_known_parameters() -> None:
         # And the posterior has learnt: far narrower than the prior.
         prior_sd = punctures.PRIORS[name].scale
         assert float(result.draws[name].std()) < 0.5 * prior_sd
+
+
+def _puncture_data(seed: int = 11) -> punctures.PunctureData:
+    g = torch.Generator().manual_seed(seed)
+    truth = {"puncture_log_rate": torch.tensor(math.log(0.003)), "puncture_wear": torch.tensor(3.5)}
+    tread = torch.rand(200, generator=g)
+    hours = torch.full((200,), 500.0)
+    counts = torch.poisson(hours * punctures.log_hazard(truth, tread).exp(), generator=g)
+    return punctures.PunctureData(hours=hours, tread_min=tread, counts=counts)
+
+
+def test_svi_is_reproducible_and_leaves_the_global_generator_alone() -> None:
+    data = _puncture_data()
+    before = torch.random.get_rng_state()
+    a = fit_svi(punctures.model, data, list(punctures.PRIORS), steps=20, draws=50, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    b = fit_svi(punctures.model, data, list(punctures.PRIORS), steps=20, draws=50, seed=3)
+    assert all(torch.equal(a.draws[k], b.draws[k]) for k in a.draws)
+
+
+def test_nuts_and_svi_agree_on_a_small_posterior() -> None:
+    data = _puncture_data()
+    params = list(punctures.PRIORS)
+    svi = fit_svi(punctures.model, data, params, steps=100, draws=1000, seed=0)
+    nuts = fit_nuts(punctures.model, data, params, draws=200, warmup=100, seed=0)
+    for name in params:
+        sd = float(svi.draws[name].std())
+        assert abs(float(svi.draws[name].mean() - nuts.draws[name].mean())) < 0.5 * sd, name
+        assert 0.6 < float(nuts.draws[name].std()) / sd < 1.6, name
 
 
 @pytest.fixture(scope="module")

@@ -310,3 +310,18 @@ def test_thinning_finds_exactly_the_cars_below_their_chance(model: PosteriorEven
     expected = u < chance
     assert expected.sum() > 20
     assert torch.equal(inc.contact | inc.puncture | inc.failure, expected)
+
+
+def test_the_shipped_posterior_loads_and_says_how_it_was_made() -> None:
+    from events.default import DEFAULT_POSTERIOR
+
+    if not DEFAULT_POSTERIOR.is_file():
+        pytest.skip("no shipped posterior (load_default falls back to the priors)")
+    assert DEFAULT_POSTERIOR.stat().st_size < 1_000_000
+    model = load_default(["HYPERCAR", "LMP2", "LMGT3"], 13626.0)
+    meta = model.metadata
+    assert meta["command"].startswith("python -m events.fit")
+    assert meta["data"]["holdout"] and not set(meta["data"]["holdout"]) & set(meta["data"]["train"])
+    assert "puncture_log_rate" in meta["prior_only_parameters"]
+    held_out = [c for c in meta["checks"] if c["split"] == "held-out"]
+    assert held_out and all(c["low"] <= c["observed"] <= c["high"] for c in held_out)
