@@ -12,6 +12,14 @@ so those effects cannot be learned: the model applies the parametric model's coe
 (:class:`~world_model.parametric.ParametricLapParams`: ``pace_mode_time/fuel/wear``,
 ``skill_time``, ``out_lap_time``) as multipliers on the learned prediction.
 
+Lap time is always predicted in the timing-data regime: the fuel, energy, tread and tyre
+temperature inputs are withheld from the lap-time head (marked unknown, as in WEC / IMSA
+timing, which brings ~98 % of the lap times), because with those inputs present the network
+has seen lap times only from a few sim races of other cars and extrapolates badly. The
+lap-time head therefore reads degradation and fuel burn through tyre age and stint time,
+as the timing data shows them; the fuel, energy, wear and temperature heads see every input.
+Both passes run as one batched network call.
+
 The engine's contract is a green-flag lap (it applies flag slow-downs itself), so by default
 ``sample`` evaluates every row as green; ``flag_effects=True`` conditions on the row's flag
 (used by evaluation and by ``world_model.generate`` to reproduce data-like laps).
@@ -44,6 +52,10 @@ from world_model.networks import (
 from world_model.parametric import ParametricLapParams
 from world_model.targets import LAP, N_TARGETS, TARGET_NAMES, target_affine
 
+_LAP_OUTPUTS = 3 * N_MIX
+"""Network outputs of the lap-time mixture head (first in the layout of ``decode``)."""
+_TELEMETRY_VALUES = ("fuel", "energy", "tread_lost_mean", "tread_lost_max", "tyre_temp_c_rel")
+_TELEMETRY_MISSING = ("fuel_missing", "tread_missing", "tyre_temp_missing")
 _FLAG_COLUMNS = slice(FEATURE_NAMES.index(FLAG_INPUTS[0]), FEATURE_NAMES.index(FLAG_INPUTS[-1]) + 1)
 _GREEN_ONE_HOT = torch.nn.functional.one_hot(
     torch.tensor(int(FlagState.GREEN)), len(FLAG_INPUTS)
@@ -132,6 +144,16 @@ class LearnedLapModel:
         self._mode_time = torch.tensor(p.pace_mode_time)
         self._mode_fuel = torch.tensor(p.pace_mode_fuel)
         self._mode_wear = torch.tensor(p.pace_mode_wear)
+        # Timing regime: telemetry values unknown (0 once standardised), indicators at 1.
+        names = _TELEMETRY_VALUES + _TELEMETRY_MISSING
+        self._withheld_columns = torch.tensor([FEATURE_NAMES.index(n) for n in names])
+        raw = torch.tensor(
+            [float("nan")] * len(_TELEMETRY_VALUES) + [1.0] * len(_TELEMETRY_MISSING)
+        )
+        cols = self._withheld_columns
+        self._withheld_values = torch.nan_to_num(
+            (raw - features.mean[cols]) / features.scale[cols], nan=0.0
+        )
 
     @property
     def arch(self) -> str:
@@ -161,13 +183,28 @@ class LearnedLapModel:
         xk = x.unsqueeze(0).expand(self.members, -1, -1)
         return self._forward(xk)
 
+    def withhold_telemetry(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised inputs with the sim-telemetry inputs (fuel, energy, tread, tyre
+        temperature) marked unknown, as in timing data."""
+        x = x.clone()
+        x[..., self._withheld_columns] = self._withheld_values
+        return x
+
+    def combine(self, full: torch.Tensor, timing: torch.Tensor) -> torch.Tensor:
+        """Lap-time head from the timing-regime pass, every other head from the full pass."""
+        return torch.cat([timing[..., :_LAP_OUTPUTS], full[..., _LAP_OUTPUTS:]], dim=-1)
+
     def _forward(self, xk: torch.Tensor) -> torch.Tensor:
+        """Raw outputs of packed inputs ``[K, B, F]`` (stateless: GRU from its summary); the
+        full and the timing-regime pass run as one batched call."""
+        b = xk.shape[1]
+        both = torch.cat([xk, self.withhold_telemetry(xk)], dim=1)
         if isinstance(self.net, GRUEnsemble):
-            k, n, _ = xk.shape
-            zeros = xk.new_zeros(k, n, N_TARGETS)
-            out, _ = self.net.step(xk, zeros, zeros, self.net.initial_state(n))
-            return out
-        return self.net(xk)
+            zeros = both.new_zeros(both.shape[0], 2 * b, N_TARGETS)
+            out, _ = self.net.step(both, zeros, zeros, self.net.initial_state(2 * b))
+        else:
+            out = self.net(both)
+        return self.combine(out[:, :b], out[:, b:])
 
     def _raw_rows(self, x: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
         """Raw outputs ``[N, N_OUT]``, row ``i`` from member ``member[i]``."""
@@ -344,6 +381,8 @@ class LearnedLapModel:
                 prev = pack(state.prev, k, pos, self.members, width)
                 mask = pack(state.prev_mask, k, pos, self.members, width) * (~restart).float()
             raw, h_next = self.net.step(x, prev, mask, h)
+            raw_timing, _ = self.net.step(self.withhold_telemetry(x), prev, mask, h)
+            raw = self.combine(raw, raw_timing)
             std, outcome = self._draw(unpack(raw, k, pos), conditions, u, z)
             next_state = RecurrentState(unpack(h_next, k, pos), std, torch.ones_like(std))
         return outcome, next_state

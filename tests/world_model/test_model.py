@@ -146,3 +146,16 @@ def test_recurrent_step_starts_like_sample_and_carries_history(conditions):
 def test_step_needs_the_recurrent_model(conditions):
     with pytest.raises(TypeError, match="gru"):
         _model("mlp").step(conditions, torch.Generator().manual_seed(0))
+
+
+def test_lap_time_is_read_in_the_timing_regime_other_heads_see_telemetry(conditions):
+    import dataclasses
+
+    model = _model("mlp", seed=4)
+    worn = dataclasses.replace(conditions, tread=conditions.tread * 0.5, fuel=conditions.fuel * 0.2)
+    a, b = model.predictive(conditions), model.predictive(worn)
+    assert torch.equal(a["lap_time_s"].mean(), b["lap_time_s"].mean())
+    assert not torch.allclose(a["wear_fl"].mean(), b["wear_fl"].mean())
+    # ... and tyre age, which timing data carries, still moves the lap-time head
+    older = dataclasses.replace(conditions, tyre_age_laps=conditions.tyre_age_laps + 10)
+    assert not torch.allclose(a["lap_time_s"].mean(), model.predictive(older)["lap_time_s"].mean())

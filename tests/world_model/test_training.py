@@ -32,7 +32,18 @@ def trained(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     out = tmp_path_factory.mktemp("fit")
     ckpt, logdir = out / "mlp.pt", out / "tb"
     args = ["--db", str(synthetic_db), "--out", str(ckpt), "--holdout", HELD_OUT, "--val", VAL]
-    args += ["--members", "3", "--hidden", "32", "--epochs", "40", "--patience", "8"]
+    args += [
+        "--members",
+        "3",
+        "--hidden",
+        "32",
+        "--epochs",
+        "60",
+        "--patience",
+        "15",
+        "--lr",
+        "6e-3",
+    ]
     args += ["--logdir", str(logdir), "--no-progress", "--seed", "1"]
     assert fit_main(args) == 0
     return {"ckpt": ckpt, "logdir": logdir, "model": load_checkpoint(ckpt)}
