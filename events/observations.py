@@ -294,13 +294,13 @@ def flag_lap_data(conn: sqlite3.Connection, rs: list[Race]) -> FlagLapData:
     for index, race in enumerate(rs):
         ids = _ids(race)
         rows = conn.execute(
-            f"SELECT car_id, race_time_s, lap_time_s, flag, pit_in, pit_out FROM laps"
-            f" WHERE session_id IN ({ids}) AND lap_time_s > 0 AND race_time_s IS NOT NULL"
+            f"SELECT car_id, race_time_s, lap_time_s, COALESCE(flag, -1), pit_in, pit_out"
+            f" FROM laps WHERE session_id IN ({ids}) AND lap_time_s > 0"
+            " AND race_time_s IS NOT NULL"
         ).fetchall()
         if not rows:
             continue
         car, end, lap_time, flag, pit_in, pit_out = (np.array(c) for c in zip(*rows, strict=True))
-        flag = np.where(flag == None, -1, flag).astype(int)  # noqa: E711 (NULL flags)
         clean = (pit_in == 0) & (pit_out == 0)
         ref = np.full(len(rows), np.nan)
         for c in np.unique(car):

@@ -15,7 +15,9 @@ import torch
 
 from events import observations as obs
 from events.classes import CLASS_GROUPS
+from events.interface import CarExposure
 from events.models import contacts, failures, neutralisations, weather
+from events.sampler import PosteriorEventModel
 from world_model.interface import FlagState
 
 LOW, HIGH = 0.05, 0.95
@@ -283,7 +285,7 @@ def format_table(checks: list[Check]) -> str:
 
 
 def sampler_checks(
-    model: object,
+    model: PosteriorEventModel,
     race_name: str,
     split: str,
     observed: dict[str, float],
@@ -298,10 +300,6 @@ def sampler_checks(
     incidents every window, race control answering the worst of each window when no
     neutralisation is running, retired cars leaving the track. ``observed``: statistic name
     -> observed value (keys 'FCY periods per 24 h', 'SC periods per 24 h', 'retirements')."""
-    from events.interface import CarExposure  # local: keeps module import light
-    from events.sampler import PosteriorEventModel
-
-    assert isinstance(model, PosteriorEventModel)
     ref = model.reference
     params = model.draw_params(replicas, generator)
     shape = (replicas, n_cars)
