@@ -127,6 +127,7 @@ class PosteriorEventModel:
         frailty = torch.randn((replicas, len(CLASS_GROUPS)), generator=generator)
         p = {k: v[index] for k, v in self.draws.items()}
         rate = p["failure_rate"] * (p["failure_race_sd"].unsqueeze(-1) * frailty).exp()
+        p["_failure_rate_by_group"] = rate
         p["_failure_rate_by_class"] = self._failure_table(rate)
         p["_sc_log_shift"] = neutralisations.sc_length_term(p, self.lap_length_km)
         p["_race_proneness"] = (p["neut_race_sd"] * race_effect).exp()
@@ -164,9 +165,9 @@ class PosteriorEventModel:
         An incident of severity ``s`` becomes a safety car with probability
         ``c_sc s² / E[s²]`` and an FCY or slow zone with ``c_k s / E[s]``, where ``c_k`` is
         the kind's fitted rate (times the replica's race proneness) over the rate of
-        incidents at the reference exposure, and the moments are over those incidents'
-        severities (contacts: terminal or Kumaraswamy;
-        failures and punctures: 1).
+        incidents at the reference exposure (with the replica's own failure frailty), and
+        the moments are over those incidents' severities (contacts: 1 when terminal or
+        puncturing, else Kumaraswamy; failures and punctures: 1).
         """
         ref = self.reference
         r = next(iter(p.values())).shape[0]
@@ -184,13 +185,16 @@ class PosteriorEventModel:
         contact_rate = contacts.log_hazard(p, features).exp()
         puncture_rate = punctures.log_hazard(p, ones * ref.tread_min).exp()
         failure_rate = failures.hazard(
-            p["failure_rate"].log().mean(-1).exp(), p["failure_shape"], ones * ref.age_h
+            p["_failure_rate_by_group"].mean(-1), p["failure_shape"], ones * ref.age_h
         )
         trigger_rate = contact_rate + puncture_rate + failure_rate
         w = contact_rate / trigger_rate
-        pt = p["damage_terminal"]
-        m1 = w * (pt + (1 - pt) * damage.kumaraswamy_moment(1, p["damage_a"], p["damage_b"]))
-        m2 = w * (pt + (1 - pt) * damage.kumaraswamy_moment(2, p["damage_a"], p["damage_b"]))
+        # A contact's severity: 1 if terminal or if it punctures a tyre (the car stops),
+        # else Kumaraswamy.
+        pt, cut = p["damage_terminal"], p["damage_puncture"]
+        full = pt + (1 - pt) * cut
+        m1 = w * (full + (1 - full) * damage.kumaraswamy_moment(1, p["damage_a"], p["damage_b"]))
+        m2 = w * (full + (1 - full) * damage.kumaraswamy_moment(2, p["damage_a"], p["damage_b"]))
         m1, m2 = m1 + (1 - w), m2 + (1 - w)
         scale = p["_race_proneness"] / trigger_rate
         return {
