@@ -262,13 +262,18 @@ class ChunkSim:
         other_traffic: torch.Tensor,
         slow_traffic: torch.Tensor,
         hold_s: torch.Tensor | None = None,
+        weather: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         """Draw the next lap of flat rows ``idx`` starting at the line at race times ``t``
-        (moving off after ``hold_s`` in the pit lane) and predict its crossing."""
+        (moving off after ``hold_s`` in the pit lane) and predict its crossing; ``weather``:
+        the rows' (wetness, track temperature) when already known."""
         s, f = self.state, self.field
         rep = idx // self.C
         car = idx % self.C
-        _, wet, temp = self.weather.at(rep, t)
+        if weather is None:
+            _, wet, temp = self.weather.at(rep, t)
+        else:
+            wet, temp = weather
         driver = take(s.driver, idx)
         cond = LapConditions(
             ref_lap_time_s=f.ref_lap_time_s.index_select(0, car),
@@ -289,7 +294,8 @@ class ChunkSim:
             flag=flag,
             wetness=wet,
             track_temp_c=temp,
-            night=darkness(self.sc, t),
+            # Darkness changes over minutes: the value at the first row's time serves all.
+            night=darkness(self.sc, t[:1]).expand(t.shape[0]),
             traffic=traffic,
             out_lap=out_lap.float(),
         )
@@ -624,7 +630,8 @@ class ChunkSim:
         traffic = near_class.sum(dim=1)
         other = traffic - near_class.gather(1, rcls.unsqueeze(1)).squeeze(1)
         slow = (near_class * f.slower_class.index_select(0, rcls)).sum(dim=1)
-        self._draw_laps(rows, rt, sub(flag_line), pit, traffic, other, slow, hold_s=hold)
+        weather = (sub(wet), sub(temp))
+        self._draw_laps(rows, rt, sub(flag_line), pit, traffic, other, slow, hold, weather)
 
     def _observe(
         self,
