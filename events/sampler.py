@@ -220,8 +220,9 @@ class PosteriorEventModel:
         uniform carries ~40 bits below a hazard of 1e-4, plenty for these). At most one
         incident per car per window, which the short windows make negligible.
 
-        A contact's ``partner`` is a uniformly random other car of the same replica (the
-        traffic features say how likely a contact is, not with whom); the partner draws no
+        A contact's ``partner`` is a uniformly random other car of the same replica on track
+        in the window (the traffic features say how likely a contact is, not with whom;
+        -1 if the car is alone on track); the partner draws no
         damage from it here (its own hazard already counts its involvement). A failure
         always retires the car; a terminal contact sets damage to 1 and retires it.
         """
@@ -280,8 +281,15 @@ class PosteriorEventModel:
             is_f = ~is_c & ~is_p
             v = torch.where(is_c, v / share_c, torch.where(is_p, (v - share_c) / share_p, v))
             v = torch.where(is_f, (v - share_c - share_p) / (1 - share_c - share_p), v)
-            other, v = _peel(v.clamp(0.0, 1.0 - 1e-12), max(c - 1, 1))
-            other = other + (other >= cars).long()
+            # The partner: a uniformly random other car on track in the window (-1 if none).
+            on_track = dt[rows] > 0
+            on_track[torch.arange(rows.numel()), cars] = False
+            others = on_track.sum(-1)
+            scaled = v.clamp(0.0, 1.0 - 1e-12) * others.clamp_min(1)
+            pick = scaled.floor()
+            v = scaled - pick
+            nth = on_track & (on_track.cumsum(-1) == pick.long().unsqueeze(-1) + 1)
+            other = torch.where(others > 0, nth.long().argmax(-1), -1)
             bin_, v = _peel(v, 256)
             frac_in_window = (bin_.double() + 0.5) / 256
             cut = params["damage_puncture"][rows].double()

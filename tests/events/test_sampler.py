@@ -46,6 +46,13 @@ def test_incident_shapes_and_types(model: PosteriorEventModel) -> None:
     assert (inc.partner[inc.contact] != cars[inc.contact]).all()
     assert ((inc.partner[inc.contact] >= 0) & (inc.partner[inc.contact] < 30)).all()
     assert (inc.partner[~inc.contact] == -1).all()
+    # Partners are cars on track: with half the field in the pits, never one of those.
+    ex = exposure(64, 30, dt_s=900.0)
+    in_pits = torch.arange(30) % 2 == 1
+    ex = replace(ex, dt_s=torch.where(in_pits, 0.0, ex.dt_s))
+    inc = model.car_incidents(params, ex, _gen(2))
+    assert inc.contact.any()
+    assert not in_pits[inc.partner[inc.contact]].any()
     assert (inc.damage[~inc.contact] == 0).all() and (inc.damage <= 1).all()
     assert (inc.retired == (inc.failure | (inc.contact & (inc.damage == 1.0)))).all()
 
