@@ -56,8 +56,8 @@ class FitConfig:
     """Share of each batch drawn (with replacement) from the units that carry a channel
     besides lap time, so the rare sim-telemetry rows train fuel and wear in every step."""
     withhold_prob: float = 0.5
-    """Share of training units whose sim-telemetry inputs are withheld (marked unknown), so
-    the timing regime that lap time is predicted in also learns from sim rows."""
+    """Share of training units whose sim-only inputs are withheld (marked unknown), so the
+    timing regime that lap time is predicted in also learns from sim rows."""
     reset_prob: float = 0.2
     """Chance per lap that the GRU restarts from its summary state during training, so the
     stateless ``sample()`` (summary state, no history) is trained too."""
@@ -123,16 +123,16 @@ class Batches:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(raw outputs ``[K, B, N_OUT]``, standardised targets ``[B, N_TARGETS]``).
 
-        Training (``generator`` given) withholds the telemetry inputs of a random share of
+        Training (``generator`` given) withholds the sim-only inputs of a random share of
         units, so the timing regime the lap-time head is queried in learns from sim rows
         too; evaluation runs both passes and combines them exactly as inference does."""
         if not self.recurrent:
             x = self.x[units]
             if generator is not None:
                 drop = torch.rand(x.shape[0], 1, generator=generator) < self.cfg.withhold_prob
-                x = torch.where(drop, self.model.withhold_telemetry(x), x)
+                x = torch.where(drop, self.model.timing_regime(x), x)
                 return net(x.unsqueeze(0).expand(net.members, -1, -1)), self.y[units]
-            both = torch.cat([x, self.model.withhold_telemetry(x)]).unsqueeze(0)
+            both = torch.cat([x, self.model.timing_regime(x)]).unsqueeze(0)
             out = net(both.expand(net.members, -1, -1))
             b = x.shape[0]
             return self.model.combine(out[:, :b], out[:, b:]), self.y[units]
@@ -142,7 +142,7 @@ class Batches:
         x = self.x[safe]
         if generator is not None:
             drop = torch.rand(x.shape[0], 1, 1, generator=generator) < self.cfg.withhold_prob
-            x = torch.where(drop, self.model.withhold_telemetry(x), x)
+            x = torch.where(drop, self.model.timing_regime(x), x)
         y = torch.where(pad.unsqueeze(-1), float("nan"), self.y[safe])
         prev = torch.cat([torch.full_like(y[:, :1], float("nan")), y[:, :-1]], dim=1)
         prev_mask = (~prev.isnan()).float()
@@ -153,7 +153,7 @@ class Batches:
         prev = torch.nan_to_num(prev)
         raw = net.forward_sequence(x, prev, prev_mask, reset)
         if generator is None:
-            timing = net.forward_sequence(self.model.withhold_telemetry(x), prev, prev_mask, reset)
+            timing = net.forward_sequence(self.model.timing_regime(x), prev, prev_mask, reset)
             raw = self.model.combine(raw, timing)
         k = raw.shape[0]
         return raw.reshape(k, -1, raw.shape[-1]), y.reshape(-1, y.shape[-1])

@@ -10,15 +10,18 @@ member (``member``), so one simulated race keeps one set of parameters.
 The lap store records no pace mode or driver rating, and its out-laps include pit-lane time,
 so those effects cannot be learned: the model applies the parametric model's coefficients
 (:class:`~world_model.parametric.ParametricLapParams`: ``pace_mode_time/fuel/wear``,
-``skill_time``, ``out_lap_time``) as multipliers on the learned prediction.
+``skill_time``, ``out_lap_time``, and for lap time ``compound_pace`` and ``wet_penalty``) as
+multipliers on the learned prediction.
 
-Lap time is always predicted in the timing-data regime: the fuel, energy, tread and tyre
-temperature inputs are withheld from the lap-time head (marked unknown, as in WEC / IMSA
-timing, which brings ~98 % of the lap times), because with those inputs present the network
-has seen lap times only from a few sim races of other cars and extrapolates badly. The
-lap-time head therefore reads degradation and fuel burn through tyre age and stint time,
-as the timing data shows them; the fuel, energy, wear and temperature heads see every input.
-Both passes run as one batched network call.
+Lap time is always predicted in the timing-data regime: the inputs that come with lap times
+only from sim races (fuel, energy, tread, tyre and track temperature, wetness, compound,
+damage, reference fuel and wear: :data:`SIM_ONLY_VALUES`) are withheld from the lap-time head
+(marked unknown, as in WEC / IMSA timing, which brings ~98 % of the lap times), because with
+them present the network has seen lap times only from a few sim races of other cars and
+extrapolates badly. The lap-time head reads degradation and fuel burn through tyre age and
+stint time as the timing data shows them; compound and wetness act on lap time through the
+parametric coefficients (``compound_pace``, ``wet_penalty``). The fuel, energy, wear and
+temperature heads see every input. Both passes run as one batched network call.
 
 The engine's contract is a green-flag lap (it applies flag slow-downs itself), so by default
 ``sample`` evaluates every row as green; ``flag_effects=True`` conditions on the row's flag
@@ -38,7 +41,7 @@ from torch.nn.functional import softplus
 
 from world_model.distributions import Mixture
 from world_model.ensemble import pack, route_by_member, unpack
-from world_model.features import FEATURE_NAMES, FLAG_INPUTS, build_features
+from world_model.features import COMPOUND_INPUTS, FEATURE_NAMES, FLAG_INPUTS, build_features
 from world_model.interface import FlagState, LapConditions, LapOutcome
 from world_model.networks import (
     MIN_SCALE,
@@ -54,8 +57,28 @@ from world_model.targets import LAP, N_TARGETS, TARGET_NAMES, target_affine
 
 _LAP_OUTPUTS = 3 * N_MIX
 """Network outputs of the lap-time mixture head (first in the layout of ``decode``)."""
-_TELEMETRY_VALUES = ("fuel", "energy", "tread_lost_mean", "tread_lost_max", "tyre_temp_c_rel")
-_TELEMETRY_MISSING = ("fuel_missing", "tread_missing", "tyre_temp_missing")
+SIM_ONLY_VALUES = (
+    "fuel",
+    "energy",
+    "tread_lost_mean",
+    "tread_lost_max",
+    "tyre_temp_c_rel",
+    "wetness",
+    "track_temp_c",
+    "damage",
+    "ref_fuel_per_lap",
+    "ref_wear_per_lap",
+    *COMPOUND_INPUTS,
+)
+"""Inputs that come with lap times only from sim races: withheld from the lap-time head."""
+SIM_ONLY_MISSING = (
+    "fuel_missing",
+    "tread_missing",
+    "tyre_temp_missing",
+    "wetness_missing",
+    "track_temp_missing",
+    "compound_missing",
+)
 _FLAG_COLUMNS = slice(FEATURE_NAMES.index(FLAG_INPUTS[0]), FEATURE_NAMES.index(FLAG_INPUTS[-1]) + 1)
 _GREEN_ONE_HOT = torch.nn.functional.one_hot(
     torch.tensor(int(FlagState.GREEN)), len(FLAG_INPUTS)
@@ -144,12 +167,12 @@ class LearnedLapModel:
         self._mode_time = torch.tensor(p.pace_mode_time)
         self._mode_fuel = torch.tensor(p.pace_mode_fuel)
         self._mode_wear = torch.tensor(p.pace_mode_wear)
+        self._compound_pace = torch.tensor(p.compound_pace)
+        self._wet_penalty = torch.tensor(p.wet_penalty)
         # Timing regime: telemetry values unknown (0 once standardised), indicators at 1.
-        names = _TELEMETRY_VALUES + _TELEMETRY_MISSING
+        names = SIM_ONLY_VALUES + SIM_ONLY_MISSING
         self._withheld_columns = torch.tensor([FEATURE_NAMES.index(n) for n in names])
-        raw = torch.tensor(
-            [float("nan")] * len(_TELEMETRY_VALUES) + [1.0] * len(_TELEMETRY_MISSING)
-        )
+        raw = torch.tensor([float("nan")] * len(SIM_ONLY_VALUES) + [1.0] * len(SIM_ONLY_MISSING))
         cols = self._withheld_columns
         self._withheld_values = torch.nan_to_num(
             (raw - features.mean[cols]) / features.scale[cols], nan=0.0
@@ -183,9 +206,9 @@ class LearnedLapModel:
         xk = x.unsqueeze(0).expand(self.members, -1, -1)
         return self._forward(xk)
 
-    def withhold_telemetry(self, x: torch.Tensor) -> torch.Tensor:
-        """Standardised inputs with the sim-telemetry inputs (fuel, energy, tread, tyre
-        temperature) marked unknown, as in timing data."""
+    def timing_regime(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised inputs with the sim-only inputs (:data:`SIM_ONLY_VALUES`) marked
+        unknown, as in timing data."""
         x = x.clone()
         x[..., self._withheld_columns] = self._withheld_values
         return x
@@ -198,7 +221,7 @@ class LearnedLapModel:
         """Raw outputs of packed inputs ``[K, B, F]`` (stateless: GRU from its summary); the
         full and the timing-regime pass run as one batched call."""
         b = xk.shape[1]
-        both = torch.cat([xk, self.withhold_telemetry(xk)], dim=1)
+        both = torch.cat([xk, self.timing_regime(xk)], dim=1)
         if isinstance(self.net, GRUEnsemble):
             zeros = both.new_zeros(both.shape[0], 2 * b, N_TARGETS)
             out, _ = self.net.step(both, zeros, zeros, self.net.initial_state(2 * b))
@@ -216,11 +239,17 @@ class LearnedLapModel:
     def _physics_factors(self, c: LapConditions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Multipliers of lap time, fuel/energy and wear for effects absent from the data."""
         p = self.physics
+        # Compound and wetness (unknown in timing data: code -1 / NaN, then no term).
+        known = (c.compound >= 0) & ~c.wetness.isnan()
+        code = c.compound.clamp(min=0)
+        wet = torch.nan_to_num(c.wetness, nan=0.0)
+        grip = self._compound_pace[code] * (1.0 - wet) + self._wet_penalty[code] * wet
         lap = (
             1.0
             + self._mode_time[c.pace_mode]
             - p.skill_time * c.driver_skill
             + p.out_lap_time * c.out_lap
+            + torch.where(known, grip, 0.0)
         )
         return lap, self._mode_fuel[c.pace_mode], self._mode_wear[c.pace_mode]
 
@@ -381,7 +410,7 @@ class LearnedLapModel:
                 prev = pack(state.prev, k, pos, self.members, width)
                 mask = pack(state.prev_mask, k, pos, self.members, width) * (~restart).float()
             raw, h_next = self.net.step(x, prev, mask, h)
-            raw_timing, _ = self.net.step(self.withhold_telemetry(x), prev, mask, h)
+            raw_timing, _ = self.net.step(self.timing_regime(x), prev, mask, h)
             raw = self.combine(raw, raw_timing)
             std, outcome = self._draw(unpack(raw, k, pos), conditions, u, z)
             next_state = RecurrentState(unpack(h_next, k, pos), std, torch.ones_like(std))
