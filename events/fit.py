@@ -121,11 +121,10 @@ def fit_all(
     progress: bool,
     nuts: tuple[str, ...] = (),
     warmup: int = 300,
-) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]], dict[str, Any]]:
-    """(posterior draws, per-model report, the datasets used) for the training races."""
+) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]]]:
+    """(posterior draws, per-model report) for the training races."""
     out: dict[str, torch.Tensor] = {}
     report: dict[str, dict[str, Any]] = {}
-    used: dict[str, Any] = {}
 
     def run(name: str, model: Any, data: Any, params: list[str], n: int, what: str) -> None:
         if name in nuts:
@@ -160,7 +159,6 @@ def fit_all(
 
     try:
         contact_rows, damage_rows = obs.contact_data(conn, train)
-        used["contacts"], used["damage"] = contact_rows, damage_rows
         run(
             "contacts",
             contacts.model,
@@ -187,7 +185,6 @@ def fit_all(
         prior = {**contacts.PRIORS, **damage.PRIORS}
         source.update(sample_priors(prior, draws, torch.Generator().manual_seed(seed)))
     other = float((_contact_reference_rate(source) * source["damage_terminal"]).mean())
-    used["other_hazard"] = other
     try:
         fd = obs.failure_data(conn, train, other_hazard=other)
         run(
@@ -217,7 +214,6 @@ def fit_all(
 
     fl = obs.flag_lap_data(conn, train)
     if any(v.numel() for v in fl.log_ratio.values()):
-        used["flags"] = fl
         run(
             "flags",
             flags.model,
@@ -231,7 +227,6 @@ def fit_all(
 
     try:
         td = obs.temperature_data(conn, train)
-        used["temperature"] = td
         names = list(weather.TEMPERATURE_PARAMS)
         run(
             "temperature",
@@ -245,7 +240,7 @@ def fit_all(
         report["temperature"] = {"fitted": [], "prior_only_because": str(e)}
     report["rain"] = {"fitted": [], "prior_only_because": "no rain records in the lap store"}
     report["punctures"] = {"fitted": [], "prior_only_because": "no puncture records"}
-    return out, report, used
+    return out, report
 
 
 def run_checks(
@@ -253,14 +248,14 @@ def run_checks(
     all_races: list[obs.Race],
     holdout: set[str],
     draws: dict[str, torch.Tensor],
-    other_hazard: float,
     seed: int,
     replicas: int,
 ) -> list[ppc.Check]:
     """Every posterior-predictive check on every race it applies to."""
     g = torch.Generator().manual_seed(seed + 1000)
     model = PosteriorEventModel(draws)
-    other = (_contact_reference_rate(draws) * draws["damage_terminal"]) if other_hazard else 0.0
+    # Terminal contacts, per draw: the retirements failures need not explain.
+    other = _contact_reference_rate(draws) * draws["damage_terminal"]
     checks: list[ppc.Check] = []
     for race in all_races:
         split = "held-out" if race.name in holdout else "train"
@@ -293,12 +288,14 @@ def run_checks(
                 / hours,
                 "retirements": float(sum(c.retired for c in cars)),
             }
+            classes = sorted({c.class_name or "?" for c in cars})
+            lap_m = race.lap_km * 1000.0 if race.lap_km else None
             checks += ppc.sampler_checks(
-                model,
+                model.configured(classes, lap_m),
                 race.name,
                 split,
                 observed,
-                len(cars),
+                [classes.index(c.class_name or "?") for c in cars],
                 hours,
                 race.start_hour_of_day or 15.0,
                 g,
@@ -336,7 +333,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         )
         return 2
     train = [r for r in all_races if r.name not in holdout]
-    draws, report, used = fit_all(
+    draws, report = fit_all(
         conn,
         train,
         steps=args.steps,
@@ -347,9 +344,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         warmup=args.warmup,
     )
     draws, prior_only = complete_with_priors(draws, torch.Generator().manual_seed(args.seed))
-    checks = run_checks(
-        conn, all_races, holdout, draws, used["other_hazard"], args.seed, args.replicas
-    )
+    checks = run_checks(conn, all_races, holdout, draws, args.seed, args.replicas)
     metadata = {
         "command": command,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

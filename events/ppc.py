@@ -289,7 +289,7 @@ def sampler_checks(
     race_name: str,
     split: str,
     observed: dict[str, float],
-    n_cars: int,
+    class_index: list[int],
     hours: float,
     start_hour_of_day: float,
     generator: torch.Generator,
@@ -299,14 +299,15 @@ def sampler_checks(
     """The engine-facing sampler end to end over a whole race at the reference exposure:
     incidents every window, race control answering the worst of each window when no
     neutralisation is running, retired cars leaving the track. ``observed``: statistic name
-    -> observed value (keys 'FCY periods per 24 h', 'SC periods per 24 h', 'retirements')."""
+    -> observed value (keys 'FCY periods per 24 h', 'SC periods per 24 h', 'retirements');
+    ``class_index``: each car's class in the model's class names (configure it for them)."""
     ref = model.reference
     params = model.draw_params(replicas, generator)
-    shape = (replicas, n_cars)
+    shape = (replicas, len(class_index))
     running = torch.ones(shape, dtype=torch.bool)
     busy_until = torch.zeros(replicas)
     counts = {FlagState.FCY: torch.zeros(replicas), FlagState.SAFETY_CAR: torch.zeros(replicas)}
-    class_index = torch.arange(n_cars).remainder(3).expand(shape)
+    classes = torch.tensor(class_index, dtype=torch.int64).expand(shape)
     windows = int(hours * 3600.0 / window_s)
     for k in range(windows):
         t = (k + 1) * window_s
@@ -319,7 +320,7 @@ def sampler_checks(
             faster_class_traffic=torch.full(shape, ref.faster_class_traffic),
             pace_mode=torch.ones(shape, dtype=torch.int64),
             tread_min=torch.full(shape, ref.tread_min),
-            class_index=class_index,
+            class_index=classes,
             driver_skill=torch.zeros(shape),
             wetness=torch.zeros(shape),
             night=torch.full(shape, night),
