@@ -15,6 +15,8 @@ Each window of race time ``[a, b)``:
    deploys neutralisations (starting at least one window later, so causality holds).
 
 The stepper is a SimPy process (:mod:`engine.clock`); race control's processes own the flags.
+What happens at the line (observations, legal masks, pit stops, lap records) lives in
+:mod:`engine.step_line`, the window's incidents in :mod:`engine.step_incidents`.
 """
 
 from __future__ import annotations
@@ -26,11 +28,10 @@ import numpy as np
 import simpy
 import torch
 
-from engine.actions import ACTION_TABLE, N_ACTIONS
+from engine.actions import ACTION_TABLE
 from engine.clock import RaceControl
 from engine.conditions import FlagFactors, WeatherGrid, darkness, draw_weather
 from engine.field import FieldTable
-from engine.legal import CarsAtLine, legal_mask
 from engine.observe import (
     FINISH_TIEBREAK,
     RETIRED_OFFSET,
@@ -38,17 +39,17 @@ from engine.observe import (
     field_positions,
     final_order,
 )
-from engine.pitstop import fit_tyres, garage_queue, plan_stop
 from engine.progress import FOREVER_S, drive
 from engine.result import LapRecorder, RaceResult, incident_columns
 from engine.rng import chunk_generators
 from engine.scenario import Scenario
 from engine.state import F64, RaceState, add, initial_state, put, take
+from engine.step_incidents import IncidentSteps
+from engine.step_line import LineSteps
 from engine.strategy import Observation, Strategy, check_decisions
-from events.interface import CarExposure, EventModel, ForcedEvent, ForcedKind
+from events.interface import EventModel, ForcedEvent, ForcedKind
 from world_model.interface import FlagState, LapConditions, LapModel
 
-_NEUTRAL_KINDS = (int(FlagState.FCY), int(FlagState.SAFETY_CAR), int(FlagState.SLOW_ZONE))
 _SEVERITY = torch.tensor([0, 1, 3, 4, 2, 5])
 """Rank of each FlagState code (green < local yellow < slow zone < FCY < safety car): a lap
 records the worst neutralisation it met."""
@@ -65,7 +66,7 @@ class Pending:
     """Where these rows sit among the window's deciding rows."""
 
 
-class ChunkSim:
+class ChunkSim(LineSteps, IncidentSteps):
     """One chunk of replicas of a race, on its own SimPy environment and random streams."""
 
     def __init__(
@@ -632,415 +633,6 @@ class ChunkSim:
         slow = (near_class * f.slower_class.index_select(0, rcls)).sum(dim=1)
         weather = (sub(wet), sub(temp))
         self._draw_laps(rows, rt, sub(flag_line), pit, traffic, other, slow, hold, weather)
-
-    def _observe(
-        self,
-        rows: torch.Tensor,
-        t: torch.Tensor,
-        overall: torch.Tensor,
-        cls_pos: torch.Tensor,
-        gap_a: torch.Tensor,
-        gap_b: torch.Tensor,
-        wet: torch.Tensor,
-        flag: torch.Tensor,
-    ) -> tuple[Observation, torch.Tensor]:
-        s, f, rules = self.state, self.field, self.sc.rules
-        rep, car = rows // self.C, rows % self.C
-        fuel = take(s.fuel, rows)
-        energy = take(s.energy, rows)
-        has_e = f.has_energy.index_select(0, car)
-        ref_fuel = f.ref_fuel_per_lap.index_select(0, car)
-        ref_energy = f.ref_energy_per_lap.index_select(0, car)
-        laps_fuel = fuel / ref_fuel
-        laps_energy = torch.where(has_e, energy / ref_energy.clamp(min=1e-9), float("inf"))
-        ref_lap = f.ref_lap_time_s.index_select(0, car)
-        time_left = self._time_left(rep, t, ref_lap)
-        drivers = take(s.drive_total_s, rows)
-        driver = take(s.driver, rows)
-        n_drv = f.n_drivers.index_select(0, car)
-        exists = torch.arange(f.max_drivers).unsqueeze(0) < n_drv.unsqueeze(1)
-        current = drivers.gather(1, driver.unsqueeze(1)).squeeze(1)
-        others = exists & (torch.arange(f.max_drivers).unsqueeze(0) != driver.unsqueeze(1))
-        next_total = torch.where(others, drivers, float("inf")).min(dim=1).values
-        deficit = torch.where(
-            others, (rules.min_total_driving_s - drivers).clamp(min=0.0), 0.0
-        ).sum(dim=1)
-        tread = take(s.tread, rows)
-        compound = take(s.compound, rows)
-        sets = take(s.tyre_sets_left, rows)
-        damage = take(s.damage, rows)
-        stint_drive = take(s.stint_drive_s, rows)
-        cars = CarsAtLine(
-            fuel=fuel,
-            energy=energy,
-            has_energy=has_e,
-            ref_fuel_per_lap=ref_fuel,
-            ref_energy_per_lap=ref_energy,
-            ref_lap_time_s=ref_lap,
-            tread=tread,
-            compound=compound,
-            compound_allowed=f.compound_allowed.index_select(0, car),
-            tyre_sets_left=sets,
-            damage=damage,
-            n_drivers=n_drv,
-            stint_drive_s=stint_drive,
-            current_total_s=current,
-            next_total_s=next_total,
-            others_deficit_s=deficit,
-            time_left_s=time_left,
-            flag=flag,
-        )
-        legal = legal_mask(cars, rules, self.sc.track.pit_lane_loss_s)
-        obs = Observation(
-            replica=rep + self.first_replica,
-            car=car,
-            race_time_s=t.float(),
-            race_time_left_s=time_left.float(),
-            lap=take(s.lap, rows).float(),
-            class_position=cls_pos,
-            overall_position=overall,
-            gap_ahead_s=gap_a,
-            gap_behind_s=gap_b,
-            fuel=fuel,
-            energy=energy,
-            fuel_laps_left=torch.minimum(laps_fuel, laps_energy),
-            tread=tread,
-            tyre_age_laps=take(s.tyre_age, rows),
-            compound=compound,
-            tyre_sets_left=sets,
-            damage=damage,
-            driver=driver,
-            driver_time_s=current.float(),
-            stint_laps=take(s.stint_laps, rows),
-            flag=flag,
-            wetness=wet,
-            rain_forecast=self.weather.forecast(rep, t),
-            ref_lap_time_s=ref_lap,
-            pit_loss_s=torch.full_like(ref_lap, self.sc.track.pit_lane_loss_s),
-        )
-        assert legal.shape == (rows.numel(), N_ACTIONS)
-        return obs, legal
-
-    def _time_left(self, rep: torch.Tensor, t: torch.Tensor, ref_lap: torch.Tensor) -> torch.Tensor:
-        if self.duration is not None:
-            return (self.duration - t).clamp(min=0.0)
-        lead = self.state.lap.max(dim=1).values.index_select(0, rep).double()
-        return (float(self.laps_target or 0) - lead).clamp(min=0.0) * ref_lap.double()
-
-    def _pit_stops(
-        self, rows: torch.Tensor, t: torch.Tensor, actions: torch.Tensor, pit: torch.Tensor
-    ) -> torch.Tensor:
-        """Serve the stops of the pitting rows; the pit-lane time of every row [s]."""
-        s, f, rules = self.state, self.field, self.sc.rules
-        hold = torch.zeros(rows.numel(), dtype=F64)
-        put(s.out_lap, rows, pit)
-        put(s.lap_pit_time_s, rows, 0.0)
-        put(s.lap_driver_change, rows, False)
-        if not bool(pit.any()):
-            return hold
-        pi = pit.nonzero().squeeze(1)
-        r = rows[pi]
-        a = actions[pi]
-        tp = t[pi]
-        rep, car = r // self.C, r % self.C
-        _, repair = self._damage_effects()
-        ref_lap = f.ref_lap_time_s.index_select(0, car)
-        laps_left = (self._time_left(rep, tp, ref_lap) / ref_lap.double()).float() + 1.0
-        work = plan_stop(
-            a,
-            take(s.fuel, r),
-            take(s.energy, r),
-            f.has_energy.index_select(0, car),
-            f.ref_fuel_per_lap.index_select(0, car),
-            f.ref_energy_per_lap.index_select(0, car),
-            laps_left,
-            f.refuel_full_s.index_select(0, car),
-            take(repair, r),
-            rules,
-        )
-        loss = self.sc.track.pit_lane_loss_s
-        arrival = tp + 0.5 * loss
-        gkey = rep * f.n_teams + f.team_index.index_select(0, car)
-        wait, free = garage_queue(arrival, work.stationary_s, gkey, s.garage_free_s.view(-1))
-        s.garage_free_s.view(-1).copy_(free)
-        stop_hold = loss + wait + work.stationary_s
-        hold[pi] = stop_hold
-        put(s.fuel, r, work.fuel_to)
-        put(s.energy, r, work.energy_to)
-        tread, comp, reset, sets_used = fit_tyres(a, take(s.tread, r), take(s.compound, r))
-        changed = ACTION_TABLE.tyre_count[a] > 0
-        put(s.tread, r, tread)
-        put(s.compound, r, comp)
-        put(s.tyre_age, r, torch.where(reset, 0.0, take(s.tyre_age, r)))
-        put(s.tyre_sets_left, r, (take(s.tyre_sets_left, r) - sets_used).clamp(min=0.0))
-        _, _, temp = self.weather.at(rep, tp)
-        put(s.tyre_temp_c, r, torch.where(changed, temp, take(s.tyre_temp_c, r)))
-        dc = ACTION_TABLE.driver_change[a]
-        if bool(dc.any()):
-            drivers = take(s.drive_total_s, r)
-            cur = take(s.driver, r)
-            d_idx = torch.arange(f.max_drivers).unsqueeze(0)
-            eligible = (d_idx < f.n_drivers.index_select(0, car).unsqueeze(1)) & (
-                d_idx != cur.unsqueeze(1)
-            )
-            nxt = torch.where(eligible, drivers, float("inf")).argmin(dim=1)
-            put(s.driver, r, torch.where(dc, nxt, cur))
-            put(s.stint_drive_s, r, torch.where(dc, 0.0, take(s.stint_drive_s, r)))
-        rep_mask = ACTION_TABLE.repair[a]
-        if bool(rep_mask.any()):
-            put(s.damage, r, torch.where(rep_mask, 0.0, take(s.damage, r)))
-            self._dmg_dirty = True
-        add(s.pit_stops, r, 1)
-        add(s.pit_time_s, r, stop_hold)
-        put(s.stint_laps, r, 0.0)
-        put(s.stint_start_s, r, tp + stop_hold)
-        put(s.lap_pit_time_s, r, stop_hold)
-        put(s.lap_driver_change, r, dc)
-        return hold
-
-    def _record(
-        self,
-        idx: torch.Tensor,
-        t: torch.Tensor,
-        lap_time: torch.Tensor,
-        overall: torch.Tensor,
-        cls_pos: torch.Tensor,
-        pit_in: torch.Tensor,
-        pit_out: torch.Tensor,
-        pit_time: torch.Tensor,
-        fuel_start: torch.Tensor,
-        energy_start: torch.Tensor,
-        temp: torch.Tensor,
-        wet: torch.Tensor,
-        rain: torch.Tensor,
-        flag: torch.Tensor,
-        driver_change: torch.Tensor,
-        driver: torch.Tensor,
-        pace: torch.Tensor,
-        end: dict[str, torch.Tensor],
-    ) -> None:
-        s = self.state
-        assert self.recorder is not None
-        rep, car = idx // self.C, idx % self.C
-        tread = end["tread"]
-
-        def np_(x: torch.Tensor) -> np.ndarray:
-            return x.numpy().copy()
-
-        self.recorder.add(
-            {
-                "replica": np_(rep + self.first_replica),
-                "car": np_(car),
-                "lap": np_(take(s.lap, idx)),
-                "lap_time_s": np_(lap_time),
-                "race_time_s": np_(t),
-                "position": np_(overall.long()),
-                "class_position": np_(cls_pos.long()),
-                "pit_in": np_(pit_in.long()),
-                "pit_out": np_(pit_out.long()),
-                "pit_time_s": np_(torch.where(pit_out, pit_time, float("nan"))),
-                "compound": np_(end["compound"]),
-                "tyre_age_laps": np_(end["tyre_age_laps"]),
-                "fuel_start": np_(fuel_start),
-                "fuel_end": np_(end["fuel_end"]),
-                "energy_start": np_(energy_start),
-                "energy_end": np_(end["energy_end"]),
-                "tread_fl": np_(tread[:, 0]),
-                "tread_fr": np_(tread[:, 1]),
-                "tread_rl": np_(tread[:, 2]),
-                "tread_rr": np_(tread[:, 3]),
-                "tyre_temp_c": np_(end["tyre_temp_c"]),
-                "track_temp_c": np_(temp),
-                "wetness": np_(wet),
-                "rain": np_(rain),
-                "flag": np_(flag),
-                "damage": np_(end["damage"]),
-                "driver_change": np_(driver_change.long()),
-                "driver": np_(driver),
-                "pace_mode": np_(pace),
-            }
-        )
-
-    # -- incidents ----------------------------------------------------------------------------
-
-    def _forced_car_events(self, a: float, b: float) -> dict[str, torch.Tensor] | None:
-        if not self._forced_car:
-            return None
-        s = self.state
-        damage = torch.zeros(self.R, self.C)
-        puncture = torch.zeros(self.R, self.C, dtype=torch.bool)
-        failure = torch.zeros(self.R, self.C, dtype=torch.bool)
-        when = torch.full((self.R, self.C), float("nan"), dtype=F64)
-        any_ev = False
-        for ev, done in zip(self._forced_car, self._forced_done, strict=True):
-            c = self.sc.entry_index(str(ev.car))
-            if ev.lap is not None:
-                hit = (s.lap[:, c] == ev.lap - 1) & ~done & s.running()[:, c]
-                at = torch.full((self.R,), b, dtype=F64)
-            else:
-                start = float(ev.start_s or 0.0)
-                hit = torch.full((self.R,), a <= start < b) & ~done & s.running()[:, c]
-                at = torch.full((self.R,), start, dtype=F64)
-            if not bool(hit.any()):
-                continue
-            any_ev = True
-            done |= hit
-            when[hit, c] = at[hit]
-            if ev.kind == ForcedKind.PUNCTURE:
-                puncture[hit, c] = True
-            elif ev.kind == ForcedKind.FAILURE:
-                failure[hit, c] = True
-            elif ev.kind == ForcedKind.DAMAGE:
-                damage[hit, c] = ev.intensity
-        if not any_ev:
-            return None
-        return {"damage": damage, "puncture": puncture, "failure": failure, "time_s": when}
-
-    def _incidents(self, a: float, b: float) -> None:
-        s, f = self.state, self.field
-        running = s.running()
-        drawn = None
-        if self.sc.events.incidents and self.event_model is not None:
-            # Time on track in the window: none before the pit exit, none once out of the race.
-            # (a car out of the race has its anchor at infinity)
-            track_s = (b - s.anchor_s.clamp(min=a)).clamp(0.0, b - a)
-            _, wet, _ = self.weather.at(self._all_replicas, torch.full((self.R,), b, dtype=F64))
-            exposure = CarExposure(
-                dt_s=track_s.float(),
-                race_time_s=torch.full((self.R, self.C), b),
-                traffic=s.traffic,
-                faster_class_traffic=s.other_class_traffic,
-                pace_mode=s.pace,
-                tread_min=s.tread.min(dim=2).values,
-                class_index=self._class_rc,
-                driver_skill=f.driver_skill.view(-1)
-                .index_select(0, (self._car_rc * f.max_drivers + s.driver).view(-1))
-                .view(self.R, self.C),
-                wetness=wet.unsqueeze(1).expand(self.R, self.C),
-                night=darkness(self.sc, torch.tensor([b], dtype=F64)).expand(self.R, self.C),
-            )
-            drawn = self.event_model.car_incidents(self.params, exposure, self.gens["incidents"])
-        forced = self._forced_car_events(a, b)
-        if drawn is None and forced is None:
-            return
-        # Incidents are sparse: work on the rows that had one ([k]), not on the field.
-        parts = []
-        if drawn is not None:
-            parts.append(
-                (
-                    drawn.time_s.double(),
-                    drawn.damage.float(),
-                    drawn.puncture.bool(),
-                    drawn.failure.bool() | drawn.retired.bool(),
-                    drawn.contact.bool(),
-                )
-            )
-        if forced is not None:
-            none = torch.zeros(self.R, self.C, dtype=torch.bool)
-            parts.append(
-                (forced["time_s"], forced["damage"], forced["puncture"], forced["failure"], none)
-            )
-        idx_parts = [(~torch.isnan(p[0])).view(-1).nonzero().squeeze(1) for p in parts]
-        idx = torch.cat(idx_parts).unique() if len(parts) > 1 else idx_parts[0]
-        idx = idx[take(running, idx)] if idx.numel() else idx
-        severity = torch.zeros(self.R)
-        first = torch.full((self.R,), float("inf"), dtype=F64)
-        if idx.numel():
-            when = torch.full((idx.numel(),), float("nan"), dtype=F64)
-            damage = torch.zeros(idx.numel())
-            puncture = torch.zeros(idx.numel(), dtype=torch.bool)
-            failure = torch.zeros(idx.numel(), dtype=torch.bool)
-            contact = torch.zeros(idx.numel(), dtype=torch.bool)
-            for t_p, d_p, p_p, f_p, c_p in parts:
-                t_k = take(t_p, idx)
-                when = torch.where(torch.isnan(when), t_k, when)
-                damage = torch.maximum(damage, take(d_p, idx))
-                puncture |= take(p_p, idx)
-                failure |= take(f_p, idx)
-                contact |= take(c_p, idx)
-            when = torch.nan_to_num(when, nan=b)
-            self._apply_incidents(idx, when, damage, puncture, failure, contact, b)
-            rep = idx // self.C
-            severity.scatter_reduce_(
-                0, rep, torch.where(failure | puncture, 1.0, damage), reduce="amax"
-            )
-            first.scatter_reduce_(0, rep, when, reduce="amin")
-        if self.sc.events.incidents and self.event_model is not None:
-            self._neutralise(severity, first, b)
-
-    def _apply_incidents(
-        self,
-        idx: torch.Tensor,
-        when: torch.Tensor,
-        damage: torch.Tensor,
-        puncture: torch.Tensor,
-        failure: torch.Tensor,
-        contact: torch.Tensor,
-        b: float,
-    ) -> None:
-        """Damage, punctures and failures of flat rows ``idx`` (each had an incident)."""
-        s, rules = self.state, self.sc.rules
-        # Damage stretches what is left of the current lap by the change of its time loss; a
-        # puncture costs a slow crawl; both from the end of the window. Failures stop the car.
-        slowed = ((damage > 0) | puncture) & ~failure
-        if bool(slowed.any()):
-            sel = slowed.nonzero().squeeze(1)
-            rows = idx.index_select(0, sel)
-            rrep = rows // self.C
-            self._settle(rows, rrep, b)
-            old_loss, _ = self._damage_effects()
-            old_loss = take(old_loss, rows).double()
-            put(s.damage, rows, (take(s.damage, rows) + damage.index_select(0, sel)).clamp(max=1.0))
-            self._dmg_dirty = True
-            new_loss, _ = self._damage_effects()
-            stretch = (1.0 + take(new_loss, rows).double()) / (1.0 + old_loss)
-            crawl = puncture.index_select(0, sel).double() * rules.puncture_loss_s
-            before = take(s.rem_s, rows)
-            after = before * stretch + crawl
-            put(s.rem_s, rows, after)
-            add(s.lap_total_s, rows, after - before)
-            self._predict(rows, rrep)
-        if bool(puncture.any()):
-            rows = idx[puncture]
-            tread = take(s.tread, rows)
-            worst = tread.argmin(dim=1, keepdim=True)
-            put(s.tread, rows, tread.scatter(1, worst, 0.0))
-        if bool(failure.any()):
-            rows = idx[failure]
-            put(s.retired, rows, True)
-            put(s.next_cross_s, rows, float("inf"))
-            put(s.anchor_s, rows, float("inf"))
-        kinds = np.where(
-            failure.numpy(),
-            "failure",
-            np.where(puncture.numpy(), "puncture", np.where(contact.numpy(), "contact", "damage")),
-        )
-        self.incident_parts["replica"].append((idx // self.C + self.first_replica).numpy())
-        self.incident_parts["car"].append((idx % self.C).numpy())
-        self.incident_parts["race_time_s"].append(when.numpy())
-        self.incident_parts["kind"].append(kinds.astype(np.str_))
-        self.incident_parts["damage"].append(damage.numpy())
-
-    def _neutralise(self, severity: torch.Tensor, when: torch.Tensor, b: float) -> None:
-        """Race control's answer to the window's incidents (drawn every window: fixed shape);
-        ``severity`` and ``when`` (first incident, inf if none) are ``[R]``."""
-        assert self.event_model is not None
-        s = self.state
-        neut = self.event_model.neutralisation(self.params, severity, self.gens["incidents"])
-        kind = neut.kind.long()
-        wanted = (severity > 0) & torch.isin(kind, torch.tensor(_NEUTRAL_KINDS))
-        free = (s.neut_kind == int(FlagState.GREEN)) | (s.neut_end_s <= b)
-        go = wanted & free & torch.isinf(s.chequer_s)
-        if not bool(go.any()):
-            return
-        reps = go.nonzero().squeeze(1)
-        first = when[reps]
-        first = torch.where(torch.isfinite(first), first, b)
-        start = torch.maximum(
-            first + self.sc.rules.neutralisation_delay_s, torch.full_like(first, b)
-        )
-        end = start + neut.duration_s[reps].double()
-        self.control.deploy(reps, kind[reps], start, end)
 
     # -- the outcome --------------------------------------------------------------------------
 
