@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_SCENARIO = "six_hours"
-DEFAULT_BUDGET = "6m"
+DEFAULT_BUDGET = "200000"
 TUNE_SEED_OFFSET = 2**29
 
 
