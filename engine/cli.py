@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "whatif": ("engine.whatif", "what-if: forced events, rule changes, decisions mid-race"),
     "fit-world-model": ("world_model.fit", "train the learned lap model on a lap store"),
     "fit-events": ("events.fit", "fit the incident, neutralisation and weather models (Pyro)"),
+    "train": ("engine.train", "train a strategy agent (PPO, DQN, CVaR IQN) and compare it"),
 }
 
 
