@@ -89,14 +89,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--eval-replicas",
         type=int,
-        default=512,
-        help="held-out races per strategy in the final comparison (0 skips it; default 512)",
+        default=256,
+        help="held-out races per strategy in the final comparison (0 skips it; default 256)",
     )
     p.add_argument(
         "--tune-replicas",
         type=int,
-        default=256,
-        help="races per candidate in the fixed-plan grid search (default 256)",
+        default=64,
+        help="races per candidate in the fixed-plan grid search (default 64)",
     )
     p.add_argument(
         "--baselines",
