@@ -56,8 +56,8 @@ class FitConfig:
     """Share of each batch drawn (with replacement) from the units that carry a channel
     besides lap time, so the rare sim-telemetry rows train fuel and wear in every step."""
     withhold_prob: float = 0.5
-    """Share of training units whose sim-only inputs are withheld (marked unknown), so the
-    timing regime that lap time is predicted in also learns from sim rows."""
+    """GRU training: share of windows run in the timing regime (sim-only inputs withheld),
+    which then train the lap-time head only."""
     reset_prob: float = 0.2
     """Chance per lap that the GRU restarts from its summary state during training, so the
     stateless ``sample()`` (summary state, no history) is trained too."""
@@ -123,15 +123,12 @@ class Batches:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(raw outputs ``[K, B, N_OUT]``, standardised targets ``[B, N_TARGETS]``).
 
-        Training (``generator`` given) withholds the sim-only inputs of a random share of
-        units, so the timing regime the lap-time head is queried in learns from sim rows
-        too; evaluation runs both passes and combines them exactly as inference does."""
+        The MLP always runs both passes (full inputs, timing regime) and combines them as
+        inference does; the recurrent model, costlier per pass, does so in evaluation and in
+        training runs a random share of windows in the timing regime."""
         if not self.recurrent:
+            # Exactly as inference: lap time from the timing-regime pass, the rest full.
             x = self.x[units]
-            if generator is not None:
-                drop = torch.rand(x.shape[0], 1, generator=generator) < self.cfg.withhold_prob
-                x = torch.where(drop, self.model.timing_regime(x), x)
-                return net(x.unsqueeze(0).expand(net.members, -1, -1)), self.y[units]
             both = torch.cat([x, self.model.timing_regime(x)]).unsqueeze(0)
             out = net(both.expand(net.members, -1, -1))
             b = x.shape[0]
@@ -140,11 +137,15 @@ class Batches:
         pad = idx < 0
         safe = idx.clamp(min=0)
         x = self.x[safe]
-        if generator is not None:
-            drop = torch.rand(x.shape[0], 1, 1, generator=generator) < self.cfg.withhold_prob
-            x = torch.where(drop, self.model.timing_regime(x), x)
         y = torch.where(pad.unsqueeze(-1), float("nan"), self.y[safe])
         prev = torch.cat([torch.full_like(y[:, :1], float("nan")), y[:, :-1]], dim=1)
+        if generator is not None:
+            # One pass per step: a random share of windows runs in the timing regime and
+            # trains only the lap-time head; the others train every head on full inputs.
+            drop = torch.rand(x.shape[0], 1, 1, generator=generator) < self.cfg.withhold_prob
+            x = torch.where(drop, self.model.timing_regime(x), x)
+            not_lap = torch.arange(y.shape[-1]) > 0
+            y = torch.where(drop & not_lap, float("nan"), y)
         prev_mask = (~prev.isnan()).float()
         reset = torch.zeros(idx.shape, dtype=torch.bool)
         reset[:, 0] = True
