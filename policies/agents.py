@@ -59,7 +59,9 @@ class AgentConfig:
     ppo_epochs: int = 6
     """Passes over each collected batch."""
     minibatch: int = 512
-    """Transitions per gradient step (PPO) or per sampled batch (DQN, IQN)."""
+    """Transitions per PPO gradient step."""
+    q_batch: int = 128
+    """Transitions per sampled batch of DQN and IQN."""
     bc_epochs: int = 12
     """Epochs of behaviour cloning on the teacher's races (PPO)."""
     # DQN / IQN
@@ -72,7 +74,7 @@ class AgentConfig:
     buffer_size: int = 200_000
     updates_per_step: float = 0.05
     """Gradient steps per collected transition (off-policy)."""
-    num_quantiles: int = 32
+    num_quantiles: int = 16
     """Quantile fractions drawn per state in the IQN loss."""
 
     def __post_init__(self) -> None:

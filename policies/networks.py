@@ -34,6 +34,10 @@ for random exploration: a uniform choice over the 147 actions would stop on 98 %
 so an untrained agent would learn nothing but how bad that is."""
 
 
+Q_PRIOR_SCALE = 0.01
+"""Scale of the prior in the Q networks' initial action biases (returns are of order 1)."""
+
+
 def pit_flags() -> torch.Tensor:
     return torch.tensor([a.pit for a in ACTIONS], dtype=torch.bool)
 
@@ -88,17 +92,19 @@ def mlp(sizes: list[int]) -> nn.Sequential:
 class ActionScorer(nn.Module):
     """``score[b, a] = <h[b], phi(a)> + bias[a]`` for a state embedding ``h`` of width ``width``.
 
-    With ``prior`` the biases start at :func:`prior_logits` (a policy's logits), and the
-    bilinear part starts small, so an untrained actor behaves like the exploration prior.
+    With ``prior`` the biases start at ``prior_scale`` x :func:`prior_logits` and the
+    bilinear part starts small: an untrained actor (scale 1) behaves like the exploration
+    prior, and an untrained Q network (a small scale, in return units) prefers staying out
+    to stopping, so its greedy play starts from a sensible race rather than a stop a lap.
     """
 
-    def __init__(self, width: int, prior: bool = False) -> None:
+    def __init__(self, width: int, prior: bool = False, prior_scale: float = 1.0) -> None:
         super().__init__()
         self.register_buffer("features", action_features(), persistent=False)
         self.embed = nn.Sequential(
             nn.Linear(self.features.shape[1], 64), nn.ReLU(), nn.Linear(64, width)
         )
-        self.bias = nn.Parameter(prior_logits() if prior else torch.zeros(N_ACTIONS))
+        self.bias = nn.Parameter(prior_scale * prior_logits() if prior else torch.zeros(N_ACTIONS))
         self.scale = (0.1 if prior else 1.0) / math.sqrt(width)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -114,7 +120,7 @@ class QNet(nn.Module):
         super().__init__()
         self.trunk = mlp([obs_dim, hidden, hidden])
         self.value = nn.Linear(hidden, 1)
-        self.scorer = ActionScorer(hidden)
+        self.scorer = ActionScorer(hidden, prior=True, prior_scale=Q_PRIOR_SCALE)
 
     def forward(self, obs: Any, state: Any = None, info: Any = None) -> tuple[torch.Tensor, Any]:
         x, _ = split_obs(obs)
@@ -168,7 +174,7 @@ class QuantileNet(nn.Module):
         self.tau_embed = nn.Sequential(nn.Linear(n_cos, hidden), nn.ReLU())
         self.mix = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
         self.value = nn.Linear(hidden, 1)
-        self.scorer = ActionScorer(hidden)
+        self.scorer = ActionScorer(hidden, prior=True, prior_scale=Q_PRIOR_SCALE)
 
     def quantiles(self, x: torch.Tensor, taus: torch.Tensor) -> torch.Tensor:
         h = self.trunk(x)  # [B, H]

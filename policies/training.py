@@ -87,9 +87,7 @@ def teacher_actions(teacher: Strategy, dec: Decision, generator: torch.Generator
     return teacher.decide(dec.raw, legal, generator).numpy().astype(np.int64)
 
 
-def behaviour_clone(
-    algorithm: Algorithm, config: AgentConfig, buffer: VectorReplayBuffer
-) -> float:
+def behaviour_clone(algorithm: Algorithm, config: AgentConfig, buffer: VectorReplayBuffer) -> float:
     """Fit PPO's actor to the teacher's actions (cross-entropy over the legal actions) and its
     critic to the teacher's discounted returns; returns the actor's accuracy in the last
     epoch. The actor is trained until it rarely samples anything else: a policy that
@@ -200,11 +198,11 @@ def train(
             transitions += len(trans)
             state.env_steps += len(acts)
             illegal += int(trans.illegal.sum())
-            if not config.on_policy and len(buffer) >= config.minibatch:
+            if not config.on_policy and len(buffer) >= config.q_batch:
                 state.update_credit += config.updates_per_step * len(acts)
                 with policy_within_training_step(policy):
                     while state.update_credit >= 1.0:
-                        stats = algorithm.update(buffer, sample_size=config.minibatch)
+                        stats = algorithm.update(buffer, sample_size=config.q_batch)
                         losses.append(float(stats.get_loss_stats_dict().get("loss", np.nan)))
                         state.gradient_steps += 1
                         state.update_credit -= 1.0

@@ -54,7 +54,9 @@ def test_ppo_is_within_one_percent_of_the_dp_optimum(global_rng) -> None:
 @pytest.mark.parametrize("algo", ["ppo", "iqn"])
 def test_resumed_training_is_bit_identical(algo: str, tmp_path: Path, global_rng) -> None:
     sc = load_scenario("test_race")
-    config = AgentConfig(algo=algo, obs_dim=OBS_DIM, minibatch=64, updates_per_step=0.02)
+    config = AgentConfig(
+        algo=algo, obs_dim=OBS_DIM, minibatch=64, q_batch=32, updates_per_step=0.05
+    )
     reward = RewardSpec(gamma=config.gamma)
     steps_one, steps_all = 100, 250  # about 1 and 3 generations of 8 races
 
