@@ -1,10 +1,11 @@
 """The race as a batched reinforcement-learning environment over the engine's replicas.
 
 :class:`RaceVecEnv` controls one car in each of ``R`` simulated races at once through
-:class:`engine.race.RaceSim`: every call to :meth:`RaceVecEnv.step` takes the decisions of all
-waiting replicas and simulates, in one batched engine call, every replica's whole field until
-its controlled car next crosses the line. All ``R`` races of a *generation* start together
-from one seed; when every one of them has finished, :meth:`RaceVecEnv.reset` starts the next.
+:class:`engine.race.RaceSim`. The replicas share one race clock and are simulated together
+in batched engine calls; a call to :meth:`RaceVecEnv.step` answers the replicas whose car is
+at the line and runs the clock until the next such group (usually other replicas: each
+decides once a lap, at its own crossing). All ``R`` races of a *generation* start together
+from one seed; when every one has finished, :meth:`RaceVecEnv.reset` starts the next.
 
 This module also owns the two things the single env (:mod:`engine.env`), the trainer and a
 trained agent used as a strategy must agree on: the observation encoding
