@@ -133,6 +133,7 @@ class PosteriorEventModel:
         p["_race_proneness"] = (p["neut_race_sd"] * race_effect).exp()
         p.update(self._neutralisation_calibration(p))
         p.update(self._bound_parameters(p))
+        p["_per_car"] = torch.stack([p[k] for k in _PER_CAR_KEYS], dim=-1)
         return p
 
     @staticmethod
@@ -239,7 +240,7 @@ class PosteriorEventModel:
         def at(x: torch.Tensor) -> torch.Tensor:
             return x.reshape(-1)[candidates]
 
-        col = {k: params[k][rows] for k in _PER_CAR_KEYS}
+        col = dict(zip(_PER_CAR_KEYS, params["_per_car"][rows].unbind(-1), strict=True))
         pace = at(exposure.pace_mode)
         features = (
             at(exposure.traffic),
@@ -258,19 +259,19 @@ class PosteriorEventModel:
         h_failure = failures.hazard(rate, col["failure_shape"], age_h)
         h_total = h_contact + h_puncture + h_failure
         p_any = -torch.expm1(-h_total * (at(dt) * (1.0 / 3600.0)))
-        happened = at(u) < p_any
-        u_hit = at(u)[happened]
-        rows, cars = rows[happened], cars[happened]
-        h_contact, h_puncture = h_contact[happened], h_puncture[happened]
-        h_total, p_any = h_total[happened], p_any[happened]
+        u_candidates = at(u)
+        hit = (u_candidates < p_any).nonzero().squeeze(-1)
+        u_hit = u_candidates[hit]
+        rows, cars = rows[hit], cars[hit]
+        h_contact, h_puncture, h_total, p_any = (
+            x[hit] for x in (h_contact, h_puncture, h_total, p_any)
+        )
+        col = {k: v[hit] for k, v in col.items() if k.startswith("damage_")}
 
         partner = torch.full((r, c), -1, dtype=torch.int64)
         damage_added = torch.zeros_like(dt)
         time_s = torch.full_like(dt, math.nan)
-        contact = torch.zeros((r, c), dtype=torch.bool)
-        puncture = torch.zeros_like(contact)
-        failure = torch.zeros_like(contact)
-        terminal = torch.zeros_like(contact)
+        contact, puncture, failure, retired = torch.zeros((4, r, c), dtype=torch.bool).unbind(0)
         if rows.numel():
             v = u_hit / p_any.double()
             total = h_total.double()
@@ -292,19 +293,17 @@ class PosteriorEventModel:
             other = torch.where(others > 0, nth.long().argmax(-1), -1)
             bin_, v = _peel(v, 256)
             frac_in_window = (bin_.double() + 0.5) / 256
-            cut = params["damage_puncture"][rows].double()
+            cut = col["damage_puncture"].double()
             also_puncture = is_c & (v < cut)
             v = torch.where(v < cut, v / cut, (v - cut) / (1 - cut))
-            pt = params["damage_terminal"][rows].double()
+            pt = col["damage_terminal"].double()
             is_terminal = is_c & (v < pt)
             w = torch.where(v < pt, v / pt, (v - pt) / (1 - pt)).clamp(1e-9, 1 - 1e-9).float()
-            severity = damage.kumaraswamy_icdf(
-                w, params["damage_a"][rows], params["damage_b"][rows]
-            )
+            severity = damage.kumaraswamy_icdf(w, col["damage_a"], col["damage_b"])
             contact[rows, cars] = is_c
             puncture[rows, cars] = is_p | (also_puncture & ~is_terminal)
             failure[rows, cars] = is_f
-            terminal[rows, cars] = is_terminal
+            retired[rows, cars] = is_f | is_terminal
             partner[rows, cars] = torch.where(is_c, other, -1)
             hit = torch.where(is_terminal, 1.0, severity)
             damage_added[rows, cars] = torch.where(is_c, hit, 0.0)
@@ -317,7 +316,7 @@ class PosteriorEventModel:
             damage=damage_added,
             puncture=puncture,
             failure=failure,
-            retired=failure | terminal,
+            retired=retired,
             time_s=time_s,
         )
 
@@ -328,7 +327,7 @@ class PosteriorEventModel:
         a replica's cars lies at the features' extremes over the field."""
 
         def extremes(x: torch.Tensor) -> torch.Tensor:
-            lo, hi = torch.aminmax(x)
+            lo, hi = torch.aminmax(_compact(x))
             return torch.stack([lo, hi]).double()
 
         def linear_max(coef: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
@@ -360,7 +359,7 @@ class PosteriorEventModel:
             params["_bound_failure_shape"] - 1.0, log_age
         )
         hazard = log_contact.exp() + log_puncture.exp() + log_failure.exp()
-        dt_max = exposure.dt_s.max().double() / 3600.0
+        dt_max = _compact(exposure.dt_s).max().double() / 3600.0
         return (hazard * dt_max * (1.0 + 1e-4) + 1e-12).unsqueeze(-1)
 
     def damage_effects(
@@ -526,7 +525,26 @@ class PosteriorEventModel:
         )
 
 
-_PER_CAR_KEYS: tuple[str, ...] = (*contacts.PRIORS, *punctures.PRIORS, "failure_shape")
+_PER_CAR_KEYS: tuple[str, ...] = (
+    *contacts.PRIORS,
+    *punctures.PRIORS,
+    "failure_shape",
+    "damage_puncture",
+    "damage_terminal",
+    "damage_a",
+    "damage_b",
+)
+"""Per-replica parameters of ``car_incidents``, kept as the columns of one matrix so the
+cars with an incident gather them in one indexing."""
+
+
+def _compact(x: torch.Tensor) -> torch.Tensor:
+    """The distinct elements of a tensor broadcast along a dimension (stride 0), e.g. the
+    engine's per-replica wetness expanded over cars: reductions need only those."""
+    for dim in range(x.dim()):
+        if x.stride(dim) == 0 and x.shape[dim] > 1:
+            x = x.narrow(dim, 0, 1)
+    return x
 
 
 def _peel(v: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
