@@ -71,7 +71,7 @@ class AgentConfig:
     eps_end: float = 0.02
     eps_decay_steps: int = 100_000
     """Env steps over which exploration decays linearly from start to end."""
-    buffer_size: int = 200_000
+    buffer_size: int = 50_000
     updates_per_step: float = 0.05
     """Gradient steps per collected transition (off-policy)."""
     num_quantiles: int = 16
