@@ -221,13 +221,15 @@ class LearnedLapModel:
         """Raw outputs of packed inputs ``[K, B, F]`` (stateless: GRU from its summary); the
         full and the timing-regime pass run as one batched call."""
         b = xk.shape[1]
-        both = torch.cat([xk, self.timing_regime(xk)], dim=1)
+        both = xk.repeat(1, 2, 1)
+        both[:, b:, self._withheld_columns] = self._withheld_values
         if isinstance(self.net, GRUEnsemble):
             zeros = both.new_zeros(both.shape[0], 2 * b, N_TARGETS)
             out, _ = self.net.step(both, zeros, zeros, self.net.initial_state(2 * b))
         else:
             out = self.net(both)
-        return self.combine(out[:, :b], out[:, b:])
+        out[:, :b, :_LAP_OUTPUTS] = out[:, b:, :_LAP_OUTPUTS]
+        return out[:, :b]
 
     def _raw_rows(self, x: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
         """Raw outputs ``[N, N_OUT]``, row ``i`` from member ``member[i]``."""
