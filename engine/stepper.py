@@ -462,7 +462,9 @@ class ChunkSim(LineSteps, IncidentSteps):
         energy_start = take(s.energy, idx)
         fuel = fuel_start - take(s.lap_fuel, idx) * frac_f
         energy = energy_start - take(s.lap_energy, idx) * frac_f
-        dry = (fuel < 0) | (energy < 0)
+        # Out of fuel ends the race; overspent virtual energy does not (the stewards'
+        # business): it reads 0 and the legal mask brings the car in at this line.
+        dry = fuel < 0
         put(s.fuel, idx, fuel.clamp(min=0.0))
         put(s.energy, idx, energy.clamp(min=0.0))
         tread = take(s.tread, idx) - take(s.lap_wear, idx) * frac_w.unsqueeze(1)
