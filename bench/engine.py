@@ -32,6 +32,7 @@ def _one_chunk(
     chunk: int,
     first: int,
     window_s: float | None = None,
+    lap_model_name: str | None = None,
 ) -> tuple[int, float, float]:
     """(car-laps, wall seconds, CPU seconds) of one simulate call."""
     from engine.race import StrategyAssignment, load_event_model, load_lap_model, simulate
@@ -42,6 +43,8 @@ def _one_chunk(
         s = scenario_with(s, **{"race.duration_h": hours})
     if window_s is not None:
         s = scenario_with(s, **{"race.window_s": window_s})
+    if lap_model_name is not None:
+        s = scenario_with(s, lap_model=lap_model_name)
     lap_model, event_model = load_lap_model(s), load_event_model(s)  # not timed
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -64,7 +67,7 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
     t0 = time.perf_counter()
     if workers <= 1:
         laps, wall, cpu = _one_chunk(
-            args.scenario, args.hours, r, args.seed, chunk, 0, args.window_s
+            args.scenario, args.hours, r, args.seed, chunk, 0, args.window_s, args.lap_model
         )
     else:
         # Chunk k of the run = replicas [k * chunk, (k + 1) * chunk): same races as one call.
@@ -80,6 +83,7 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
                     chunk,
                     k,
                     args.window_s,
+                    args.lap_model,
                 )
                 for k in range(n_chunks)
             ]
@@ -122,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
         help="race-clock window [s] (default: the scenario's; must not exceed its "
         "neutralisation delay)",
     )
+    p.add_argument(
+        "--lap-model",
+        default=None,
+        help="lap model: default, parametric or a checkpoint (default: the scenario's)",
+    )
     p.add_argument("--workers", type=int, default=1, help="processes running chunks at once")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -155,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd += ["--hours", str(args.hours)]
         if args.window_s is not None:
             cmd += ["--window-s", str(args.window_s)]
+        if args.lap_model is not None:
+            cmd += ["--lap-model", args.lap_model]
         out = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if out.returncode != 0:
             print(out.stderr, file=sys.stderr)
@@ -173,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenario": args.scenario,
         "hours": args.hours,
         "window_s": args.window_s,
+        "lap_model": args.lap_model or "scenario's",
         "incidents": True,
         "weather": True,
         "cpu_count": os.cpu_count(),
