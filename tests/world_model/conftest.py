@@ -45,10 +45,11 @@ def make_conditions(n: int, seed: int = 0) -> LapConditions:
     )
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def one_thread():
     """One intra-op thread: small tensors gain nothing from two, and on a shared 2-core
-    machine two threads spin-wait on each other."""
+    machine two threads spin-wait on each other. Restored after this package's tests (the
+    fit and evaluate entry points called in-process set the thread count too)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
