@@ -26,8 +26,9 @@ from world_model.dataset import LapTable, load_table, stint_windows
 from world_model.features import build_features
 from world_model.learned import LearnedLapModel, Standardiser
 from world_model.losses import ensemble_loss
-from world_model.networks import GRUEnsemble, build_network
-from world_model.targets import TARGET_NAMES, raw_targets
+from world_model.networks import MIN_SCALE, N_GAUSS, N_MIX, GRUEnsemble, build_network
+from world_model.parametric import ParametricLapParams
+from world_model.targets import ENERGY, FUEL, TARGET_NAMES, TEMP, raw_targets
 
 
 @dataclass(frozen=True)
@@ -223,9 +224,45 @@ def fit_model(
         if val_data is not None and stale >= cfg.patience:
             break
     net.load_state_dict(best_state)
+    observed = (~raw_targets(train.outcomes, train.conditions).isnan()).sum(dim=0)
+    targets = fill_unobserved_heads(net, targets, observed)
     model = LearnedLapModel(net.eval(), features, targets, info=info)
     model.info["history"] = history
+    model.info["train_rows_per_channel"] = dict(zip(TARGET_NAMES, observed.tolist(), strict=True))
     return model, history
+
+
+def fill_unobserved_heads(net, targets: Standardiser, observed: torch.Tensor) -> Standardiser:
+    """Give the heads of channels no training row carries a defined law instead of their
+    untrained output: virtual energy follows the fuel head (both track the power used, as in
+    the parametric model) when fuel was observed; any other such channel predicts its
+    reference figure with the parametric model's relative noise. Returns the target scaler
+    to use (energy takes fuel's)."""
+    params = ParametricLapParams()
+    noise = {FUEL: params.fuel_noise_sd, ENERGY: params.fuel_noise_sd, TEMP: 0.2}
+    mean, scale = targets.mean.clone(), targets.scale.clone()
+    out = net.out
+    with torch.no_grad():
+        for ch in range(1, len(TARGET_NAMES)):
+            if observed[ch] > 0:
+                continue
+            loc_col, scale_col = 3 * N_MIX + ch - 1, 3 * N_MIX + N_GAUSS + ch - 1
+            if ch == ENERGY and observed[FUEL] > 0:
+                src_loc, src_scale = 3 * N_MIX + FUEL - 1, 3 * N_MIX + N_GAUSS + FUEL - 1
+                out.weight[..., loc_col] = out.weight[..., src_loc]
+                out.bias[..., loc_col] = out.bias[..., src_loc]
+                out.weight[..., scale_col] = out.weight[..., src_scale]
+                out.bias[..., scale_col] = out.bias[..., src_scale]
+                mean[ch], scale[ch] = mean[FUEL], scale[FUEL]
+                continue
+            sd = noise.get(ch, params.wear_noise_sd)
+            out.weight[..., loc_col] = 0.0
+            out.bias[..., loc_col] = 0.0
+            out.weight[..., scale_col] = 0.0
+            # softplus(b) + MIN_SCALE = sd, with the channel's scaler at mean 0, scale 1
+            out.bias[..., scale_col] = math.log(math.expm1(max(sd - MIN_SCALE, 1e-6)))
+            mean[ch], scale[ch] = 0.0, 1.0
+    return Standardiser(mean, scale)
 
 
 @torch.no_grad()

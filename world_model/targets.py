@@ -28,6 +28,7 @@ TARGET_NAMES: tuple[str, ...] = (
 )
 N_TARGETS = len(TARGET_NAMES)
 LAP, FUEL, ENERGY, WEAR0, TEMP = 0, 1, 2, 3, 7
+"""Column indices of the channels in ``TARGET_NAMES``."""
 
 
 def target_affine(c: LapConditions) -> tuple[torch.Tensor, torch.Tensor]:

@@ -165,3 +165,16 @@ def test_flag_conditioning_is_off_for_the_engine(trained):
     assert torch.equal(a, model.predictive(sc)["lap_time_s"].mean())
     flagged = model.with_flag_effects(True)
     assert flagged.inputs(sc).shape == flagged.inputs(c).shape
+
+
+def test_a_channel_without_training_rows_gets_a_defined_law(synthetic_table):
+    """Synthetic races carry no virtual energy: its head follows the fuel head."""
+    train = synthetic_table.select(np.isin(synthetic_table.race, ["syn_a", "syn_b"]))
+    assert train.outcomes[:, 2].isnan().all()
+    model, _ = fit_model(train, None, FitConfig(members=2, hidden=8, epochs=2), seed=0)
+    c = _stint_conditions(0.8)
+    c = dataclasses.replace(c, ref_energy_per_lap=c.ref_fuel_per_lap * 0.5)
+    pred = model.predictive(c)
+    ratio = pred["energy_used"].mean() / pred["fuel_used"].mean()
+    assert torch.allclose(ratio, torch.full_like(ratio, 0.5), rtol=1e-4)
+    assert model.info["train_rows_per_channel"]["energy_used"] == 0
