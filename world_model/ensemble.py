@@ -1,7 +1,7 @@
 """Deep-ensemble building blocks whose members share one batched matmul.
 
 Member weights are stacked along a leading dimension ``K``; a forward pass takes inputs
-``[K, B, ...]`` and runs every member with one ``torch.baddbmm``. :func:`route_by_member`
+``[K, B, ...]`` and runs every member with one ``torch.bmm``. :func:`route_by_member`
 packs rows that each name their member into that layout and back, so a batch where every
 row uses a different member still costs one network call.
 """
@@ -72,11 +72,13 @@ def route_by_member(member: torch.Tensor, members: int) -> tuple[torch.Tensor, t
 
 def pack(x: torch.Tensor, k: torch.Tensor, pos: torch.Tensor, members: int, width: int):
     """Rows ``[N, ...]`` into ``[members, width, ...]`` (unused slots are zero)."""
-    out = x.new_zeros((members, width, *x.shape[1:]))
-    out[k, pos] = x
-    return out
+    out = x.new_zeros((members * width, *x.shape[1:]))
+    # One flat index_copy_ is several times faster than a two-index put.
+    out.index_copy_(0, k * width + pos, x)
+    return out.view(members, width, *x.shape[1:])
 
 
 def unpack(y: torch.Tensor, k: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """The rows of ``[members, width, ...]`` back in their original order ``[N, ...]``."""
-    return y[k, pos]
+    members, width = y.shape[:2]
+    return y.reshape(members * width, *y.shape[2:]).index_select(0, k * width + pos)

@@ -21,7 +21,10 @@ them present the network has seen lap times only from a few sim races of other c
 extrapolates badly. The lap-time head reads degradation and fuel burn through tyre age and
 stint time as the timing data shows them; compound and wetness act on lap time through the
 parametric coefficients (``compound_pace``, ``wet_penalty``). The fuel, energy, wear and
-temperature heads see every input. Both passes run as one batched network call.
+temperature heads see every input. For the MLP both regimes share one forward
+(:meth:`LearnedLapModel._forward_mlp`): the first layer's weights are widened to compute both
+regimes' pre-activations in one matmul, later hidden layers run both regimes' rows in one
+matmul, and the output layer computes only the heads each regime serves.
 
 The engine's contract is a green-flag lap (it applies flag slow-downs itself), so by default
 ``sample`` evaluates every row as green; ``flag_effects=True`` conditions on the row's flag
@@ -37,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sklearn.preprocessing import StandardScaler
-from torch.nn.functional import softplus
+from torch.nn.functional import silu, softplus
 
 from world_model.distributions import Mixture
 from world_model.ensemble import pack, route_by_member, unpack
@@ -84,8 +87,15 @@ _GREEN_ONE_HOT = torch.nn.functional.one_hot(
     torch.tensor(int(FlagState.GREEN)), len(FLAG_INPUTS)
 ).float()
 
-CHUNK_ROWS = 8_192
-"""Rows per network call when sampling: bounds memory and keeps the matmuls cache-sized."""
+CHUNK_ROWS = 4_096
+"""Rows per chunk when sampling: bounds memory and keeps every intermediate cache-sized."""
+_CONDITION_FIELDS = dataclasses.fields(LapConditions)
+_OUTCOME_FIELDS = dataclasses.fields(LapOutcome)
+
+
+def _rows(c: LapConditions, rows: slice) -> LapConditions:
+    """The conditions of a contiguous range of rows, as views (no copy)."""
+    return LapConditions(**{f.name: getattr(c, f.name)[rows] for f in _CONDITION_FIELDS})
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,8 @@ class LearnedLapModel:
         self._withheld_values = torch.nan_to_num(
             (raw - features.mean[cols]) / features.scale[cols], nan=0.0
         )
+        self._fused_key: tuple | None = None
+        self._fused: tuple[torch.Tensor, ...] = ()
 
     @property
     def arch(self) -> str:
@@ -218,8 +230,10 @@ class LearnedLapModel:
         return torch.cat([timing[..., :_LAP_OUTPUTS], full[..., _LAP_OUTPUTS:]], dim=-1)
 
     def _forward(self, xk: torch.Tensor) -> torch.Tensor:
-        """Raw outputs of packed inputs ``[K, B, F]`` (stateless: GRU from its summary); the
-        full and the timing-regime pass run as one batched call."""
+        """Raw outputs of packed inputs ``[K, B, F]`` (stateless: GRU from its summary): lap
+        time from the timing regime, every other head from the full inputs."""
+        if isinstance(self.net, MLPEnsemble) and self.net.n_layers >= 1:
+            return self._forward_mlp(xk)
         b = xk.shape[1]
         both = xk.repeat(1, 2, 1)
         both[:, b:, self._withheld_columns] = self._withheld_values
@@ -230,6 +244,55 @@ class LearnedLapModel:
             out = self.net(both)
         out[:, :b, :_LAP_OUTPUTS] = out[:, b:, :_LAP_OUTPUTS]
         return out[:, :b]
+
+    def _fused_weights(self) -> tuple[torch.Tensor, ...]:
+        """The MLP's weights rearranged for :meth:`_forward_mlp`, rebuilt whenever a
+        parameter changed (training updates the network in place)."""
+        net = self.net
+        key = tuple((id(p), p._version) for p in net.parameters())
+        if key != self._fused_key:
+            with torch.no_grad():
+                first, out = net.body[0], net.out
+                cols = self._withheld_columns
+                # Timing regime: withheld columns contribute their fixed standardised value
+                # (a bias term) instead of the row's value (zeroed weight rows).
+                w_timing = first.weight.clone()
+                w_timing[:, cols, :] = 0.0
+                b_timing = first.bias + torch.matmul(
+                    self._withheld_values, first.weight[:, cols, :]
+                ).unsqueeze(1)
+                self._fused = (
+                    torch.cat([first.weight, w_timing], dim=2).contiguous(),
+                    torch.cat([first.bias, b_timing], dim=2).contiguous(),
+                    out.weight[..., :_LAP_OUTPUTS].contiguous(),
+                    out.bias[..., :_LAP_OUTPUTS].contiguous(),
+                    out.weight[..., _LAP_OUTPUTS:].contiguous(),
+                    out.bias[..., _LAP_OUTPUTS:].contiguous(),
+                )
+            self._fused_key = key
+        return self._fused
+
+    def _forward_mlp(self, xk: torch.Tensor) -> torch.Tensor:
+        """The MLP's two-regime forward in one pass: ``[K, B, F] -> [K, B, N_OUT]``.
+
+        Same function as running the network on the full and on the timing-regime inputs
+        and combining, at about two thirds of the arithmetic: the first layer computes both
+        regimes' pre-activations ``[K, B, 2H]`` with one widened matmul, each later hidden
+        layer views them as ``[K, 2B, H]`` rows for one shared matmul, and the output layer
+        evaluates the lap-time head on the timing half and the other heads on the full half.
+        """
+        w1, b1, w_lap, b_lap, w_rest, b_rest = self._fused_weights()
+        k, b, _ = xk.shape
+        hidden = self.net.hidden
+        h = silu(torch.bmm(xk, w1).add_(b1), inplace=True)  # [K, B, 2H]: full | timing
+        for layer in self.net.body[1:]:
+            h = silu(layer(h.view(k, 2 * b, hidden)), inplace=True).view(k, b, 2 * hidden)
+        out = torch.empty(k, b, w_lap.shape[2] + w_rest.shape[2])
+        torch.bmm(h[..., hidden:], w_lap, out=out[..., :_LAP_OUTPUTS])
+        torch.bmm(h[..., :hidden], w_rest, out=out[..., _LAP_OUTPUTS:])
+        out[..., :_LAP_OUTPUTS] += b_lap
+        out[..., _LAP_OUTPUTS:] += b_rest
+        return out
 
     def _raw_rows(self, x: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
         """Raw outputs ``[N, N_OUT]``, row ``i`` from member ``member[i]``."""
@@ -261,8 +324,8 @@ class LearnedLapModel:
         lap_f, fuel_f, wear_f = self._physics_factors(c)
         # Tyre temperature's factor is 1, so one formula serves every channel.
         factor = torch.stack(
-            [lap_f, fuel_f, fuel_f, wear_f, wear_f, wear_f, wear_f, torch.ones_like(lap_f)], dim=1
-        )
+            [lap_f, fuel_f, fuel_f, wear_f, wear_f, wear_f, wear_f, torch.ones_like(lap_f)], dim=0
+        ).t()
         slope_t, offset_t = target_affine(c)
         slope = slope_t * self.targets.scale * factor
         offset = torch.addcmul(offset_t, slope_t, self.targets.mean).mul_(factor)
@@ -326,7 +389,8 @@ class LearnedLapModel:
         std = torch.empty_like(z)
         lap_scale = softplus(raw[:, 2 * m : 3 * m].gather(1, comp)).add_(MIN_SCALE)
         torch.addcmul(raw[:, m : 2 * m].gather(1, comp), lap_scale, z[:, :1], out=std[:, :1])
-        scale = softplus(raw[:, 3 * m + g :]).add_(MIN_SCALE)
+        # softplus on a strided slice is ~10x slower than on a contiguous copy
+        scale = softplus(raw[:, 3 * m + g :].contiguous()).add_(MIN_SCALE)
         torch.addcmul(raw[:, 3 * m : 3 * m + g], scale, z[:, 1:], out=std[:, 1:])
         slope, offset = self._channel_slopes(c)
         phys = torch.addcmul(offset, slope, std)
@@ -362,17 +426,16 @@ class LearnedLapModel:
             if n <= CHUNK_ROWS:
                 raw = self._raw_rows(self.inputs(conditions), member)
                 return self._draw(raw, conditions, u, z)[1]
+            # Whole pipeline per chunk (features, network, draw) so its tensors stay in cache;
+            # chunks are views of the conditions, not copies.
             parts = []
             for start in range(0, n, CHUNK_ROWS):
                 rows = slice(start, min(start + CHUNK_ROWS, n))
-                c = conditions.index(torch.arange(start, rows.stop))
+                c = _rows(conditions, rows)
                 raw = self._raw_rows(self.inputs(c), member[rows])
                 parts.append(self._draw(raw, c, u[rows], z[rows])[1])
             return LapOutcome(
-                **{
-                    f.name: torch.cat([getattr(p, f.name) for p in parts])
-                    for f in dataclasses.fields(LapOutcome)
-                }
+                **{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in _OUTCOME_FIELDS}
             )
 
     def step(

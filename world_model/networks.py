@@ -41,9 +41,9 @@ def decode(raw: torch.Tensor) -> Heads:
     return Heads(
         lap_logits=raw[..., :m],
         lap_loc=raw[..., m : 2 * m],
-        lap_scale=softplus(raw[..., 2 * m : 3 * m]) + MIN_SCALE,
+        lap_scale=softplus(raw[..., 2 * m : 3 * m].contiguous()) + MIN_SCALE,
         loc=raw[..., 3 * m : 3 * m + N_GAUSS],
-        scale=softplus(raw[..., 3 * m + N_GAUSS :]) + MIN_SCALE,
+        scale=softplus(raw[..., 3 * m + N_GAUSS :].contiguous()) + MIN_SCALE,
     )
 
 

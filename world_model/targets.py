@@ -39,10 +39,16 @@ def target_affine(c: LapConditions) -> tuple[torch.Tensor, torch.Tensor]:
         c.ref_energy_per_lap,
         c.ref_wear_per_lap,
     )
-    slope = torch.stack(
-        [lap * 0.01, fuel, energy, wear, wear, wear, wear, torch.full_like(lap, 10.0)], dim=1
+    # Stacking rows then transposing is faster than stacking columns.
+    slope = (
+        torch.stack(
+            [lap * 0.01, fuel, energy, wear, wear, wear, wear, torch.full_like(lap, 10.0)], dim=0
+        )
+        .t()
+        .contiguous()
     )
-    offset = torch.stack([lap, fuel, energy, wear, wear, wear, wear, c.tyre_temp_c], dim=1)
+    offset = torch.stack([lap, fuel, energy, wear, wear, wear, wear, c.tyre_temp_c], dim=0)
+    offset = offset.t().contiguous()
     return slope, offset
 
 
