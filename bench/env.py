@@ -6,7 +6,7 @@ simulates a lap of the whole field, so steps/s x field size is the car-laps/s be
 The policy is "stay out at normal pace" (the engine forces the stops), so the figures
 measure the env, not a network.
 
-    python bench/env.py --scenario lemans_24h --replicas 256 --json
+    python -m bench.env --scenario lemans_24h --replicas 256 --json
 """
 
 from __future__ import annotations
@@ -16,13 +16,19 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+# Run as a script, this file's folder comes first on sys.path and bench/engine.py would
+# shadow the engine package.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python bench/env.py",
+        prog="python -m bench.env",
         description="Env decision steps per second, single and vectorised over replicas.",
     )
     p.add_argument("--scenario", default="lemans_24h", help="scenario (default lemans_24h)")
