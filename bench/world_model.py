@@ -4,13 +4,21 @@
 ``sample`` under ``torch.inference_mode`` at batch 1, 64, 4,096 and 65,536 rows with 1 and 2
 intra-op threads (each row its own ensemble member, as the engine's replicas are) and prints
 car-laps per second with the machine's core count.
+
+OpenMP worker threads sleep instead of spin-waiting between operations
+(``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it): on a shared machine a spinning
+worker steals the core its partner needs, and two threads collapse to a few per cent of one.
 """
 
 from __future__ import annotations
 
+import os
+
+# Must be set before torch loads OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -98,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "unit": "car-laps/s (wall clock); *_per_cpu_s: car-laps per process CPU-second",
         "load_average_1min": round(os.getloadavg()[0], 2),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         **{k: round(v) for k, v in figures.items()},
     }
     if args.json:
