@@ -50,6 +50,7 @@ from world_model.networks import (
     MIN_SCALE,
     N_GAUSS,
     N_MIX,
+    N_OUT,
     GRUEnsemble,
     Heads,
     MLPEnsemble,
@@ -87,8 +88,11 @@ _GREEN_ONE_HOT = torch.nn.functional.one_hot(
     torch.tensor(int(FlagState.GREEN)), len(FLAG_INPUTS)
 ).float()
 
-CHUNK_ROWS = 4_096
-"""Rows per chunk when sampling: bounds memory and keeps every intermediate cache-sized."""
+CHUNK_ROWS = 16_384
+"""Rows per chunk when sampling (features, network, draw): bounds memory and keeps the
+intermediates cache-sized while amortising the per-operation overhead."""
+NET_CHUNK_ROWS = 4_096
+"""Rows per network call: the hidden activations of smaller calls stay in the L2 cache."""
 _CONDITION_FIELDS = dataclasses.fields(LapConditions)
 _OUTCOME_FIELDS = dataclasses.fields(LapOutcome)
 
@@ -297,7 +301,14 @@ class LearnedLapModel:
     def _raw_rows(self, x: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
         """Raw outputs ``[N, N_OUT]``, row ``i`` from member ``member[i]``."""
         k, pos, width = route_by_member(member, self.members)
-        return unpack(self._forward(pack(x, k, pos, self.members, width)), k, pos)
+        xp = pack(x, k, pos, self.members, width)
+        step = max(NET_CHUNK_ROWS // self.members, 1)
+        if width <= step:
+            return unpack(self._forward(xp), k, pos)
+        raw = x.new_empty(self.members, width, N_OUT)
+        for start in range(0, width, step):
+            raw[:, start : start + step] = self._forward(xp[:, start : start + step])
+        return unpack(raw, k, pos)
 
     # -- predictive distributions --------------------------------------------------------
 
