@@ -159,3 +159,25 @@ def test_lap_time_is_read_in_the_timing_regime_other_heads_see_telemetry(conditi
     # ... and tyre age, which timing data carries, still moves the lap-time head
     older = dataclasses.replace(conditions, tyre_age_laps=conditions.tyre_age_laps + 10)
     assert not torch.allclose(a["lap_time_s"].mean(), model.predictive(older)["lap_time_s"].mean())
+
+
+def test_fused_two_regime_forward_equals_two_passes():
+    # The MLP's one-pass forward must compute exactly what the two separate passes do:
+    # lap-time head on the timing-regime inputs, every other head on the full inputs.
+    from world_model.learned import _LAP_OUTPUTS
+
+    model = _model("mlp", seed=2)
+    x = torch.randn(3, 40, N_FEATURES, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        fused = model._forward(x)
+        full = model.net(x)
+        timing = model.net(model.timing_regime(x))
+    assert torch.allclose(fused[..., :_LAP_OUTPUTS], timing[..., :_LAP_OUTPUTS], atol=1e-5)
+    assert torch.allclose(fused[..., _LAP_OUTPUTS:], full[..., _LAP_OUTPUTS:], atol=1e-5)
+    # ... and the cached fused weights follow in-place updates of the network
+    with torch.no_grad():
+        model.net.body[0].weight.mul_(2.0)
+    with torch.inference_mode():
+        assert torch.allclose(
+            model._forward(x)[..., _LAP_OUTPUTS:], model.net(x)[..., _LAP_OUTPUTS:], atol=1e-5
+        )
