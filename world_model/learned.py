@@ -233,21 +233,22 @@ class LearnedLapModel:
         """Lap-time head from the timing-regime pass, every other head from the full pass."""
         return torch.cat([timing[..., :_LAP_OUTPUTS], full[..., _LAP_OUTPUTS:]], dim=-1)
 
-    def _forward(self, xk: torch.Tensor) -> torch.Tensor:
+    def _forward(self, xk: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Raw outputs of packed inputs ``[K, B, F]`` (stateless: GRU from its summary): lap
-        time from the timing regime, every other head from the full inputs."""
+        time from the timing regime, every other head from the full inputs; written into
+        ``out`` ``[K, B, N_OUT]`` when given."""
         if isinstance(self.net, MLPEnsemble) and self.net.n_layers >= 1:
-            return self._forward_mlp(xk)
+            return self._forward_mlp(xk, out)
         b = xk.shape[1]
         both = xk.repeat(1, 2, 1)
         both[:, b:, self._withheld_columns] = self._withheld_values
         if isinstance(self.net, GRUEnsemble):
             zeros = both.new_zeros(both.shape[0], 2 * b, N_TARGETS)
-            out, _ = self.net.step(both, zeros, zeros, self.net.initial_state(2 * b))
+            res, _ = self.net.step(both, zeros, zeros, self.net.initial_state(2 * b))
         else:
-            out = self.net(both)
-        out[:, :b, :_LAP_OUTPUTS] = out[:, b:, :_LAP_OUTPUTS]
-        return out[:, :b]
+            res = self.net(both)
+        res[:, :b, :_LAP_OUTPUTS] = res[:, b:, :_LAP_OUTPUTS]
+        return res[:, :b] if out is None else out.copy_(res[:, :b])
 
     def _fused_weights(self) -> tuple[torch.Tensor, ...]:
         """The MLP's weights rearranged for :meth:`_forward_mlp`, rebuilt whenever a
@@ -276,7 +277,7 @@ class LearnedLapModel:
             self._fused_key = key
         return self._fused
 
-    def _forward_mlp(self, xk: torch.Tensor) -> torch.Tensor:
+    def _forward_mlp(self, xk: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """The MLP's two-regime forward in one pass: ``[K, B, F] -> [K, B, N_OUT]``.
 
         Same function as running the network on the full and on the timing-regime inputs
@@ -291,7 +292,8 @@ class LearnedLapModel:
         h = silu(torch.bmm(xk, w1).add_(b1), inplace=True)  # [K, B, 2H]: full | timing
         for layer in self.net.body[1:]:
             h = silu(layer(h.view(k, 2 * b, hidden)), inplace=True).view(k, b, 2 * hidden)
-        out = torch.empty(k, b, w_lap.shape[2] + w_rest.shape[2])
+        if out is None:
+            out = xk.new_empty(k, b, w_lap.shape[2] + w_rest.shape[2])
         torch.bmm(h[..., hidden:], w_lap, out=out[..., :_LAP_OUTPUTS])
         torch.bmm(h[..., :hidden], w_rest, out=out[..., _LAP_OUTPUTS:])
         out[..., :_LAP_OUTPUTS] += b_lap
@@ -307,7 +309,7 @@ class LearnedLapModel:
             return unpack(self._forward(xp), k, pos)
         raw = x.new_empty(self.members, width, N_OUT)
         for start in range(0, width, step):
-            raw[:, start : start + step] = self._forward(xp[:, start : start + step])
+            self._forward(xp[:, start : start + step], out=raw[:, start : start + step])
         return unpack(raw, k, pos)
 
     # -- predictive distributions --------------------------------------------------------

@@ -49,6 +49,7 @@ def test_chunked_sampling_equals_one_call(conditions, monkeypatch):
     member = torch.arange(conditions.batch_size)
     whole = model.sample(conditions, torch.Generator().manual_seed(1), member)
     monkeypatch.setattr("world_model.learned.CHUNK_ROWS", 64)
+    monkeypatch.setattr("world_model.learned.NET_CHUNK_ROWS", 30)  # network calls within chunks
     chunked = model.sample(conditions, torch.Generator().manual_seed(1), member)
     assert torch.allclose(whole.lap_time_s, chunked.lap_time_s, rtol=1e-6)
     assert torch.allclose(whole.wear, chunked.wear, rtol=1e-6)
