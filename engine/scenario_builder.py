@@ -228,7 +228,7 @@ def _build(
             if duration_h is not None
             else (duration_s or 86400.0) / 3600.0,
             "start_hour_of_day": round(float(start_hour or 16.0), 3),
-            "window_s": 30.0,
+            "window_s": 45.0,  # = the neutralisation delay: fewer, larger batched windows
         },
         "rules": {
             "tyre_change_4_s": 25.0,
