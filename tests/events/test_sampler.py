@@ -10,7 +10,7 @@ import torch
 
 from events import load_default, prior_model
 from events.interface import EventModel, ForcedEvent, ForcedKind
-from events.models import contacts
+from events.models import contacts, failures
 from events.sampler import PosteriorEventModel
 from tests.events.conftest import exposure
 from world_model.interface import FlagState, PaceMode
@@ -332,3 +332,55 @@ def test_the_shipped_posterior_loads_and_says_how_it_was_made() -> None:
     assert "puncture_log_rate" in meta["prior_only_parameters"]
     held_out = [c for c in meta["checks"] if c["split"] == "held-out"]
     assert held_out and all(c["low"] <= c["observed"] <= c["high"] for c in held_out)
+
+
+def test_retirements_over_24_h_match_the_fitted_failure_and_terminal_contact_rates() -> None:
+    """A 24 h race at the reference exposure retires cars at the rate the shipped posterior
+    fitted: each car's retirement chance is ``1 - exp(-(H_failure(24 h) + h_contact x
+    p_terminal x 24 h))`` with the replica's own class frailty, and the count over the field
+    lies within binomial error of its sum (cars are independent given the replica's draw)."""
+    model = load_default().configured(["HYPERCAR", "LMP2", "LMGT3"])
+    ref = model.reference
+    r, c, window_s, hours = 128, 30, 600.0, 24.0
+    p = model.draw_params(r, _gen(11))
+    g = _gen(12)
+    running = torch.ones(r, c, dtype=torch.bool)
+    for k in range(int(hours * 3600 / window_s)):
+        ex = exposure(
+            r,
+            c,
+            dt_s=window_s,
+            race_time_s=(k + 1) * window_s,
+            traffic=ref.traffic,
+            faster_class_traffic=ref.faster_class_traffic,
+            night=ref.night,
+            tread_min=1.0,
+        )
+        ex = replace(ex, dt_s=torch.where(running, ex.dt_s, 0.0))
+        running &= ~model.car_incidents(p, ex, g).retired
+    ex = exposure(r, c, traffic=ref.traffic, faster_class_traffic=ref.faster_class_traffic)
+    col = {k: v.unsqueeze(-1) for k, v in p.items() if k.startswith("contact_")}
+    feats = (
+        ex.traffic,
+        ex.faster_class_traffic,
+        torch.full((r, c), ref.night),
+        ex.wetness,
+        torch.zeros(r, c),
+        torch.zeros(r, c),
+        ex.driver_skill,
+    )
+    h_terminal = contacts.log_hazard(col, feats).exp() * p["damage_terminal"].unsqueeze(-1)
+    rate = p["_failure_rate_by_class"].gather(1, ex.class_index)
+    big_h = (
+        failures.cumulative_hazard(rate, p["failure_shape"].unsqueeze(-1), torch.tensor(hours))
+        + h_terminal * hours
+    )
+    q = -torch.expm1(-big_h).double()
+    expected = float(q.sum())
+    sd = math.sqrt(float((q * (1 - q)).sum()))
+    retired = float((~running).sum())
+    # 4 sd of binomial error, plus 2 % for the windowed hazard (taken at each window's end).
+    assert abs(retired - expected) < 4 * sd + 0.02 * expected, (retired, expected, sd)
+    # The frailty is drawn per replica and class group, so the replicas' spread of the
+    # expected count is the fitted one, not a single shared rate.
+    assert float(q.sum(-1).std()) > 0.0
