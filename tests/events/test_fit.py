@@ -12,7 +12,7 @@ import torch
 
 from events import fit, load_model
 from events.inference import fit_nuts, fit_svi
-from events.models import punctures
+from events.models import failures, punctures
 
 HELD_OUT = "wec_2026_lemans_24h_race"
 WEC_FILES = (
@@ -134,3 +134,29 @@ def test_fit_rejects_an_unknown_holdout(
 def test_fit_rejects_a_missing_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = fit.main(["--db", str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "p.pt")])
     assert code == 2 and "none.sqlite" in capsys.readouterr().err
+
+
+def test_failure_frailty_is_recovered_by_the_default_sampler() -> None:
+    """The failure model's race-class frailty sd (a funnel the Gaussian SVI guide widens) is
+    fitted back within its posterior interval by the method ``events.fit`` uses for it."""
+    assert "failures" in fit.DEFAULT_NUTS
+    g = torch.Generator().manual_seed(5)
+    races, groups, per_cell, hours = 6, 3, 20, 24.0
+    truth_sd = 0.3
+    rate = torch.tensor([0.008, 0.007, 0.012])
+    cell_rate = rate.repeat(races) * (truth_sd * torch.randn(races * groups, generator=g)).exp()
+    cell = torch.arange(races * groups).repeat_interleave(per_cell)
+    # Shape 1: exponential lifetimes, censored at the chequered flag.
+    life = -torch.rand(cell.shape[0], generator=g).log() / cell_rate[cell]
+    data = failures.FailureData(
+        age_h=life.clamp(max=hours),
+        group=cell % groups,
+        retired=(life < hours).float(),
+        race=cell // groups,
+        races=races,
+    )
+    result = fit_nuts(failures.model, data, list(failures.PRIORS), draws=150, warmup=100, seed=0)
+    lo, hi = torch.quantile(result.draws["failure_race_sd"], torch.tensor([0.05, 0.95]))
+    assert lo <= truth_sd <= hi, f"race sd {truth_sd} outside [{lo:.3f}, {hi:.3f}]"
+    lo, hi = torch.quantile(result.draws["failure_shape"], torch.tensor([0.05, 0.95]))
+    assert lo <= 1.0 <= hi, f"shape 1 outside [{lo:.3f}, {hi:.3f}]"
