@@ -18,37 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from data.store import open_store
-from engine.result import RaceResult
+from engine.result import LAP_COLUMNS, RaceResult
 from engine.scenario import Scenario
 from world_model.interface import Compound
 
-_LAP_COLUMNS = (
-    "lap",
-    "lap_time_s",
-    "race_time_s",
-    "position",
-    "class_position",
-    "pit_in",
-    "pit_out",
-    "pit_time_s",
-    "compound",
-    "tyre_age_laps",
-    "fuel_start",
-    "fuel_end",
-    "energy_start",
-    "energy_end",
-    "tread_fl",
-    "tread_fr",
-    "tread_rl",
-    "tread_rr",
-    "tyre_temp_c",
-    "track_temp_c",
-    "wetness",
-    "rain",
-    "flag",
-    "damage",
-    "driver_change",
-)
+# The lap store's own columns: RaceResult.laps less its simulation-only ones.
+_LAP_COLUMNS = tuple(c for c in LAP_COLUMNS if c not in ("replica", "car", "driver", "pace_mode"))
 _INT_COLUMNS = {"lap", "position", "class_position", "pit_in", "pit_out", "compound", "flag"}
 
 
