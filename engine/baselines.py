@@ -14,6 +14,7 @@ needs to know the rules of racing: the legal mask does.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import tomllib
 from dataclasses import dataclass
@@ -47,35 +48,38 @@ def first_legal(prefs: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
     return pick.index_copy(0, rows, legal.index_select(0, rows).byte().argmax(dim=1))
 
 
+@functools.cache
+def _stop_table(fuel: Fuel) -> torch.Tensor:
+    """Flat ``[tyres * 4 + driver * 2 + repair]`` table of pit actions with ``fuel``."""
+    return torch.tensor(
+        [
+            action_index(PaceMode.NORMAL, True, fuel, Tyres(t), bool(d), bool(r))
+            for t in range(len(Tyres))
+            for d in (0, 1)
+            for r in (0, 1)
+        ]
+    )
+
+
+_PREF_TYRES = torch.tensor(
+    [-1, -1, -1, -1, int(Tyres.KEEP), int(Tyres.KEEP)] + [int(Tyres.TWO_SAME)] * 2
+)
+"""Tyre choice of each preference column (-1: the wished-for one)."""
+_PREF_FLIP_DRIVER = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])
+_PREF_FLIP_REPAIR = torch.tensor([0, 0, 1, 1, 0, 0, 0, 0])
+
+
 def _stop_prefs(
     tyres: torch.Tensor, driver: torch.Tensor, repair: torch.Tensor, fuel: Fuel = Fuel.FULL
 ) -> torch.Tensor:
-    """``[n, P]`` pit actions: the wished-for stop first, then the nearest alternatives."""
+    """``[n, P]`` pit actions: the wished-for stop first, then the nearest alternatives
+    (the other driver choice, the other repair choice, keeping tyres, two tyres)."""
     n = tyres.shape[0]
-    out = torch.empty(n, 8, dtype=torch.int64)
-    table = torch.tensor(
-        [
-            [
-                [
-                    [action_index(PaceMode.NORMAL, True, fuel, Tyres(t), bool(d), bool(r))]
-                    for r in (0, 1)
-                ]
-                for d in (0, 1)
-            ]
-            for t in range(len(Tyres))
-        ]
-    ).squeeze(-1)  # [tyres, driver, repair]
-    keep = int(Tyres.KEEP)
-    d, r = driver.long(), repair.long()
-    out[:, 0] = table[tyres, d, r]
-    out[:, 1] = table[tyres, 1 - d, r]
-    out[:, 2] = table[tyres, d, 1 - r]
-    out[:, 3] = table[tyres, 1 - d, 1 - r]
-    out[:, 4] = table[keep, d, r]
-    out[:, 5] = table[keep, 1 - d, r]
-    out[:, 6] = table[int(Tyres.TWO_SAME), d, r]
-    out[:, 7] = table[int(Tyres.TWO_SAME), 1 - d, r]
-    return out
+    t = torch.where(_PREF_TYRES < 0, tyres.long().unsqueeze(1), _PREF_TYRES)
+    d = driver.long().unsqueeze(1) ^ _PREF_FLIP_DRIVER
+    r = repair.long().unsqueeze(1) ^ _PREF_FLIP_REPAIR
+    flat = (t * 4 + d * 2 + r).view(-1)
+    return _stop_table(fuel).index_select(0, flat).view(n, _PREF_TYRES.numel())
 
 
 @dataclass

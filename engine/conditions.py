@@ -66,7 +66,9 @@ class WeatherGrid:
         n = int(FORECAST_S / self.step_s)
         k1 = (k0 + n).clamp(max=t)
         span = (k1 - k0).clamp(min=1).double()
-        return ((self.rain_cum[rep, k1] - self.rain_cum[rep, k0]) / span).float()
+        cum = self.rain_cum.view(-1)
+        base = rep * (t + 1)  # flat rows: index_select, not advanced indexing
+        return ((cum.index_select(0, base + k1) - cum.index_select(0, base + k0)) / span).float()
 
 
 def draw_weather(

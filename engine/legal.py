@@ -95,8 +95,8 @@ def legal_mask(cars: CarsAtLine, rules: Rules, pit_lane_loss_s: float) -> torch.
     # Legality does not depend on pace or fuel amount: decide it per (tyres, driver change,
     # repair) combination -- 24 columns -- then spread it over the table in one gather.
     comp = _TYRE_COMPOUND.clamp(min=0)
-    compound_ok = (_TYRE_COMPOUND < 0).unsqueeze(0) | cars.compound_allowed[:, comp]  # [n, 6]
-    two_dry = _DRY[cars.compound].float().unsqueeze(1) * _TYRE_TWO.unsqueeze(0)
+    compound_ok = (_TYRE_COMPOUND < 0).unsqueeze(0) | cars.compound_allowed.index_select(1, comp)
+    two_dry = _DRY.index_select(0, cars.compound).float().unsqueeze(1) * _TYRE_TWO.unsqueeze(0)
     sets_ok = _TYRE_NEW_DRY.unsqueeze(0) + 0.5 * two_dry <= cars.tyre_sets_left.unsqueeze(1) + 1e-6
     tyre_ok = compound_ok & sets_ok
     tyre_ok[:, int(Tyres.KEEP)] &= ~flat  # [n, 6]

@@ -291,7 +291,7 @@ class ChunkSim(LineSteps, IncidentSteps):
             stint_time_s=(t - take(s.stint_start_s, idx)).clamp(min=0.0).float(),
             pace_mode=take(s.pace, idx),
             class_index=f.class_index.index_select(0, car),
-            driver_skill=f.driver_skill[car, driver],
+            driver_skill=f.driver_skill.view(-1).index_select(0, car * f.max_drivers + driver),
             flag=flag,
             wetness=wet,
             track_temp_c=temp,
@@ -556,7 +556,7 @@ class ChunkSim(LineSteps, IncidentSteps):
             ext = torch.zeros(n, dtype=torch.bool)
             if self.controlled_car is not None:
                 ext = sub(car) == self.controlled_car
-            grp = self.group_of_car[sub(car)]
+            grp = self.group_of_car.index_select(0, sub(car))
             for g, strat in enumerate(self.group_objs):
                 if len(self.group_objs) == 1 and self.controlled_car is None:
                     sel, o, lg = torch.arange(n), obs, legal  # every row: no gather
@@ -585,8 +585,8 @@ class ChunkSim(LineSteps, IncidentSteps):
                 actions[sel] = self.pending_actions
                 self.pending = None
                 self.pending_actions = None
-            pit = ACTION_TABLE.pit[actions]
-            put(s.pace, sub(idx), ACTION_TABLE.pace[actions])
+            pit = ACTION_TABLE.pit.index_select(0, actions)
+            put(s.pace, sub(idx), ACTION_TABLE.pace.index_select(0, actions))
             hold = self._pit_stops(sub(idx), sub(t), actions, pit)
         else:
             hold = torch.zeros(0, dtype=F64)
