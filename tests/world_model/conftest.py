@@ -11,38 +11,14 @@ import torch
 from world_model.dataset import LapTable, load_table
 from world_model.generate import main as generate_main
 from world_model.interface import LapConditions
+from world_model.samples import random_conditions
 
 SYNTHETIC_RACES = ("syn_a", "syn_b", "syn_c", "syn_d")
 
 
 def make_conditions(n: int, seed: int = 0) -> LapConditions:
     """Plausible engine conditions for ``n`` car-laps, no missing values."""
-    g = torch.Generator().manual_seed(seed)
-    u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=g)  # noqa: E731
-    i = lambda hi: torch.randint(hi, (n,), generator=g)  # noqa: E731
-    return LapConditions(
-        ref_lap_time_s=u(200.0, 240.0),
-        ref_fuel_per_lap=u(0.06, 0.09),
-        ref_energy_per_lap=u(0.06, 0.09),
-        ref_wear_per_lap=u(0.01, 0.03),
-        fuel=u(0.05, 1.0),
-        energy=u(0.05, 1.0),
-        tread=u(0.3, 1.0).unsqueeze(1).expand(-1, 4).contiguous(),
-        tyre_age_laps=u(0.0, 40.0),
-        compound=i(3),
-        tyre_temp_c=u(60.0, 100.0),
-        damage=torch.zeros(n),
-        stint_time_s=u(0.0, 3000.0),
-        pace_mode=i(3),
-        class_index=i(3),
-        driver_skill=u(-1.0, 1.0),
-        flag=torch.zeros(n, dtype=torch.int64),
-        wetness=torch.zeros(n),
-        track_temp_c=u(20.0, 40.0),
-        night=u(0.0, 1.0).round(),
-        traffic=i(4).float(),
-        out_lap=torch.zeros(n),
-    )
+    return random_conditions(n, torch.Generator().manual_seed(seed))
 
 
 @pytest.fixture(scope="package", autouse=True)
