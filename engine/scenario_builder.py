@@ -3,7 +3,8 @@
 What comes from the data, per car: class, team, drivers (line-up order), grid order (the
 order at the end of lap 1), reference pace (the 10th percentile of its timed green laps that
 neither start nor end in the pits), each driver's rating (their own 10th percentile against
-the car's, in standard deviations of the lap model's skill effect), and its stint length (the
+the car's, in standard deviations of the lap model's skill effect, centred on the lap-weighted
+average of its drivers), and its stint length (the
 median laps between stops, stints of at least 5 laps), which sets the fuel (and virtual
 energy) use per lap: a full tank lasts one stint plus one lap of reserve. Per race: the pit
 lane's loss (in-lap plus out-lap over two reference laps, minus the time stationary) and each
@@ -143,6 +144,7 @@ def _build(
             if flag in flag_ratio and lap_time and not p_in and not p_out:
                 flag_ratio[int(flag)].append(lap_time)
         drivers = []
+        driver_laps: list[int] = []
         for d_name, d_id in _q(
             conn,
             "SELECT name, driver_id FROM drivers WHERE car_id = ? "
@@ -163,7 +165,17 @@ def _build(
             skill = 0.0
             if len(own) >= 10:
                 skill = (ref - float(np.percentile(own, 10))) / (skill_time * ref)
-            drivers.append({"name": d_name, "skill": round(float(np.clip(skill, -3, 3)), 3)})
+            drivers.append({"name": d_name, "skill": float(np.clip(skill, -3, 3))})
+            driver_laps.append(len(own) if len(own) >= 10 else 0)
+        if sum(driver_laps) > 0:
+            # The reference pace pools the car's drivers, so its reference driver is their
+            # lap-weighted average: centre the ratings there (0 = reference, as the lap and
+            # event models read them).
+            mean_skill = float(np.average([d["skill"] for d in drivers], weights=driver_laps))
+            for d, n_laps in zip(drivers, driver_laps, strict=True):
+                d["skill"] = round(d["skill"] - mean_skill, 3) if n_laps else 0.0
+        for d in drivers:
+            d["skill"] = round(d["skill"], 3)
         if not drivers:
             drivers = [{"name": f"driver of #{number}", "skill": 0.0}]
         energy = 1.0 / (stint + 1.0)

@@ -94,3 +94,27 @@ def test_shipped_le_mans_field() -> None:
     assert pace["HYPERCAR"] < pace["LMP2"] < pace["LMGT3"]
     assert 200.0 < pace["HYPERCAR"] < 220.0
     assert len(load_scenario("six_hours").entries) > 20
+
+
+def test_driver_ratings_are_centred_on_the_cars_reference_driver(tmp_path: Path) -> None:
+    """The reference pace pools a car's drivers, so their lap-weighted mean rating is 0."""
+    db = tmp_path / "store.sqlite"
+    _store(db)
+    conn = open_store(db)
+    conn.execute("BEGIN")
+    conn.execute(
+        "INSERT INTO drivers (driver_id, car_id, name, driver_number) VALUES (3, 1, 'D7b', 2)"
+    )
+    # The second driver takes over from lap 21 and is a second a lap slower.
+    conn.execute(
+        "UPDATE laps SET driver_id = 3, lap_time_s = lap_time_s + 1.0 WHERE car_id = 1 AND lap > 20"
+    )
+    conn.execute("COMMIT")
+    conn.close()
+    entry = {e["number"]: e for e in build_table(db, "race", "mini")["entries"]}["7"]
+    skills = {d["name"]: d["skill"] for d in entry["drivers"]}
+    clean = lambda laps: [n for n in laps if n not in (12, 13, 24, 25, 36, 37)]  # noqa: E731
+    weights = {"D7": len(clean(range(2, 21))), "D7b": len(clean(range(21, 41)))}
+    mean = sum(skills[n] * w for n, w in weights.items()) / sum(weights.values())
+    assert mean == pytest.approx(0.0, abs=2e-3)
+    assert skills["D7"] > 0.0 > skills["D7b"]
