@@ -11,20 +11,25 @@ import importlib
 import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    # name: (module with main(argv) -> int, one-line description)
-    "simulate": ("engine.simulate", "simulate races of a scenario and print the classification"),
+    # name: (module with main(argv) -> int, one-line description), in the order of the data flow
     "ingest": ("data.ingest", "read telemetry / timing files into the SQLite lap store"),
+    "fit-world-model": ("world_model.fit", "train the learned lap model on a lap store"),
+    "evaluate-world-model": (
+        "world_model.evaluate",
+        "score lap models on held-out races (NLL, CRPS, coverage) against baselines",
+    ),
+    "generate-laps": ("world_model.generate", "roll a lap model forward into lap-store laps"),
+    "fit-events": ("events.fit", "fit the incident, neutralisation and weather models (Pyro)"),
+    "simulate": ("engine.simulate", "simulate races of a scenario and print the classification"),
     "evaluate": ("engine.evaluate", "compare strategies by Monte Carlo on common random numbers"),
     "whatif": ("engine.whatif", "what-if: forced events, rule changes, decisions mid-race"),
-    "fit-world-model": ("world_model.fit", "train the learned lap model on a lap store"),
-    "fit-events": ("events.fit", "fit the incident, neutralisation and weather models (Pyro)"),
     "train": ("engine.train", "train a strategy agent (PPO, DQN, CVaR IQN) and compare it"),
 }
 
 
 def _parser() -> argparse.ArgumentParser:
     lines = "\n".join(
-        f"  {name:<18} {desc} (python -m {mod})" for name, (mod, desc) in SUBCOMMANDS.items()
+        f"  {name:<22} {desc} (python -m {mod})" for name, (mod, desc) in SUBCOMMANDS.items()
     )
     return argparse.ArgumentParser(
         prog="stintsim",
