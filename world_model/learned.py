@@ -56,7 +56,7 @@ from world_model.networks import (
     MLPEnsemble,
     decode,
 )
-from world_model.parametric import ParametricLapParams
+from world_model.parametric import EffectTables, ParametricLapParams
 from world_model.targets import LAP, N_TARGETS, TARGET_NAMES, target_affine
 
 _LAP_OUTPUTS = 3 * N_MIX
@@ -177,12 +177,7 @@ class LearnedLapModel:
         self.physics = physics or ParametricLapParams()
         self.flag_effects = flag_effects
         self.info = dict(info or {})
-        p = self.physics
-        self._mode_time = torch.tensor(p.pace_mode_time)
-        self._mode_fuel = torch.tensor(p.pace_mode_fuel)
-        self._mode_wear = torch.tensor(p.pace_mode_wear)
-        self._compound_pace = torch.tensor(p.compound_pace)
-        self._wet_penalty = torch.tensor(p.wet_penalty)
+        self._effects = EffectTables(self.physics)
         # Timing regime: telemetry values unknown (0 once standardised), indicators at 1.
         names = SIM_ONLY_VALUES + SIM_ONLY_MISSING
         self._withheld_columns = torch.tensor([FEATURE_NAMES.index(n) for n in names])
@@ -321,15 +316,15 @@ class LearnedLapModel:
         known = (c.compound >= 0) & ~c.wetness.isnan()
         code = c.compound.clamp(min=0)
         wet = torch.nan_to_num(c.wetness, nan=0.0)
-        grip = self._compound_pace[code] * (1.0 - wet) + self._wet_penalty[code] * wet
+        e = self._effects
         lap = (
             1.0
-            + self._mode_time[c.pace_mode]
+            + e.mode_time[c.pace_mode]
             - p.skill_time * c.driver_skill
             + p.out_lap_time * c.out_lap
-            + torch.where(known, grip, 0.0)
+            + torch.where(known, e.grip(code, wet), 0.0)
         )
-        return lap, self._mode_fuel[c.pace_mode], self._mode_wear[c.pace_mode]
+        return lap, e.mode_fuel[c.pace_mode], e.mode_wear[c.pace_mode]
 
     def _channel_slopes(self, c: LapConditions) -> tuple[torch.Tensor, torch.Tensor]:
         """Slope and offset ``[N, N_TARGETS]`` from standardised raw output to physical units,

@@ -73,29 +73,41 @@ class ParametricLapParams:
     """Relative noise of tyre wear."""
 
 
+class EffectTables:
+    """The per-code coefficients of :class:`ParametricLapParams` as lookup tensors: the one
+    place the compound, wetness and pace-mode effects are computed, for the parametric model
+    and for the learned model (which takes these effects from it, the data having none)."""
+
+    def __init__(self, p: ParametricLapParams) -> None:
+        self.compound_pace = torch.tensor(p.compound_pace)
+        self.compound_wear = torch.tensor(p.compound_wear)
+        self.wet_penalty = torch.tensor(p.wet_penalty)
+        self.mode_time = torch.tensor(p.pace_mode_time)
+        self.mode_fuel = torch.tensor(p.pace_mode_fuel)
+        self.mode_wear = torch.tensor(p.pace_mode_wear)
+        self.wheel_wear = torch.tensor(p.wheel_wear)
+
+    def grip(self, compound: torch.Tensor, wetness: torch.Tensor) -> torch.Tensor:
+        """Lap-time offset of the compound at this wetness, fraction."""
+        return self.compound_pace[compound] * (1.0 - wetness) + self.wet_penalty[compound] * wetness
+
+
 class ParametricLapModel:
     """:class:`~world_model.interface.LapModel` with closed-form effects and Student-t noise."""
 
     def __init__(self, params: ParametricLapParams | None = None) -> None:
         self.params = params or ParametricLapParams()
-        p = self.params
-        self._compound_pace = torch.tensor(p.compound_pace)
-        self._compound_wear = torch.tensor(p.compound_wear)
-        self._wet_penalty = torch.tensor(p.wet_penalty)
-        self._mode_time = torch.tensor(p.pace_mode_time)
-        self._mode_fuel = torch.tensor(p.pace_mode_fuel)
-        self._mode_wear = torch.tensor(p.pace_mode_wear)
-        self._wheel_wear = torch.tensor(p.wheel_wear)
+        self.effects = EffectTables(self.params)
 
     def mean_lap_time_s(self, c: LapConditions) -> torch.Tensor:
         """Expected green lap time [s] (the noise has zero median)."""
         p = self.params
         tread_lost = 1.0 - c.tread.mean(dim=1)
         below_cliff = (p.cliff_tread - c.tread.min(dim=1).values).clamp(min=0.0)
+        e = self.effects
         frac = (
-            self._compound_pace[c.compound] * (1.0 - c.wetness)
-            + self._wet_penalty[c.compound] * c.wetness
-            + self._mode_time[c.pace_mode]
+            e.grip(c.compound, c.wetness)
+            + e.mode_time[c.pace_mode]
             + p.wear_time * tread_lost
             + p.cliff_time * below_cliff.square()
             + p.fuel_mass_time * c.fuel
@@ -111,13 +123,13 @@ class ParametricLapModel:
         wet_on_dry = (c.compound == Compound.WET).float() * (1.0 - c.wetness)
         rate = (
             c.ref_wear_per_lap
-            * self._compound_wear[c.compound]
-            * self._mode_wear[c.pace_mode]
+            * self.effects.compound_wear[c.compound]
+            * self.effects.mode_wear[c.pace_mode]
             * (1.0 + p.wear_per_degree * (c.track_temp_c - p.track_temp_ref_c)).clamp(min=0.2)
             * (1.0 + (p.wet_tyre_dry_wear - 1.0) * wet_on_dry)
             * (1.0 - 0.5 * c.wetness * (c.compound != Compound.WET).float())
         )
-        return rate.unsqueeze(1) * self._wheel_wear.unsqueeze(0)
+        return rate.unsqueeze(1) * self.effects.wheel_wear.unsqueeze(0)
 
     def sample(
         self,
@@ -135,7 +147,7 @@ class ParametricLapModel:
         lap_time = self.mean_lap_time_s(c) * (1.0 + s * p.lap_noise_sd * t).clamp(min=0.9)
 
         fuel_noise = 1.0 + s * p.fuel_noise_sd * torch.randn(n, generator=generator)
-        mode_fuel = self._mode_fuel[c.pace_mode]
+        mode_fuel = self.effects.mode_fuel[c.pace_mode]
         fuel_used = (c.ref_fuel_per_lap * mode_fuel * fuel_noise).clamp(min=0.0)
         energy_used = (c.ref_energy_per_lap * mode_fuel * fuel_noise).clamp(min=0.0)
 
