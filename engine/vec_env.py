@@ -357,17 +357,7 @@ class RaceVecEnv:
         else:
             dt = raw.race_time_s.double().numpy() - self._prev_time[ids]
             rew = -dt / self._time_scale
-        return Transitions(
-            ids=ids,
-            obs=self._prev_obs[ids],
-            mask=self._prev_mask[ids],
-            act=self._prev_act[ids],
-            rew=rew,
-            terminated=np.zeros(ids.shape[0], bool),
-            obs_next=nxt.obs[rows],
-            mask_next=nxt.mask[rows],
-            illegal=self._prev_illegal[ids],
-        )
+        return self._transitions(ids, rew, False, nxt.obs[rows], nxt.mask[rows])
 
     def _terminal(self, ids: np.ndarray) -> Transitions:
         assert self.sim is not None
@@ -382,15 +372,26 @@ class RaceVecEnv:
             t = np.asarray(result.finish_time_s, dtype=np.float64)[ids, c]
             rew = -(t - self._prev_time[ids]) / self._time_scale
             self.episodes_finished.extend(t.tolist())
+        return self._transitions(ids, rew, True, self._prev_obs[ids], self._prev_mask[ids])
+
+    def _transitions(
+        self,
+        ids: np.ndarray,
+        rew: np.ndarray,
+        terminated: bool,
+        obs_next: np.ndarray,
+        mask_next: np.ndarray,
+    ) -> Transitions:
+        """The transitions from the replicas' previous decisions to what followed them."""
         return Transitions(
             ids=ids,
             obs=self._prev_obs[ids],
             mask=self._prev_mask[ids],
             act=self._prev_act[ids],
             rew=rew,
-            terminated=np.ones(ids.shape[0], bool),
-            obs_next=self._prev_obs[ids],
-            mask_next=self._prev_mask[ids],
+            terminated=np.full(ids.shape[0], terminated),
+            obs_next=obs_next,
+            mask_next=mask_next,
             illegal=self._prev_illegal[ids],
         )
 
