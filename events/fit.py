@@ -101,19 +101,7 @@ def _sha256(path: Path) -> str:
 
 def _contact_reference_rate(draws: dict[str, torch.Tensor]) -> torch.Tensor:
     """Contact hazard per car-hour of each draw at the reference exposure."""
-    ref = ReferenceExposure()
-    s = draws["contact_log_rate"].shape[0]
-    ones, zeros = torch.ones(s), torch.zeros(s)
-    features = (
-        ones * ref.traffic,
-        ones * ref.faster_class_traffic,
-        ones * ref.night,
-        zeros,
-        zeros,
-        zeros,
-        zeros,
-    )
-    return contacts.log_hazard(draws, features).exp()
+    return ReferenceExposure().contact_hazard(draws)
 
 
 def fit_all(

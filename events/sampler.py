@@ -71,6 +71,21 @@ class ReferenceExposure:
     """Mid-stint tread."""
     age_h: float = failures.REFERENCE_AGE_H
 
+    def contact_hazard(self, params: EventParams) -> torch.Tensor:
+        """Contact hazard per car-hour of each draw (first dimension of ``params``) here."""
+        r = next(iter(params.values())).shape[0]
+        ones, zeros = torch.ones(r), torch.zeros(r)
+        features = (
+            ones * self.traffic,
+            ones * self.faster_class_traffic,
+            ones * self.night,
+            zeros,
+            zeros,
+            zeros,
+            zeros,
+        )
+        return contacts.log_hazard(dict(params), features).exp()
+
 
 class PosteriorEventModel:
     """:class:`~events.interface.EventModel` sampling from parameter draws.
@@ -171,19 +186,8 @@ class PosteriorEventModel:
         puncturing, else Kumaraswamy; failures and punctures: 1).
         """
         ref = self.reference
-        r = next(iter(p.values())).shape[0]
-        ones = torch.ones(r)
-        zeros = torch.zeros(r)
-        features = (
-            ones * ref.traffic,
-            ones * ref.faster_class_traffic,
-            ones * ref.night,
-            zeros,
-            zeros,
-            zeros,
-            zeros,
-        )
-        contact_rate = contacts.log_hazard(p, features).exp()
+        ones = torch.ones(next(iter(p.values())).shape[0])
+        contact_rate = ref.contact_hazard(p)
         puncture_rate = punctures.log_hazard(p, ones * ref.tread_min).exp()
         failure_rate = failures.hazard(
             p["_failure_rate_by_group"].mean(-1), p["failure_shape"], ones * ref.age_h
