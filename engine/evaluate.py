@@ -365,7 +365,26 @@ def run_and_report(
     start: RaceSnapshot | None = None,
     title: str = "evaluate",
 ) -> int:
-    """Evaluate as the parsed options say and print / write the results."""
+    """Evaluate as the parsed options say and print / write the results; the exit status
+    of the evaluate and what-if commands (2 for bad input, 130 when interrupted)."""
+    try:
+        return _run_and_report(args, scenario, forced, forced_text, start, title)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:
+        print(f"interrupted: {err}", file=sys.stderr)
+        return 130
+
+
+def _run_and_report(
+    args: argparse.Namespace,
+    scenario: Scenario,
+    forced: Sequence[ForcedEvent],
+    forced_text: Sequence[str],
+    start: RaceSnapshot | None,
+    title: str,
+) -> int:
     from engine import report
 
     backend = make_backend(args.backend, args.address, args.ray_cpus)
@@ -429,14 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as err:
         print(f"error: cannot load scenario {args.scenario!r}: {err}", file=sys.stderr)
         return 2
-    try:
-        return run_and_report(args, scenario)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as err:
-        print(f"interrupted: {err}", file=sys.stderr)
-        return 130
+    return run_and_report(args, scenario)
 
 
 if __name__ == "__main__":

@@ -492,21 +492,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     args.strategy = strategies
-    try:
-        return run_and_report(
-            args,
-            w.scenario,
-            forced=w.forced,
-            forced_text=[format_event(e) for e in w.forced],
-            start=w.start,
-            title="what-if",
-        )
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as err:
-        print(f"interrupted: {err}", file=sys.stderr)
-        return 130
+    return run_and_report(
+        args,
+        w.scenario,
+        forced=w.forced,
+        forced_text=[format_event(e) for e in w.forced],
+        start=w.start,
+        title="what-if",
+    )
 
 
 if __name__ == "__main__":
