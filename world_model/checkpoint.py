@@ -23,7 +23,8 @@ from world_model.networks import build_network
 from world_model.parametric import ParametricLapParams
 from world_model.targets import TARGET_NAMES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: fuel and energy heads are two-Gaussian scale mixtures (two more outputs each)."""
 FORMAT = "stintsim-lap-model"
 
 

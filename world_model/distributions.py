@@ -2,7 +2,9 @@
 
 A channel's predictive for ``N`` rows is ``(weight, loc, scale)``, each ``[N, M]``: a
 Gaussian heteroscedastic head is ``M = 1``, the lap-time head a few components, and a deep
-ensemble the equal-weight union of its members' mixtures. The CRPS of a Gaussian mixture has
+ensemble the equal-weight union of its members' mixtures; the fuel and energy heads are
+two-component scale mixtures (:meth:`Mixture.scale_mixture`: a core and a wider tail around one
+location, a heavy-tailed law whose scores stay closed-form). The CRPS of a Gaussian mixture has
 a closed form (Grimit et al. 2006, QJRMS 132: 2925), so no sampling estimate is needed.
 """
 
@@ -12,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch.nn.functional import logsigmoid
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -77,6 +80,18 @@ class Mixture:
         return loc + scale * z
 
     @staticmethod
+    def scale_mixture(
+        loc: torch.Tensor, scale: torch.Tensor, tail_weight: torch.Tensor, tail_factor: torch.Tensor
+    ) -> Mixture:
+        """Two Gaussians around one location ``loc`` ``[N]``: a core of scale ``scale`` and a
+        tail of scale ``scale * tail_factor`` with weight ``tail_weight`` (``[N]`` each)."""
+        return Mixture(
+            torch.stack([1.0 - tail_weight, tail_weight], dim=1),
+            torch.stack([loc, loc], dim=1),
+            torch.stack([scale, scale * tail_factor], dim=1),
+        )
+
+    @staticmethod
     def union(parts: list[Mixture]) -> Mixture:
         """The equal-weight mixture of several mixtures over the same rows."""
         k = len(parts)
@@ -115,3 +130,18 @@ def mixture_nll(
     z = (y.unsqueeze(-1) - loc) / scale
     comp = -0.5 * z.square() - torch.log(scale) - _LOG_SQRT_2PI
     return -torch.logsumexp(torch.log_softmax(logits, dim=-1) + comp, dim=-1)
+
+
+def scale_mixture_nll(
+    loc: torch.Tensor,
+    scale: torch.Tensor,
+    tail_logit: torch.Tensor,
+    tail_factor: torch.Tensor,
+    y: torch.Tensor,
+) -> torch.Tensor:
+    """Elementwise negative log density at ``y`` of the two-Gaussian scale mixture
+    (:meth:`Mixture.scale_mixture`) with tail weight ``sigmoid(tail_logit)``."""
+    z = (y - loc) / scale
+    core = logsigmoid(-tail_logit) - 0.5 * z.square()
+    tail = logsigmoid(tail_logit) - 0.5 * (z / tail_factor).square() - torch.log(tail_factor)
+    return -torch.logaddexp(core, tail) + torch.log(scale) + _LOG_SQRT_2PI

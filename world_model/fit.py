@@ -26,7 +26,16 @@ from world_model.dataset import LapTable, load_table, stint_windows
 from world_model.features import build_features
 from world_model.learned import LearnedLapModel, Standardiser
 from world_model.losses import ensemble_loss
-from world_model.networks import MIN_SCALE, N_GAUSS, N_MIX, GRUEnsemble, build_network
+from world_model.networks import (
+    MIN_SCALE,
+    N_GAUSS,
+    N_MIX,
+    N_TAIL,
+    TAIL_CHANNELS,
+    TAIL_LOGIT0,
+    GRUEnsemble,
+    build_network,
+)
 from world_model.parametric import ParametricLapParams
 from world_model.targets import ENERGY, FUEL, TARGET_NAMES, TEMP, raw_targets
 
@@ -247,20 +256,25 @@ def fill_unobserved_heads(net, targets: Standardiser, observed: torch.Tensor) ->
             if observed[ch] > 0:
                 continue
             loc_col, scale_col = 3 * N_MIX + ch - 1, 3 * N_MIX + N_GAUSS + ch - 1
+            cols = [loc_col, scale_col]
+            if ch in TAIL_CHANNELS:
+                t = TAIL_CHANNELS.index(ch)
+                cols += [TAIL_LOGIT0 + t, TAIL_LOGIT0 + N_TAIL + t]
             if ch == ENERGY and observed[FUEL] > 0:
-                src_loc, src_scale = 3 * N_MIX + FUEL - 1, 3 * N_MIX + N_GAUSS + FUEL - 1
-                out.weight[..., loc_col] = out.weight[..., src_loc]
-                out.bias[..., loc_col] = out.bias[..., src_loc]
-                out.weight[..., scale_col] = out.weight[..., src_scale]
-                out.bias[..., scale_col] = out.bias[..., src_scale]
+                src = [3 * N_MIX + FUEL - 1, 3 * N_MIX + N_GAUSS + FUEL - 1]
+                f = TAIL_CHANNELS.index(FUEL)
+                src += [TAIL_LOGIT0 + f, TAIL_LOGIT0 + N_TAIL + f]
+                out.weight[..., cols] = out.weight[..., src]
+                out.bias[..., cols] = out.bias[..., src]
                 mean[ch], scale[ch] = mean[FUEL], scale[FUEL]
                 continue
             sd = noise.get(ch, params.wear_noise_sd)
-            out.weight[..., loc_col] = 0.0
+            out.weight[..., cols] = 0.0
             out.bias[..., loc_col] = 0.0
-            out.weight[..., scale_col] = 0.0
             # softplus(b) + MIN_SCALE = sd, with the channel's scaler at mean 0, scale 1
             out.bias[..., scale_col] = math.log(math.expm1(max(sd - MIN_SCALE, 1e-6)))
+            if ch in TAIL_CHANNELS:  # no tail: a Gaussian of the parametric noise
+                out.bias[..., cols[2]] = -30.0
             mean[ch], scale[ch] = 0.0, 1.0
     return Standardiser(mean, scale)
 

@@ -3,8 +3,9 @@
 Network inputs are :func:`world_model.features.build_features` standardised by a scaler fitted
 on training rows; outputs are standardised raw targets (:mod:`world_model.targets`), mapped
 back to physical units with the lap's reference figures. Lap time is a Gaussian mixture per
-member (heavy right tail for traffic and incident laps); fuel, energy, wear x4 and tyre
-temperature are heteroscedastic Gaussians. Epistemic uncertainty: each row uses one ensemble
+member (heavy right tail for traffic and incident laps); fuel and energy are two-Gaussian scale
+mixtures (peaked, with heavy tails); wear x4 and tyre temperature are heteroscedastic
+Gaussians. Epistemic uncertainty: each row uses one ensemble
 member (``member``), so one simulated race keeps one set of parameters.
 
 The lap store records no pace mode or driver rating, and its out-laps include pit-lane time,
@@ -51,6 +52,10 @@ from world_model.networks import (
     N_GAUSS,
     N_MIX,
     N_OUT,
+    N_TAIL,
+    TAIL_COLUMNS,
+    TAIL_LOGIT0,
+    TAIL_SLICE,
     GRUEnsemble,
     Heads,
     MLPEnsemble,
@@ -354,14 +359,27 @@ class LearnedLapModel:
         out[TARGET_NAMES[LAP]] = Mixture.union(lap_parts)
         for j in range(N_GAUSS):
             col = j + 1
-            parts = [
-                Mixture(
-                    torch.ones_like(heads.loc[i][:, j : j + 1]),
-                    heads.loc[i][:, j : j + 1],
-                    heads.scale[i][:, j : j + 1],
-                ).affine(slope[:, col], offset[:, col])
-                for i in range(k)
-            ]
+            if j in TAIL_COLUMNS:
+                t = TAIL_COLUMNS.index(j)
+                parts = [
+                    Mixture.scale_mixture(
+                        heads.loc[i][:, j],
+                        heads.scale[i][:, j],
+                        torch.sigmoid(heads.tail_logit[i][:, t]),
+                        heads.tail_factor[i][:, t],
+                    )
+                    for i in range(k)
+                ]
+            else:
+                parts = [
+                    Mixture(
+                        torch.ones_like(heads.loc[i][:, j : j + 1]),
+                        heads.loc[i][:, j : j + 1],
+                        heads.scale[i][:, j : j + 1],
+                    )
+                    for i in range(k)
+                ]
+            parts = [p.affine(slope[:, col], offset[:, col]) for p in parts]
             out[TARGET_NAMES[col]] = Mixture.union(parts)
         return out
 
@@ -393,12 +411,14 @@ class LearnedLapModel:
         m, g = N_MIX, N_GAUSS
         logits = raw[:, :m]
         weights = torch.exp(logits - logits.amax(dim=1, keepdim=True)).cumsum(dim=1)
-        comp = (weights < u * weights[:, -1:]).sum(dim=1, keepdim=True).clamp_(max=m - 1)
+        target = u * weights[:, -1:]
+        comp = (weights < target).sum(dim=1, keepdim=True).clamp_(max=m - 1)
         std = torch.empty_like(z)
         lap_scale = softplus(raw[:, 2 * m : 3 * m].gather(1, comp)).add_(MIN_SCALE)
         torch.addcmul(raw[:, m : 2 * m].gather(1, comp), lap_scale, z[:, :1], out=std[:, :1])
         # softplus on a strided slice is ~10x slower than on a contiguous copy
-        scale = softplus(raw[:, 3 * m + g :].contiguous()).add_(MIN_SCALE)
+        scale = softplus(raw[:, 3 * m + g : TAIL_LOGIT0].contiguous()).add_(MIN_SCALE)
+        scale[:, TAIL_SLICE].mul_(self._tail_factors(raw, weights, target, comp))
         torch.addcmul(raw[:, 3 * m : 3 * m + g], scale, z[:, 1:], out=std[:, 1:])
         slope, offset = self._channel_slopes(c)
         phys = torch.addcmul(offset, slope, std)
@@ -410,6 +430,30 @@ class LearnedLapModel:
             wear=phys[:, 3:7],
             tyre_temp_c=phys[:, 7],
         )
+
+    @staticmethod
+    def _tail_factors(
+        raw: torch.Tensor, weights: torch.Tensor, target: torch.Tensor, comp: torch.Tensor
+    ) -> torch.Tensor:
+        """Scale factor ``[N, N_TAIL]`` of the tail channels' drawn component: 1 (core) or
+        the tail factor, picked with probability ``sigmoid(tail logit)``.
+
+        The uniforms come from the one the lap-time component used: given the component,
+        where ``u`` fell inside its slice of the cumulative weights is again uniform on
+        [0, 1) and independent of the component, so rescaling it gives a fresh uniform
+        (and the tail choice's own remainder the next one) without drawing more noise."""
+        lo = torch.where(comp > 0, weights.gather(1, (comp - 1).clamp_(min=0)), 0.0)
+        hi = weights.gather(1, comp)
+        v = ((target - lo) / (hi - lo)).clamp_(0.0, 1.0 - 2**-24)
+        p_tail = torch.sigmoid(raw[:, TAIL_LOGIT0 : TAIL_LOGIT0 + N_TAIL])
+        factor = softplus(raw[:, TAIL_LOGIT0 + N_TAIL :].contiguous()).add_(1.0)
+        out = torch.empty_like(factor)
+        for t in range(N_TAIL):
+            p = p_tail[:, t : t + 1]
+            tail = v < p
+            out[:, t : t + 1] = torch.where(tail, factor[:, t : t + 1], 1.0)
+            v = torch.where(tail, v / p, (v - p) / (1.0 - p)).clamp_(0.0, 1.0 - 2**-24)
+        return out
 
     def sample(
         self,

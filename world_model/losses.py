@@ -1,11 +1,14 @@
-"""The training loss: per-channel negative log-likelihood, masked where a channel is unknown."""
+"""The training loss: per-channel negative log-likelihood, masked where a channel is unknown.
+
+Lap time: a Gaussian mixture; fuel and energy: two-Gaussian scale mixtures; the other channels:
+Gaussians (see :mod:`world_model.networks`)."""
 
 from __future__ import annotations
 
 import torch
 
-from world_model.distributions import gaussian_nll, mixture_nll
-from world_model.networks import decode
+from world_model.distributions import gaussian_nll, mixture_nll, scale_mixture_nll
+from world_model.networks import TAIL_COLUMNS, decode
 
 
 def channel_nll(
@@ -20,6 +23,10 @@ def channel_nll(
     h = decode(raw)
     lap = mixture_nll(h.lap_logits, h.lap_loc, h.lap_scale, y0[..., 0])
     rest = gaussian_nll(h.loc, h.scale, y0[..., 1:])
+    tail = list(TAIL_COLUMNS)
+    rest[..., tail] = scale_mixture_nll(
+        h.loc[..., tail], h.scale[..., tail], h.tail_logit, h.tail_factor, y0[..., 1:][..., tail]
+    )
     nll = torch.cat([lap.unsqueeze(-1), rest], dim=-1)
     return torch.where(mask.unsqueeze(0), nll, 0.0)
 

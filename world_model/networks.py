@@ -8,6 +8,7 @@ lap's standardised outcomes and their observed-mask, so it can read the stint's 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import torch
@@ -15,12 +16,24 @@ from torch import nn
 from torch.nn.functional import softplus
 
 from world_model.ensemble import StackedGRUCell, StackedLinear
-from world_model.targets import N_TARGETS
+from world_model.targets import ENERGY, FUEL, N_TARGETS
 
 N_MIX = 3
 """Gaussian components of the lap-time head (core pace, traffic, incident laps)."""
 N_GAUSS = N_TARGETS - 1
-N_OUT = 3 * N_MIX + 2 * N_GAUSS
+TAIL_CHANNELS = (FUEL, ENERGY)
+"""Channels whose head is a two-component Gaussian scale mixture (a core and a wider tail
+around one location: more peaked, heavier tails than one Gaussian), not one Gaussian."""
+N_TAIL = len(TAIL_CHANNELS)
+TAIL_COLUMNS = tuple(c - 1 for c in TAIL_CHANNELS)
+"""Positions of the tail channels among the ``N_GAUSS`` Gaussian-family heads."""
+TAIL_SLICE = slice(TAIL_COLUMNS[0], TAIL_COLUMNS[-1] + 1)
+assert tuple(range(TAIL_SLICE.start, TAIL_SLICE.stop)) == TAIL_COLUMNS, "tail heads adjacent"
+N_OUT = 3 * N_MIX + 2 * N_GAUSS + 2 * N_TAIL
+"""Layout: lap-time logits, locs and scales (``N_MIX`` each); the other channels' locs and
+scales (``N_GAUSS`` each); the tail channels' tail logits and tail scale factors."""
+TAIL_LOGIT0 = 3 * N_MIX + 2 * N_GAUSS
+"""First output column of the tail logits (then the tail factors)."""
 MIN_SCALE = 1e-3
 
 
@@ -32,7 +45,9 @@ class Heads:
     lap_loc: torch.Tensor  # [..., N_MIX]
     lap_scale: torch.Tensor  # [..., N_MIX]
     loc: torch.Tensor  # [..., N_GAUSS]: fuel, energy, wear x4, tyre temperature
-    scale: torch.Tensor  # [..., N_GAUSS]
+    scale: torch.Tensor  # [..., N_GAUSS] (the core component's for the tail channels)
+    tail_logit: torch.Tensor  # [..., N_TAIL]: logit of the tail component's weight
+    tail_factor: torch.Tensor  # [..., N_TAIL]: tail scale / core scale (> 1)
 
 
 def decode(raw: torch.Tensor) -> Heads:
@@ -43,18 +58,29 @@ def decode(raw: torch.Tensor) -> Heads:
         lap_loc=raw[..., m : 2 * m],
         lap_scale=softplus(raw[..., 2 * m : 3 * m].contiguous()) + MIN_SCALE,
         loc=raw[..., 3 * m : 3 * m + N_GAUSS],
-        scale=softplus(raw[..., 3 * m + N_GAUSS :].contiguous()) + MIN_SCALE,
+        scale=softplus(raw[..., 3 * m + N_GAUSS : TAIL_LOGIT0].contiguous()) + MIN_SCALE,
+        tail_logit=raw[..., TAIL_LOGIT0 : TAIL_LOGIT0 + N_TAIL],
+        tail_factor=softplus(raw[..., TAIL_LOGIT0 + N_TAIL :].contiguous()) + 1.0,
     )
 
 
+TAIL_INIT_WEIGHT = 0.2
+TAIL_INIT_FACTOR = 3.0
+
+
 def _init_heads(layer: StackedLinear) -> None:
-    """Start the mixture spread out (components at -1, 0, +2 sd) with unit-ish scales."""
+    """Start the mixture spread out (components at -1, 0, +2 sd) with unit-ish scales, and
+    the tail channels with a fifth of their mass in a component three times as wide."""
     with torch.no_grad():
         layer.weight.mul_(0.1)
         layer.bias.zero_()
         layer.bias[..., N_MIX : 2 * N_MIX] = torch.tensor([-0.5, 0.0, 2.0])
         layer.bias[..., 2 * N_MIX : 3 * N_MIX] = 0.5
-        layer.bias[..., 3 * N_MIX + N_GAUSS :] = 0.5
+        layer.bias[..., 3 * N_MIX + N_GAUSS : TAIL_LOGIT0] = 0.5
+        layer.bias[..., TAIL_LOGIT0 : TAIL_LOGIT0 + N_TAIL] = math.log(
+            TAIL_INIT_WEIGHT / (1.0 - TAIL_INIT_WEIGHT)
+        )
+        layer.bias[..., TAIL_LOGIT0 + N_TAIL :] = math.log(math.expm1(TAIL_INIT_FACTOR - 1.0))
 
 
 class MLPEnsemble(nn.Module):

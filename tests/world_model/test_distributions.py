@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from world_model.distributions import Mixture
+from world_model.distributions import Mixture, scale_mixture_nll
 
 
 def _gaussian_crps(mu: float, sd: float, y: float) -> float:
@@ -59,3 +59,45 @@ def test_quantile_inverts_the_cdf():
     )
     for q in (0.05, 0.5, 0.9):
         assert abs(float(mix.cdf(mix.quantile(q))[0]) - q) < 1e-5
+
+
+def _tail_law(n: int = 1) -> tuple[Mixture, tuple[torch.Tensor, ...]]:
+    args = (
+        torch.full((n,), 0.4),
+        torch.full((n,), 0.7),
+        torch.full((n,), 0.25),
+        torch.full((n,), 3.5),
+    )
+    return Mixture.scale_mixture(*args), args
+
+
+def test_scale_mixture_nll_is_the_log_density_and_integrates_to_one():
+    mix, (loc, scale, weight, factor) = _tail_law()
+    logit = torch.logit(weight)
+    grid = torch.linspace(-40, 40, 400_001)
+    nll = scale_mixture_nll(loc, scale, logit, factor, grid)
+    assert abs(float(torch.trapezoid(torch.exp(-nll), grid)) - 1.0) < 1e-5
+    want = -mix.index(torch.zeros(grid.numel(), dtype=torch.long)).log_prob(grid)
+    assert torch.allclose(nll, want, atol=1e-5)
+    # tails heavier than a Gaussian of the same variance: excess kurtosis from the density
+    dens = torch.exp(-nll).double()
+    g = grid.double() - 0.4
+    var = float(torch.trapezoid(dens * g**2, grid.double()))
+    kurt = float(torch.trapezoid(dens * g**4, grid.double())) / var**2
+    w, f = 0.25, 3.5
+    want_kurt = 3 * ((1 - w) + w * f**4) / ((1 - w) + w * f**2) ** 2
+    assert abs(kurt - want_kurt) < 1e-3 and kurt > 3.5
+
+
+def test_scale_mixture_crps_matches_a_monte_carlo_estimate():
+    # CRPS(F, y) = E|X - y| - E|X - X'| / 2; the estimate's sd bounds the tolerance.
+    n = 200_000
+    mix, _ = _tail_law(n)
+    g = torch.Generator().manual_seed(11)
+    x, x2 = mix.sample(g).double(), mix.sample(g).double()
+    for y in (0.4, 1.9, -3.0):
+        terms = (x - y).abs() - 0.5 * (x - x2).abs()
+        estimate = float(terms.mean())
+        tol = 4.0 * float(terms.std()) / math.sqrt(n)
+        closed = float(mix.index(torch.zeros(1, dtype=torch.long)).crps(torch.tensor([y]))[0])
+        assert abs(closed - estimate) < tol

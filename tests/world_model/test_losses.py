@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import torch
 
+from world_model.distributions import scale_mixture_nll
 from world_model.losses import ensemble_loss
-from world_model.networks import N_OUT
+from world_model.networks import N_OUT, N_TAIL, TAIL_CHANNELS, TAIL_LOGIT0, decode
 from world_model.targets import FUEL, N_TARGETS
 
 
@@ -39,3 +40,21 @@ def test_a_channel_missing_everywhere_gets_no_gradient():
     assert per[FUEL] == 0
     assert (grad[..., fuel_loc] == 0).all() and (grad[..., fuel_scale] == 0).all()
     assert (grad[..., 0:9] != 0).any()
+    fuel_tail = [TAIL_LOGIT0 + TAIL_CHANNELS.index(FUEL), TAIL_LOGIT0 + N_TAIL]
+    assert (grad[..., fuel_tail] == 0).all()
+
+
+def test_fuel_loss_is_the_scale_mixture_nll_of_its_head():
+    raw, y, _ = _batch(2)
+    _, per = ensemble_loss(raw, y, mask=torch.ones_like(y, dtype=torch.bool))
+    h = decode(raw)
+    t = TAIL_CHANNELS.index(FUEL)
+    want = scale_mixture_nll(
+        h.loc[..., FUEL - 1],
+        h.scale[..., FUEL - 1],
+        h.tail_logit[..., t],
+        h.tail_factor[..., t],
+        y[:, FUEL],
+    )
+    # per-channel loss: the row mean, summed over members
+    assert torch.allclose(per[FUEL], want.mean(dim=1).sum(), atol=1e-5)

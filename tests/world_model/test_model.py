@@ -13,6 +13,8 @@ from world_model.networks import build_network
 from world_model.parametric import ParametricLapModel
 from world_model.targets import N_TARGETS
 
+from .conftest import make_conditions
+
 
 def _model(arch: str, seed: int = 0) -> LearnedLapModel:
     net = build_network(arch, N_FEATURES, 3, 16, 2, torch.Generator().manual_seed(seed))
@@ -182,3 +184,46 @@ def test_fused_two_regime_forward_equals_two_passes():
         assert torch.allclose(
             model._forward(x)[..., _LAP_OUTPUTS:], model.net(x)[..., _LAP_OUTPUTS:], atol=1e-5
         )
+
+
+def test_fuel_and_energy_draws_follow_their_scale_mixture_heads():
+    # sample()'s fast draw (tail chosen from the rescaled lap-time uniform) must give each
+    # row the law predictive() states, with lap time, fuel and energy drawn independently.
+    import math
+
+    from world_model.networks import N_TAIL, TAIL_LOGIT0
+
+    n = 20_000
+    net = build_network("mlp", N_FEATURES, 2, 16, 2, torch.Generator().manual_seed(3))
+    with torch.no_grad():  # a constant, clearly heavy tail: 30 % of the mass 4x as wide
+        net.out.weight[..., TAIL_LOGIT0:] = 0.0
+        net.out.bias[..., TAIL_LOGIT0 : TAIL_LOGIT0 + N_TAIL] = math.log(0.3 / 0.7)
+        net.out.bias[..., TAIL_LOGIT0 + N_TAIL :] = math.log(math.expm1(3.0))
+    small = Standardiser(torch.zeros(N_TARGETS), torch.full((N_TARGETS,), 0.05))
+    model = LearnedLapModel(
+        net, Standardiser(torch.zeros(N_FEATURES), torch.ones(N_FEATURES)), small
+    )
+    c = make_conditions(n, seed=9)
+    member = torch.arange(n) % 2
+    out = model.sample(c, torch.Generator().manual_seed(4), member)
+    pred = model.predictive(c, member)
+    assert pred["fuel_used"].weight.shape[1] == 2
+    ecdf = torch.arange(1, n + 1) / n
+    pits = {}
+    for name, x in (("lap_time_s", out.lap_time_s), ("fuel_used", out.fuel_used)):
+        pits[name] = pred[name].cdf(x)
+    pits["energy_used"] = pred["energy_used"].cdf(out.energy_used)
+    for pit in pits.values():  # Kolmogorov-Smirnov at the 1 % level
+        assert float((pit.sort().values - ecdf).abs().max()) < 1.63 / math.sqrt(n)
+    # independent draws: PIT correlations within 4 standard errors of 0
+    for a, b in (("lap_time_s", "fuel_used"), ("fuel_used", "energy_used")):
+        r = torch.corrcoef(torch.stack([pits[a], pits[b]]))[0, 1]
+        assert abs(float(r)) < 4.0 / math.sqrt(n)
+    # heavy tail: fuel departures in units of the row's core scale have the mixture's
+    # variance 1 - w + w f^2 = 5.5 and kurtosis 3 (1 - w + w f^4) / (1 - w + w f^2)^2 = 9.9
+    # for w = 0.3, f = 4 (sample sd of the kurtosis estimate ~0.4 at n = 20,000)
+    fuel = pred["fuel_used"]
+    z = (out.fuel_used - fuel.loc[:, 0]) / fuel.scale[:, 0]
+    assert abs(float(z.var()) - 5.5) < 4 * 5.5 * math.sqrt(8.9 / n)
+    kurt = float((z - z.mean()).pow(4).mean() / z.var().square())
+    assert 7.5 < kurt < 12.5
