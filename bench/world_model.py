@@ -8,6 +8,10 @@ car-laps per second with the machine's core count.
 OpenMP worker threads sleep instead of spin-waiting between operations
 (``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it): on a shared machine a spinning
 worker steals the core its partner needs, and two threads collapse to a few per cent of one.
+Freed memory stays in the process (:func:`world_model.memory.keep_freed_memory`, unless
+``--system-malloc``), as a simulation entry point would run the model. The learned MLP's
+hidden matmuls run in bfloat16 where the CPU has native bfloat16 (``STINTSIM_WM_MATMUL=fp32``
+forces float32; see :mod:`world_model.precision`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 from world_model.interface import LapModel
 from world_model.loading import load
+from world_model.memory import keep_freed_memory
+from world_model.precision import matmul_dtype
 from world_model.samples import random_conditions
 
 BATCHES = (1, 64, 4_096, 65_536)
@@ -63,8 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--model", default="default", help="'default', 'parametric' or a checkpoint")
     p.add_argument("--min-seconds", type=float, default=0.5, help="time spent per measurement [s]")
+    p.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="leave glibc's allocator settings alone (default: keep freed memory in the "
+        "process, see world_model.memory)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = p.parse_args(argv)
+    kept = False if args.system_malloc else keep_freed_memory()
     model = load(args.model)
     figures: dict[str, float] = {}
     for t in (1, 2):
@@ -79,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         "unit": "car-laps/s (wall clock); *_per_cpu_s: car-laps per process CPU-second",
         "load_average_1min": round(os.getloadavg()[0], 2),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+        "malloc_keep_freed": kept,
+        "mlp_matmul_dtype": str(getattr(model, "matmul_dtype", matmul_dtype())).removeprefix(
+            "torch."
+        ),
         **{k: round(v) for k, v in figures.items()},
     }
     if args.json:
@@ -86,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(
             f"{type(model).__name__} ({args.model}), {os.cpu_count()} cores, load "
-            f"{os.getloadavg()[0]:.1f}, car-laps/s:"
+            f"{os.getloadavg()[0]:.1f}, keep freed memory {kept}, car-laps/s:"
         )
         for k, v in figures.items():
             print(f"  {k:<28}{v:>14,.0f}")

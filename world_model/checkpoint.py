@@ -43,6 +43,7 @@ def save_checkpoint(model: LearnedLapModel, path: str | Path) -> Path:
         "members": net.members,
         "hidden": net.hidden,
         "layers": net.n_layers,
+        "activation": net.activation,
         "feature_names": list(FEATURE_NAMES),
         "target_names": list(TARGET_NAMES),
         "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()},
@@ -90,6 +91,7 @@ def load_checkpoint(path: str | Path) -> LearnedLapModel:
         int(payload["hidden"]),
         int(payload["layers"]),
         torch.Generator().manual_seed(0),  # weights are overwritten by the state dict
+        str(payload.get("activation", "silu")),
     )
     net.load_state_dict(payload["state_dict"])
     return LearnedLapModel(

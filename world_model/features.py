@@ -48,11 +48,12 @@ _FLAG_CODES = torch.arange(len(FlagState))
 _COMPOUND_CODES = torch.arange(len(Compound))
 
 
-def _one_hot(codes: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """One-hot rows of ``codes`` over ``values``; a negative code (unknown) gives NaNs."""
-    out = (codes.unsqueeze(1) == values).float()
+def _one_hot_rows(codes: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """One-hot ``[len(values), N]`` of ``codes`` (one row per value); a negative code
+    (unknown) gives NaNs."""
+    out = (codes.unsqueeze(0) == values.unsqueeze(1)).float()
     if bool((codes < 0).any()):
-        out[codes < 0] = float("nan")
+        out[:, codes < 0] = float("nan")
     return out
 
 
@@ -64,35 +65,41 @@ def build_features(c: LapConditions) -> torch.Tensor:
     indicator per input group (fuel, tread, tyre temperature, wetness, track temperature,
     compound) marks the unknown. Tyre temperature is taken relative to the track [°C / 10];
     stint time is expressed in reference laps.
+
+    The result is the transpose of a contiguous ``[N_FEATURES, N]`` tensor: every column is
+    written (and standardised) as one contiguous row, several times faster than writing
+    columns of a row-major matrix.
     """
     tread_lost = 1.0 - c.tread
     tread_lost_mean = tread_lost.mean(dim=1)
-    scalars = torch.stack(
-        [
-            c.fuel,
-            c.energy,
-            tread_lost_mean,
-            tread_lost.amax(dim=1),
-            (c.tyre_temp_c - c.track_temp_c) * 0.1,
-            c.wetness,
-            c.track_temp_c,
-            c.tyre_age_laps,
-            c.stint_time_s / c.ref_lap_time_s,
-            c.damage,
-            c.night,
-            c.traffic,
-            torch.log(c.ref_lap_time_s),
-            c.ref_fuel_per_lap,
-            c.ref_wear_per_lap,
-            c.fuel.isnan().float(),
-            tread_lost_mean.isnan().float(),
-            c.tyre_temp_c.isnan().float(),
-            c.wetness.isnan().float(),
-            c.track_temp_c.isnan().float(),
-            (c.compound < 0).float(),
-        ],
-        dim=0,
-    ).t()  # stacking rows then transposing is ~2x faster than stacking columns
-    flag = _one_hot(c.flag, _FLAG_CODES)
-    compound = _one_hot(c.compound, _COMPOUND_CODES)
-    return torch.cat([scalars.float(), flag, compound], dim=1)
+    columns = [
+        c.fuel,
+        c.energy,
+        tread_lost_mean,
+        tread_lost.amax(dim=1),
+        (c.tyre_temp_c - c.track_temp_c) * 0.1,
+        c.wetness,
+        c.track_temp_c,
+        c.tyre_age_laps,
+        c.stint_time_s / c.ref_lap_time_s,
+        c.damage,
+        c.night,
+        c.traffic,
+        torch.log(c.ref_lap_time_s),
+        c.ref_fuel_per_lap,
+        c.ref_wear_per_lap,
+        c.fuel.isnan(),
+        tread_lost_mean.isnan(),
+        c.tyre_temp_c.isnan(),
+        c.wetness.isnan(),
+        c.track_temp_c.isnan(),
+        c.compound < 0,
+    ]
+    n = c.batch_size
+    out = torch.empty(N_FEATURES, n)
+    for row, column in enumerate(columns):
+        out[row] = column  # casts bool and double columns to float32
+    flags = len(FLAG_INPUTS)
+    out[len(columns) : len(columns) + flags] = _one_hot_rows(c.flag, _FLAG_CODES)
+    out[len(columns) + flags :] = _one_hot_rows(c.compound, _COMPOUND_CODES)
+    return out.t()

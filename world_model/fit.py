@@ -27,6 +27,7 @@ from world_model.features import build_features
 from world_model.learned import LearnedLapModel, Standardiser
 from world_model.losses import ensemble_loss
 from world_model.networks import (
+    ACTIVATIONS,
     MIN_SCALE,
     N_GAUSS,
     N_MIX,
@@ -52,6 +53,8 @@ class FitConfig:
     """Units per hidden layer."""
     layers: int = 2
     """Hidden layers (the GRU: its cell plus layers - 1 dense layers)."""
+    activation: str = "silu"
+    """Hidden activation of the MLP ('silu' or 'relu'; the GRU's dense layers are SiLU)."""
     epochs: int = 40
     """Most passes over the training rows."""
     patience: int = 5
@@ -185,7 +188,9 @@ def fit_model(
     gen = torch.Generator().manual_seed(seed)
     features, _ = Standardiser.fit(build_features(train.conditions).numpy())
     targets, _ = Standardiser.fit(raw_targets(train.outcomes, train.conditions).numpy())
-    net = build_network(cfg.arch, features.mean.shape[0], cfg.members, cfg.hidden, cfg.layers, gen)
+    net = build_network(
+        cfg.arch, features.mean.shape[0], cfg.members, cfg.hidden, cfg.layers, gen, cfg.activation
+    )
     model = LearnedLapModel(net, features, targets, info=info)
     data = Batches(model, train, cfg)
     val_data = Batches(model, val, cfg) if val is not None and len(val) else None
@@ -313,6 +318,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--members", type=int, default=FitConfig.members, help="ensemble members")
     p.add_argument("--hidden", type=int, default=FitConfig.hidden, help="units per hidden layer")
     p.add_argument("--layers", type=int, default=FitConfig.layers, help="hidden layers")
+    p.add_argument(
+        "--activation",
+        choices=ACTIVATIONS,
+        default=FitConfig.activation,
+        help="hidden activation of the MLP (relu samples faster; the GRU uses silu)",
+    )
     p.add_argument("--lr", type=float, default=FitConfig.lr, help="AdamW learning rate")
     p.add_argument(
         "--seed", type=int, default=0, help="seed of initialisation, bootstrap, split and batches"
@@ -379,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         members=args.members,
         hidden=args.hidden,
         layers=args.layers,
+        activation=args.activation,
         epochs=args.epochs,
         patience=args.patience,
         lr=args.lr,

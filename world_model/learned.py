@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sklearn.preprocessing import StandardScaler
-from torch.nn.functional import silu, softplus
+from torch.nn.functional import softplus
 
 from world_model.distributions import Mixture
 from world_model.ensemble import pack, route_by_member, unpack
@@ -55,14 +55,24 @@ from world_model.networks import (
     N_TAIL,
     TAIL_COLUMNS,
     TAIL_LOGIT0,
-    TAIL_SLICE,
     GRUEnsemble,
     Heads,
     MLPEnsemble,
+    activate_,
     decode,
 )
 from world_model.parametric import EffectTables, ParametricLapParams
-from world_model.targets import LAP, N_TARGETS, TARGET_NAMES, target_affine
+from world_model.precision import matmul_dtype
+from world_model.targets import (
+    ENERGY,
+    FUEL,
+    LAP,
+    N_TARGETS,
+    TARGET_NAMES,
+    TEMP,
+    WEAR0,
+    target_affine,
+)
 
 _LAP_OUTPUTS = 3 * N_MIX
 """Network outputs of the lap-time mixture head (first in the layout of ``decode``)."""
@@ -98,6 +108,8 @@ CHUNK_ROWS = 16_384
 intermediates cache-sized while amortising the per-operation overhead."""
 NET_CHUNK_ROWS = 4_096
 """Rows per network call: the hidden activations of smaller calls stay in the L2 cache."""
+_BELOW_ONE = 1.0 - 2.0**-24
+"""The largest float32 below 1: keeps derived uniforms in [0, 1)."""
 _CONDITION_FIELDS = dataclasses.fields(LapConditions)
 _OUTCOME_FIELDS = dataclasses.fields(LapOutcome)
 
@@ -129,8 +141,17 @@ class Standardiser:
             torch.tensor(mean, dtype=torch.float32), torch.tensor(scale, dtype=torch.float32)
         ), scaler
 
-    def transform(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nan_to_num_((x - self.mean).div_(self.scale), nan=0.0)
+    def transform(self, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        """Standardised ``x`` ``[..., F]`` (overwritten when ``inplace``); NaN maps to 0. A
+        transposed (column-major) matrix, as :func:`~world_model.features.build_features`
+        returns, is standardised in its own layout (contiguous rows, broadcast per row)."""
+        if x.dim() == 2 and x.t().is_contiguous() and not x.is_contiguous():
+            xt = x.t()
+            mean, scale = self.mean.unsqueeze(1), self.scale.unsqueeze(1)
+            xt = xt.sub_(mean) if inplace else xt - mean
+            return torch.nan_to_num_(xt.div_(scale), nan=0.0).t()
+        y = x.sub_(self.mean) if inplace else x - self.mean
+        return torch.nan_to_num_(y.div_(self.scale), nan=0.0)
 
     def state(self) -> dict[str, torch.Tensor]:
         return {"mean": self.mean.clone(), "scale": self.scale.clone()}
@@ -191,8 +212,11 @@ class LearnedLapModel:
         self._withheld_values = torch.nan_to_num(
             (raw - features.mean[cols]) / features.scale[cols], nan=0.0
         )
+        self.matmul_dtype = matmul_dtype()
+        """Hidden-layer matmul dtype of the MLP's sampling forward (:mod:`world_model.precision`;
+        set it to ``torch.float32`` to force full precision)."""
         self._fused_key: tuple | None = None
-        self._fused: tuple[torch.Tensor, ...] = ()
+        self._fused: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()
 
     @property
     def arch(self) -> str:
@@ -204,9 +228,11 @@ class LearnedLapModel:
 
     def with_flag_effects(self, on: bool = True) -> LearnedLapModel:
         """The same model, conditioning (``True``) or not on each row's flag state."""
-        return LearnedLapModel(
+        m = LearnedLapModel(
             self.net, self.features, self.targets, self.physics, flag_effects=on, info=self.info
         )
+        m.matmul_dtype = self.matmul_dtype
+        return m
 
     # -- inputs and raw heads ------------------------------------------------------------
 
@@ -215,7 +241,7 @@ class LearnedLapModel:
         x = build_features(c)
         if not self.flag_effects:
             x[:, _FLAG_COLUMNS] = _GREEN_ONE_HOT
-        return self.features.transform(x)
+        return self.features.transform(x, inplace=True)  # x is ours: no second buffer
 
     def _raw_all(self, x: torch.Tensor) -> torch.Tensor:
         """Raw outputs of every member ``[K, N, N_OUT]`` (stateless: GRU from its summary)."""
@@ -251,63 +277,102 @@ class LearnedLapModel:
         return res[:, :b] if out is None else out.copy_(res[:, :b])
 
     def _fused_weights(self) -> tuple[torch.Tensor, ...]:
-        """The MLP's weights rearranged for :meth:`_forward_mlp`, rebuilt whenever a
-        parameter changed (training updates the network in place)."""
+        """The MLP's weights rearranged for :meth:`_forward_mlp`, in :attr:`matmul_dtype`,
+        rebuilt whenever a parameter changed (training updates the network in place).
+
+        Every bias is folded into its matmul: the inputs carry a constant-1 column, and each
+        regime's hidden layer gets one extra constant unit (pre-activation 1, so activation
+        ``a(1)``) whose weight row is the next layer's bias divided by ``a(1)``. Layers:
+        the first ``[K, F + 1, 2 (H + 1)]`` (full | timing-regime units, the timing half
+        with the withheld inputs' weights zeroed and their fixed values in its bias), each
+        later hidden layer ``[K, H + 1, H + 1]`` (shared by both regimes' rows), and the
+        output ``[K, 2 (H + 1), N_OUT]``: lap-time columns from the timing half, every
+        other column from the full half."""
         net = self.net
-        key = tuple((id(p), p._version) for p in net.parameters())
-        if key != self._fused_key:
-            with torch.no_grad():
-                first, out = net.body[0], net.out
-                cols = self._withheld_columns
-                # Timing regime: withheld columns contribute their fixed standardised value
-                # (a bias term) instead of the row's value (zeroed weight rows).
-                w_timing = first.weight.clone()
-                w_timing[:, cols, :] = 0.0
-                b_timing = first.bias + torch.matmul(
-                    self._withheld_values, first.weight[:, cols, :]
-                ).unsqueeze(1)
-                self._fused = (
-                    torch.cat([first.weight, w_timing], dim=2).contiguous(),
-                    torch.cat([first.bias, b_timing], dim=2).contiguous(),
-                    out.weight[..., :_LAP_OUTPUTS].contiguous(),
-                    out.bias[..., :_LAP_OUTPUTS].contiguous(),
-                    out.weight[..., _LAP_OUTPUTS:].contiguous(),
-                    out.bias[..., _LAP_OUTPUTS:].contiguous(),
-                )
-            self._fused_key = key
+        key = (self.matmul_dtype, *((id(p), p._version) for p in net.parameters()))
+        if key == self._fused_key:
+            return self._fused
+        with torch.no_grad():
+            first, last = net.body[0], net.out
+            k, f, h = first.weight.shape
+            one = float(activate_(torch.ones(1), net.activation))  # a(1): the constant unit
+            cols = self._withheld_columns
+            # Timing regime: withheld columns contribute their fixed standardised value
+            # (a bias term) instead of the row's value (zeroed weight rows).
+            w_timing = first.weight.clone()
+            w_timing[:, cols, :] = 0.0
+            b_timing = first.bias + torch.matmul(
+                self._withheld_values, first.weight[:, cols, :]
+            ).unsqueeze(1)
+            w1 = first.weight.new_zeros(k, f + 1, 2 * (h + 1))
+            for half, (w, bias) in enumerate(((first.weight, first.bias), (w_timing, b_timing))):
+                units = slice(half * (h + 1), half * (h + 1) + h)
+                w1[:, :f, units] = w
+                w1[:, f, units] = bias[:, 0]
+                w1[:, f, half * (h + 1) + h] = 1.0
+            layers = [w1]
+            for layer in net.body[1:]:
+                w = layer.weight.new_zeros(k, h + 1, h + 1)
+                w[:, :h, :h] = layer.weight
+                w[:, h, :h] = layer.bias[:, 0] / one
+                w[:, h, h] = 1.0 / one
+                layers.append(w)
+            wo = last.weight.new_zeros(k, 2 * (h + 1), N_OUT)
+            lap, rest = slice(0, _LAP_OUTPUTS), slice(_LAP_OUTPUTS, N_OUT)
+            wo[:, :h, rest] = last.weight[..., rest]
+            wo[:, h, rest] = last.bias[:, 0, rest] / one
+            wo[:, h + 1 : 2 * h + 1, lap] = last.weight[..., lap]
+            wo[:, 2 * h + 1, lap] = last.bias[:, 0, lap] / one
+            layers.append(wo)
+            self._fused = tuple(w.to(self.matmul_dtype).contiguous() for w in layers)
+        self._fused_key = key
         return self._fused
 
     def _forward_mlp(self, xk: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """The MLP's two-regime forward in one pass: ``[K, B, F] -> [K, B, N_OUT]``.
+        """The MLP's two-regime forward in one pass: ``[K, B, F]`` (or ``[K, B, F + 1]`` with
+        a last column of ones, :meth:`_with_ones`) ``-> [K, B, N_OUT]`` float32.
 
         Same function as running the network on the full and on the timing-regime inputs
-        and combining, at about two thirds of the arithmetic: the first layer computes both
-        regimes' pre-activations ``[K, B, 2H]`` with one widened matmul, each later hidden
-        layer views them as ``[K, 2B, H]`` rows for one shared matmul, and the output layer
-        evaluates the lap-time head on the timing half and the other heads on the full half.
+        and combining, at about two thirds of the arithmetic and with no separate bias
+        additions (:meth:`_fused_weights`): the first layer computes both regimes' hidden
+        units ``[K, B, 2 (H + 1)]`` with one widened matmul, each later hidden layer views
+        them as ``[K, 2 B, H + 1]`` rows for one shared matmul, and the output layer reads
+        the lap-time head from the timing half and the other heads from the full half.
+        Matmuls run in :attr:`matmul_dtype` (see :mod:`world_model.precision`).
         """
-        w1, b1, w_lap, b_lap, w_rest, b_rest = self._fused_weights()
+        w1, *hidden, wo = self._fused_weights()
+        if xk.shape[-1] == w1.shape[1] - 1:
+            xk = self._with_ones(xk)
         k, b, _ = xk.shape
-        hidden = self.net.hidden
-        h = silu(torch.bmm(xk, w1).add_(b1), inplace=True)  # [K, B, 2H]: full | timing
-        for layer in self.net.body[1:]:
-            h = silu(layer(h.view(k, 2 * b, hidden)), inplace=True).view(k, b, 2 * hidden)
+        act = self.net.activation
+        h = activate_(torch.bmm(xk.to(w1.dtype), w1), act)  # [K, B, 2 (H + 1)]
+        width = w1.shape[2] // 2
+        for w in hidden:
+            h = activate_(torch.bmm(h.view(k, 2 * b, width), w), act).view(k, b, 2 * width)
         if out is None:
-            out = xk.new_empty(k, b, w_lap.shape[2] + w_rest.shape[2])
-        torch.bmm(h[..., hidden:], w_lap, out=out[..., :_LAP_OUTPUTS])
-        torch.bmm(h[..., :hidden], w_rest, out=out[..., _LAP_OUTPUTS:])
-        out[..., :_LAP_OUTPUTS] += b_lap
-        out[..., _LAP_OUTPUTS:] += b_rest
-        return out
+            out = xk.new_empty(k, b, N_OUT, dtype=torch.float32)
+        if wo.dtype == out.dtype:
+            return torch.bmm(h, wo, out=out)
+        return out.copy_(torch.bmm(h, wo))
+
+    def _with_ones(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``[..., F]`` with a last column of ones (the folded biases' input), in
+        :attr:`matmul_dtype`."""
+        y = x.new_empty(*x.shape[:-1], x.shape[-1] + 1, dtype=self.matmul_dtype)
+        y[..., :-1] = x
+        y[..., -1] = 1.0
+        return y
 
     def _raw_rows(self, x: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
         """Raw outputs ``[N, N_OUT]``, row ``i`` from member ``member[i]``."""
         k, pos, width = route_by_member(member, self.members)
+        if isinstance(self.net, MLPEnsemble) and self.net.n_layers >= 1:
+            x = self._with_ones(x)  # pack the network's own input: half the bytes in bf16
         xp = pack(x, k, pos, self.members, width)
         step = max(NET_CHUNK_ROWS // self.members, 1)
         if width <= step:
             return unpack(self._forward(xp), k, pos)
-        raw = x.new_empty(self.members, width, N_OUT)
+        raw = xp.new_empty(self.members, width, N_OUT, dtype=torch.float32)
         for start in range(0, width, step):
             self._forward(xp[:, start : start + step], out=raw[:, start : start + step])
         return unpack(raw, k, pos)
@@ -402,58 +467,67 @@ class LearnedLapModel:
         self, raw: torch.Tensor, c: LapConditions, u: torch.Tensor, z: torch.Tensor
     ) -> tuple[torch.Tensor, LapOutcome]:
         """One outcome per row from raw outputs ``[N, N_OUT]``, uniforms ``u`` ``[N, 1]``
-        (mixture component) and standard normals ``z`` ``[N, N_TARGETS]``; also returns the
+        (mixture components) and standard normals ``z`` ``[N, N_TARGETS]``; also returns the
         draw in standardised model space ``[N, N_TARGETS]``.
 
-        Same law as :func:`~world_model.networks.decode` + :class:`Mixture` sampling, written
-        for speed: the component is picked on unnormalised weights and only the picked
-        component's scale goes through softplus."""
+        Same law as :func:`~world_model.networks.decode` + :meth:`mixtures_from_heads`,
+        written for speed: the lap-time component is picked on unnormalised weights and only
+        its scale goes through softplus; the fuel and energy heads' core-or-tail choices use
+        fresh uniforms made from ``u`` (:meth:`_tail_uniform`); physical units are reached
+        without building the ``[N, N_TARGETS]`` slope and offset matrices."""
         m, g = N_MIX, N_GAUSS
         logits = raw[:, :m]
-        weights = torch.exp(logits - logits.amax(dim=1, keepdim=True)).cumsum(dim=1)
-        target = u * weights[:, -1:]
-        comp = (weights < target).sum(dim=1, keepdim=True).clamp_(max=m - 1)
+        e = torch.exp(logits - logits.amax(dim=1, keepdim=True))
+        cum = e.cumsum(dim=1)
+        target = u * cum[:, -1:]
+        comp = (cum < target).sum(dim=1, keepdim=True).clamp_(max=m - 1)
+        v = self._tail_uniform(e, cum, target, comp)
+        picked = raw.gather(1, torch.cat([comp + m, comp + 2 * m], dim=1))  # loc, raw scale
         std = torch.empty_like(z)
-        lap_scale = softplus(raw[:, 2 * m : 3 * m].gather(1, comp)).add_(MIN_SCALE)
-        torch.addcmul(raw[:, m : 2 * m].gather(1, comp), lap_scale, z[:, :1], out=std[:, :1])
-        # softplus on a strided slice is ~10x slower than on a contiguous copy
-        scale = softplus(raw[:, 3 * m + g : TAIL_LOGIT0].contiguous()).add_(MIN_SCALE)
-        scale[:, TAIL_SLICE].mul_(self._tail_factors(raw, weights, target, comp))
-        torch.addcmul(raw[:, 3 * m : 3 * m + g], scale, z[:, 1:], out=std[:, 1:])
-        slope, offset = self._channel_slopes(c)
-        phys = torch.addcmul(offset, slope, std)
-        phys[:, 1:7].clamp_(min=0.0)
-        return std, LapOutcome(
-            lap_time_s=torch.maximum(phys[:, 0], 0.9 * c.ref_lap_time_s),
-            fuel_used=phys[:, 1],
-            energy_used=phys[:, 2],
-            wear=phys[:, 3:7],
-            tyre_temp_c=phys[:, 7],
-        )
-
-    @staticmethod
-    def _tail_factors(
-        raw: torch.Tensor, weights: torch.Tensor, target: torch.Tensor, comp: torch.Tensor
-    ) -> torch.Tensor:
-        """Scale factor ``[N, N_TAIL]`` of the tail channels' drawn component: 1 (core) or
-        the tail factor, picked with probability ``sigmoid(tail logit)``.
-
-        The uniforms come from the one the lap-time component used: given the component,
-        where ``u`` fell inside its slice of the cumulative weights is again uniform on
-        [0, 1) and independent of the component, so rescaling it gives a fresh uniform
-        (and the tail choice's own remainder the next one) without drawing more noise."""
-        lo = torch.where(comp > 0, weights.gather(1, (comp - 1).clamp_(min=0)), 0.0)
-        hi = weights.gather(1, comp)
-        v = ((target - lo) / (hi - lo)).clamp_(0.0, 1.0 - 2**-24)
+        lap_scale = softplus(picked[:, 1:]).add_(MIN_SCALE)
+        torch.addcmul(picked[:, :1], lap_scale, z[:, :1], out=std[:, :1])
+        # softplus on a strided slice is ~10x slower than on a contiguous copy; one call
+        # covers the scales and the tail factors (and the tail logits, unused)
+        spread = softplus(raw[:, 3 * m + g :].contiguous())
+        scale = spread[:, :g].add(MIN_SCALE)
+        factor = spread[:, g + N_TAIL :].add_(1.0)
         p_tail = torch.sigmoid(raw[:, TAIL_LOGIT0 : TAIL_LOGIT0 + N_TAIL])
-        factor = softplus(raw[:, TAIL_LOGIT0 + N_TAIL :].contiguous()).add_(1.0)
-        out = torch.empty_like(factor)
-        for t in range(N_TAIL):
+        for t, col in enumerate(TAIL_COLUMNS):
             p = p_tail[:, t : t + 1]
             tail = v < p
-            out[:, t : t + 1] = torch.where(tail, factor[:, t : t + 1], 1.0)
-            v = torch.where(tail, v / p, (v - p) / (1.0 - p)).clamp_(0.0, 1.0 - 2**-24)
-        return out
+            scale[:, col : col + 1].mul_(torch.where(tail, factor[:, t : t + 1], 1.0))
+            if t + 1 < N_TAIL:  # the choice's own remainder: the next channel's uniform
+                v = torch.where(tail, v / p, (v - p) / (1.0 - p)).clamp_(0.0, _BELOW_ONE)
+        torch.addcmul(raw[:, 3 * m : 3 * m + g], scale, z[:, 1:], out=std[:, 1:])
+        return std, self._physical(std, c)
+
+    @staticmethod
+    def _tail_uniform(
+        e: torch.Tensor, cum: torch.Tensor, target: torch.Tensor, comp: torch.Tensor
+    ) -> torch.Tensor:
+        """A uniform on [0, 1) ``[N, 1]`` independent of the lap-time component ``comp``:
+        where ``target`` (``u`` times the total weight) fell inside the picked component's
+        slice of the cumulative weights ``cum`` (``e``: the unnormalised weights). Given the
+        component, that position is again uniform, so no more noise needs drawing."""
+        inside = (cum.gather(1, comp) - target).div_(e.gather(1, comp))
+        return inside.neg_().add_(1.0).clamp_(0.0, _BELOW_ONE)
+
+    def _physical(self, std: torch.Tensor, c: LapConditions) -> LapOutcome:
+        """Outcomes in physical units from standardised draws ``[N, N_TARGETS]`` (same map as
+        :meth:`_channel_slopes`: target affine, then the physics multipliers)."""
+        lap_f, fuel_f, wear_f = self._physics_factors(c)
+        r = torch.addcmul(self.targets.mean, std, self.targets.scale)  # raw targets
+        lap = r[:, LAP].mul(0.01).add_(1.0).mul_(lap_f).mul_(c.ref_lap_time_s)
+        ref_fe = torch.stack([c.ref_fuel_per_lap, c.ref_energy_per_lap], dim=1)
+        fuel_energy = r[:, FUEL : ENERGY + 1].add(1.0).mul_(ref_fe).mul_(fuel_f.unsqueeze(1))
+        wear = r[:, WEAR0 : WEAR0 + 4].add(1.0).mul_((c.ref_wear_per_lap * wear_f).unsqueeze(1))
+        return LapOutcome(
+            lap_time_s=torch.maximum(lap, 0.9 * c.ref_lap_time_s),
+            fuel_used=fuel_energy[:, 0].clamp_(min=0.0),
+            energy_used=fuel_energy[:, 1].clamp_(min=0.0),
+            wear=wear.clamp_(min=0.0),
+            tyre_temp_c=torch.add(c.tyre_temp_c, r[:, TEMP], alpha=10.0),
+        )
 
     def sample(
         self,

@@ -83,16 +83,35 @@ def _init_heads(layer: StackedLinear) -> None:
         layer.bias[..., TAIL_LOGIT0 + N_TAIL :] = math.log(math.expm1(TAIL_INIT_FACTOR - 1.0))
 
 
+ACTIVATIONS = ("silu", "relu")
+"""Hidden-unit activations of the MLP (ReLU costs a fraction of SiLU when sampling)."""
+
+
+def activate_(x: torch.Tensor, activation: str) -> torch.Tensor:
+    """``activation`` applied in place (no autograd graph may need ``x``)."""
+    return torch.relu_(x) if activation == "relu" else nn.functional.silu(x, inplace=True)
+
+
 class MLPEnsemble(nn.Module):
-    """``members`` MLPs of ``layers`` hidden layers of ``hidden`` SiLU units."""
+    """``members`` MLPs of ``layers`` hidden layers of ``hidden`` units (``activation``:
+    one of :data:`ACTIVATIONS`)."""
 
     arch = "mlp"
 
     def __init__(
-        self, n_features: int, members: int, hidden: int, layers: int, generator: torch.Generator
+        self,
+        n_features: int,
+        members: int,
+        hidden: int,
+        layers: int,
+        generator: torch.Generator,
+        activation: str = "silu",
     ) -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}: expected one of {ACTIVATIONS}")
         self.members, self.hidden, self.n_layers = members, hidden, layers
+        self.activation = activation
         dims = [n_features] + [hidden] * layers
         self.body = nn.ModuleList(
             StackedLinear(members, a, b, generator) for a, b in itertools.pairwise(dims)
@@ -104,7 +123,11 @@ class MLPEnsemble(nn.Module):
         """Raw head outputs ``[K, B, N_OUT]`` of features ``[K, B, n_features]``."""
         inplace = not torch.is_grad_enabled()  # no autograd: reuse the layer's output buffer
         for layer in self.body:
-            x = nn.functional.silu(layer(x), inplace=inplace)
+            y = layer(x)
+            if inplace:
+                x = activate_(y, self.activation)
+            else:
+                x = torch.relu(y) if self.activation == "relu" else nn.functional.silu(y)
         return self.out(x)
 
 
@@ -112,6 +135,7 @@ class GRUEnsemble(nn.Module):
     """``members`` recurrent models: encoder, one GRU cell over the stint's laps, and head."""
 
     arch = "gru"
+    activation = "silu"
 
     def __init__(
         self, n_features: int, members: int, hidden: int, layers: int, generator: torch.Generator
@@ -169,11 +193,20 @@ class GRUEnsemble(nn.Module):
 
 
 def build_network(
-    arch: str, n_features: int, members: int, hidden: int, layers: int, generator: torch.Generator
+    arch: str,
+    n_features: int,
+    members: int,
+    hidden: int,
+    layers: int,
+    generator: torch.Generator,
+    activation: str = "silu",
 ) -> MLPEnsemble | GRUEnsemble:
-    """The ensemble network of architecture ``arch`` ("mlp" or "gru")."""
+    """The ensemble network of architecture ``arch`` ("mlp" or "gru"; the GRU's dense layers
+    are SiLU)."""
     if arch == "mlp":
-        return MLPEnsemble(n_features, members, hidden, layers, generator)
+        return MLPEnsemble(n_features, members, hidden, layers, generator, activation)
     if arch == "gru":
+        if activation != "silu":
+            raise ValueError("the gru architecture uses SiLU layers only")
         return GRUEnsemble(n_features, members, hidden, layers, generator)
     raise ValueError(f"unknown architecture {arch!r}: expected 'mlp' or 'gru'")

@@ -170,6 +170,7 @@ def test_fused_two_regime_forward_equals_two_passes():
     from world_model.learned import _LAP_OUTPUTS
 
     model = _model("mlp", seed=2)
+    model.matmul_dtype = torch.float32  # exact comparison; bfloat16 has its own test
     x = torch.randn(3, 40, N_FEATURES, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         fused = model._forward(x)
@@ -227,3 +228,56 @@ def test_fuel_and_energy_draws_follow_their_scale_mixture_heads():
     assert abs(float(z.var()) - 5.5) < 4 * 5.5 * math.sqrt(8.9 / n)
     kurt = float((z - z.mean()).pow(4).mean() / z.var().square())
     assert 7.5 < kurt < 12.5
+
+
+def test_bfloat16_and_float32_forwards_give_the_same_samples_to_bfloat16_precision():
+    # bfloat16 keeps 8 significant bits (rounding ~0.2 %): raw outputs move by a small share
+    # of their spread, so the drawn laps agree closely except for the rare row whose
+    # mixture component flips at a boundary.
+    model = _model("mlp", seed=5)
+    c = make_conditions(4_000, seed=2)
+    member = torch.arange(c.batch_size)
+    out, raw = {}, {}
+    for dt in (torch.float32, torch.bfloat16):
+        model.matmul_dtype = dt
+        out[dt] = model.sample(c, torch.Generator().manual_seed(8), member)
+        with torch.inference_mode():
+            raw[dt] = model._raw_rows(model.inputs(c), member % model.members)
+    spread = float(raw[torch.float32].std())
+    assert float((raw[torch.float32] - raw[torch.bfloat16]).abs().max()) < 0.05 * spread
+    a, b = out[torch.float32].lap_time_s, out[torch.bfloat16].lap_time_s
+    rel = (a - b).abs() / a
+    assert float(rel.median()) < 1e-3
+    assert float((rel < 1e-2).float().mean()) > 0.99
+    # ... and bfloat16 is deterministic: same seed, same laps, bit for bit
+    again = model.sample(c, torch.Generator().manual_seed(8), member)
+    assert torch.equal(again.lap_time_s, b) and torch.equal(
+        again.fuel_used, out[torch.bfloat16].fuel_used
+    )
+
+
+def test_matmul_precision_switch(monkeypatch):
+    from world_model import precision
+
+    monkeypatch.setenv(precision.ENV_VAR, "fp32")
+    assert precision.matmul_dtype() == torch.float32
+    assert _model("mlp").matmul_dtype == torch.float32
+    monkeypatch.setenv(precision.ENV_VAR, "bf16")
+    assert precision.matmul_dtype() == torch.bfloat16
+    monkeypatch.setenv(precision.ENV_VAR, "auto")
+    want = torch.bfloat16 if precision.native_bf16() else torch.float32
+    assert precision.matmul_dtype() == want
+    monkeypatch.setenv(precision.ENV_VAR, "fp16")
+    with pytest.raises(ValueError, match="STINTSIM_WM_MATMUL"):
+        precision.matmul_dtype()
+
+
+def test_standardising_a_transposed_matrix_equals_the_row_major_path():
+    s = Standardiser(torch.tensor([1.0, -2.0, 0.5]), torch.tensor([2.0, 0.5, 4.0]))
+    x = torch.randn(50, 3, generator=torch.Generator().manual_seed(0))
+    x[3, 1] = float("nan")
+    want = s.transform(x.contiguous())
+    transposed = x.t().contiguous().t()
+    assert torch.equal(s.transform(transposed), want)
+    assert torch.equal(s.transform(transposed.clone(), inplace=True), want)
+    assert want[3, 1] == 0.0
