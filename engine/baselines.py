@@ -111,7 +111,7 @@ class RuleStrategy:
         on_wets = obs.compound == int(Compound.WET)
         stint = obs.stint_laps.clamp(min=1.0)
         tyres_due = (obs.tyre_age_laps >= (self.tyre_stints - 0.5) * stint) | (
-            obs.tread.min(dim=1).values < 0.35
+            obs.tread.amin(dim=1) < 0.35
         )
         dry_choice = torch.where(
             on_wets,

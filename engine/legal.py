@@ -79,7 +79,7 @@ def legal_mask(cars: CarsAtLine, rules: Rules, pit_lane_loss_s: float) -> torch.
     bound = next_lap_bound_s(rules, cars.ref_lap_time_s, pit_lane_loss_s)
     fuel_short = cars.fuel < cars.ref_fuel_per_lap * rules.fuel_margin
     energy_short = cars.has_energy & (cars.energy < cars.ref_energy_per_lap * rules.fuel_margin)
-    flat = cars.tread.min(dim=1).values <= 0.0
+    flat = cars.tread.amin(dim=1) <= 0.0
     several = cars.n_drivers > 1
     over_max = (cars.stint_drive_s + bound > rules.max_stint_driving_s) | (
         cars.current_total_s + bound > rules.max_total_driving_s
