@@ -622,39 +622,19 @@ class ChunkSim(LineSteps, IncidentSteps):
         # less than TRAFFIC_WINDOW_S before it and did not stop.
         rows = sub(idx)
         rrep, rcar, rt = sub(rep), sub(car), sub(t)
-        near_class = self._traffic_by_class(rrep, (rt - a).float(), a, b)  # [n, K]
+        # float32 times relative to the window: cars in the pit lane are far in the past.
+        started = torch.where(
+            s.anchor_s <= s.lap_start_s, (s.lap_start_s - a).float(), -1.0e9
+        ).index_select(0, rrep)  # [n, C]
+        since = (rt - a).float().unsqueeze(1) - started
+        near = ((since > 0) & (since < TRAFFIC_WINDOW_S)).float()
+        near_class = near @ self.class_onehot  # [n, K]
         rcls = f.class_index.index_select(0, rcar)
         traffic = near_class.sum(dim=1)
         other = traffic - near_class.gather(1, rcls.unsqueeze(1)).squeeze(1)
         slow = (near_class * f.slower_class.index_select(0, rcls)).sum(dim=1)
         weather = (sub(wet), sub(temp))
         self._draw_laps(rows, rt, sub(flag_line), pit, traffic, other, slow, hold, weather)
-
-    def _traffic_by_class(
-        self, rep: torch.Tensor, since_a_s: torch.Tensor, a: float, b: float
-    ) -> torch.Tensor:
-        """``[n, K]`` cars of each class that crossed the line on track (not from the pit
-        lane) less than ``TRAFFIC_WINDOW_S`` before rows at ``since_a_s`` seconds past ``a``
-        of replicas ``rep``.
-
-        Only cars whose lap began in ``(a - TRAFFIC_WINDOW_S, b)`` can count: they are packed
-        to the left of a ``[R, M]`` table first (M: the most such cars in a replica, a
-        fraction of the field), so each row compares against M cars instead of all C."""
-        s = self.state
-        # float32 times relative to the window: cars in the pit lane are far in the past.
-        started = torch.where(s.anchor_s <= s.lap_start_s, (s.lap_start_s - a).float(), -1.0e9)
-        cand = (started > -TRAFFIC_WINDOW_S) & (started < b - a)
-        slot = cand.cumsum(dim=1) - 1
-        m = max(int(slot[:, -1].max()) + 1, 1)
-        slot = torch.where(cand, slot, m)  # column m collects the rest, then is dropped
-        packed_start = torch.full((self.R, m + 1), -1.0e9).scatter_(1, slot, started)[:, :m]
-        packed_class = torch.zeros(self.R, m + 1, dtype=torch.int64).scatter_(
-            1, slot, self._class_rc
-        )[:, :m]
-        since = since_a_s.unsqueeze(1) - packed_start.index_select(0, rep)  # [n, M]
-        near = ((since > 0) & (since < TRAFFIC_WINDOW_S)).float()
-        out = torch.zeros(rep.numel(), self.field.n_classes)
-        return out.scatter_add_(1, packed_class.index_select(0, rep), near)
 
     # -- the outcome --------------------------------------------------------------------------
 
