@@ -107,6 +107,16 @@ class RuleStrategy:
             neutral = (obs.flag == int(FlagState.FCY)) | (obs.flag == int(FlagState.SAFETY_CAR))
             want |= neutral & (obs.fuel < 0.5)
         pit = want | ~stay_ok
+        if not bool(pit.any()):
+            return stay
+        # The stop is chosen only for the rows that pit (a few per cent of the crossings).
+        rows = pit.nonzero().squeeze(1)
+        stay.index_copy_(0, rows, self._stop(obs.index(rows), legal.index_select(0, rows)))
+        return stay
+
+    def _stop(self, obs: Observation, legal: torch.Tensor) -> torch.Tensor:
+        """The stop of each row: fill up, tyres for the track and the stint plan, a fresh
+        driver, repair of heavy damage (the nearest legal alternative where not legal)."""
         wet = obs.wetness > WET_TRACK
         on_wets = obs.compound == int(Compound.WET)
         stint = obs.stint_laps.clamp(min=1.0)
@@ -126,11 +136,9 @@ class RuleStrategy:
             ),
         )
         tyres = torch.where(wet & on_wets & ~tyres_due, int(Tyres.KEEP), tyres)
-        driver = torch.ones_like(pit)
+        driver = torch.ones_like(wet)
         repair = obs.damage > 0.15
-        prefs = _stop_prefs(tyres, driver, repair)
-        stop = first_legal(prefs, legal)
-        return torch.where(pit, stop, stay)  # staying out is legal wherever pit is False
+        return first_legal(_stop_prefs(tyres, driver, repair), legal)
 
 
 @dataclass
