@@ -36,16 +36,20 @@ WET_TRACK = 0.35
 """Wetness above which the rules fit wet tyres."""
 
 
-def first_legal(prefs: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
+def first_legal(
+    prefs: torch.Tensor, legal: torch.Tensor, rows: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per row, the first action of ``prefs`` (``[n, P]`` indices) that is legal; the first
-    legal action of the table when none is."""
-    ok = legal.gather(1, prefs)
+    legal action of the table when none is. ``rows``: the rows of ``legal`` that ``prefs``'s
+    rows are (default: all, in order), read without copying the rest of the mask."""
+    ok = legal.gather(1, prefs) if rows is None else legal[rows.unsqueeze(1), prefs]
     pick = prefs.gather(1, ok.byte().argmax(dim=1, keepdim=True)).squeeze(1)
     has = ok.any(dim=1)
     if bool(has.all()):
         return pick
-    rows = (~has).nonzero().squeeze(1)
-    return pick.index_copy(0, rows, legal.index_select(0, rows).byte().argmax(dim=1))
+    lost = (~has).nonzero().squeeze(1)
+    source = lost if rows is None else rows.index_select(0, lost)
+    return pick.index_copy(0, lost, legal.index_select(0, source).byte().argmax(dim=1))
 
 
 @functools.cache
@@ -111,12 +115,13 @@ class RuleStrategy:
             return stay
         # The stop is chosen only for the rows that pit (a few per cent of the crossings).
         rows = pit.nonzero().squeeze(1)
-        stay.index_copy_(0, rows, self._stop(obs.index(rows), legal.index_select(0, rows)))
+        stay.index_copy_(0, rows, self._stop(obs.index(rows), legal, rows))
         return stay
 
-    def _stop(self, obs: Observation, legal: torch.Tensor) -> torch.Tensor:
-        """The stop of each row: fill up, tyres for the track and the stint plan, a fresh
-        driver, repair of heavy damage (the nearest legal alternative where not legal)."""
+    def _stop(self, obs: Observation, legal: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The stop of each of ``obs``'s rows (rows ``rows`` of ``legal``): fill up, tyres for
+        the track and the stint plan, a fresh driver, repair of heavy damage (the nearest
+        legal alternative where not legal)."""
         wet = obs.wetness > WET_TRACK
         on_wets = obs.compound == int(Compound.WET)
         stint = obs.stint_laps.clamp(min=1.0)
@@ -138,7 +143,7 @@ class RuleStrategy:
         tyres = torch.where(wet & on_wets & ~tyres_due, int(Tyres.KEEP), tyres)
         driver = torch.ones_like(wet)
         repair = obs.damage > 0.15
-        return first_legal(_stop_prefs(tyres, driver, repair), legal)
+        return first_legal(_stop_prefs(tyres, driver, repair), legal, rows)
 
 
 @dataclass
