@@ -36,16 +36,20 @@ WET_TRACK = 0.35
 """Wetness above which the rules fit wet tyres."""
 
 
-def first_legal(prefs: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
+def first_legal(
+    prefs: torch.Tensor, legal: torch.Tensor, rows: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per row, the first action of ``prefs`` (``[n, P]`` indices) that is legal; the first
-    legal action of the table when none is."""
-    ok = legal.gather(1, prefs)
+    legal action of the table when none is. ``rows``: the rows of ``legal`` that ``prefs``'s
+    rows are (default: all, in order), read without copying the rest of the mask."""
+    ok = legal.gather(1, prefs) if rows is None else legal[rows.unsqueeze(1), prefs]
     pick = prefs.gather(1, ok.byte().argmax(dim=1, keepdim=True)).squeeze(1)
     has = ok.any(dim=1)
     if bool(has.all()):
         return pick
-    rows = (~has).nonzero().squeeze(1)
-    return pick.index_copy(0, rows, legal.index_select(0, rows).byte().argmax(dim=1))
+    lost = (~has).nonzero().squeeze(1)
+    source = lost if rows is None else rows.index_select(0, lost)
+    return pick.index_copy(0, lost, legal.index_select(0, source).byte().argmax(dim=1))
 
 
 @functools.cache
@@ -107,11 +111,22 @@ class RuleStrategy:
             neutral = (obs.flag == int(FlagState.FCY)) | (obs.flag == int(FlagState.SAFETY_CAR))
             want |= neutral & (obs.fuel < 0.5)
         pit = want | ~stay_ok
+        if not bool(pit.any()):
+            return stay
+        # The stop is chosen only for the rows that pit (a few per cent of the crossings).
+        rows = pit.nonzero().squeeze(1)
+        stay.index_copy_(0, rows, self._stop(obs.index(rows), legal, rows))
+        return stay
+
+    def _stop(self, obs: Observation, legal: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The stop of each of ``obs``'s rows (rows ``rows`` of ``legal``): fill up, tyres for
+        the track and the stint plan, a fresh driver, repair of heavy damage (the nearest
+        legal alternative where not legal)."""
         wet = obs.wetness > WET_TRACK
         on_wets = obs.compound == int(Compound.WET)
         stint = obs.stint_laps.clamp(min=1.0)
         tyres_due = (obs.tyre_age_laps >= (self.tyre_stints - 0.5) * stint) | (
-            obs.tread.min(dim=1).values < 0.35
+            obs.tread.amin(dim=1) < 0.35
         )
         dry_choice = torch.where(
             on_wets,
@@ -126,11 +141,9 @@ class RuleStrategy:
             ),
         )
         tyres = torch.where(wet & on_wets & ~tyres_due, int(Tyres.KEEP), tyres)
-        driver = torch.ones_like(pit)
+        driver = torch.ones_like(wet)
         repair = obs.damage > 0.15
-        prefs = _stop_prefs(tyres, driver, repair)
-        stop = first_legal(prefs, legal)
-        return torch.where(pit, stop, stay)  # staying out is legal wherever pit is False
+        return first_legal(_stop_prefs(tyres, driver, repair), legal, rows)
 
 
 @dataclass

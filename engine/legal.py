@@ -23,6 +23,14 @@ _TYRE_NEW_DRY = torch.tensor([float(t.count == 4 and t.compound != Compound.WET)
 """Dry sets a tyre choice uses (TWO_SAME is counted from the compound fitted)."""
 _TYRE_TWO = torch.tensor([float(t == Tyres.TWO_SAME) for t in Tyres])
 _N_COMBOS = len(Tyres) * 2 * 2
+_ANY_COMPOUND = (_TYRE_COMPOUND < 0).unsqueeze(1)
+"""[6, 1]: the tyre choices that keep the compound fitted (always allowed)."""
+_OPEN, _STAY = 10, 11
+"""Rows of the per-row choice table (after 6 tyre rows, 2 driver rows, 2 repair rows)."""
+_COMBO_TYRES = torch.tensor([t for t in range(len(Tyres)) for _ in range(4)] + [_STAY])
+_COMBO_DRIVER = torch.tensor([6 + d for _ in Tyres for d in (0, 1) for _ in (0, 1)] + [_STAY])
+_COMBO_REPAIR = torch.tensor([8 + r for _ in Tyres for _ in (0, 1) for r in (0, 1)] + [_STAY])
+_COMBO_OPEN = torch.tensor([_OPEN] * _N_COMBOS + [_STAY])
 _COLUMN_OF_ACTION = torch.tensor(
     [
         (int(a.tyres) * 4 + int(a.driver_change) * 2 + int(a.repair)) if a.pit else _N_COMBOS
@@ -79,7 +87,7 @@ def legal_mask(cars: CarsAtLine, rules: Rules, pit_lane_loss_s: float) -> torch.
     bound = next_lap_bound_s(rules, cars.ref_lap_time_s, pit_lane_loss_s)
     fuel_short = cars.fuel < cars.ref_fuel_per_lap * rules.fuel_margin
     energy_short = cars.has_energy & (cars.energy < cars.ref_energy_per_lap * rules.fuel_margin)
-    flat = cars.tread.min(dim=1).values <= 0.0
+    flat = cars.tread.amin(dim=1) <= 0.0
     several = cars.n_drivers > 1
     over_max = (cars.stint_drive_s + bound > rules.max_stint_driving_s) | (
         cars.current_total_s + bound > rules.max_total_driving_s
@@ -93,23 +101,34 @@ def legal_mask(cars: CarsAtLine, rules: Rules, pit_lane_loss_s: float) -> torch.
     pit_closed = rules.pit_closed_under_sc & (cars.flag == int(FlagState.SAFETY_CAR)) & ~must_stop
 
     # Legality does not depend on pace or fuel amount: decide it per (tyres, driver change,
-    # repair) combination -- 24 columns -- then spread it over the table in one gather.
+    # repair) combination -- 24 rows -- then spread it over the table in one gather. Rows are
+    # built transposed ([choices, n]) so every operation is a contiguous, unbroadcast pass
+    # (broadcast boolean ops are several times slower).
+    n = cars.fuel.shape[0]
     comp = _TYRE_COMPOUND.clamp(min=0)
-    compound_ok = (_TYRE_COMPOUND < 0).unsqueeze(0) | cars.compound_allowed.index_select(1, comp)
-    two_dry = _DRY.index_select(0, cars.compound).float().unsqueeze(1) * _TYRE_TWO.unsqueeze(0)
-    sets_ok = _TYRE_NEW_DRY.unsqueeze(0) + 0.5 * two_dry <= cars.tyre_sets_left.unsqueeze(1) + 1e-6
+    allowed_t = cars.compound_allowed.t().contiguous()  # [4, n]
+    compound_ok = allowed_t.index_select(0, comp) | _ANY_COMPOUND.expand(-1, n)  # [6, n]
+    dry_fitted = _DRY.index_select(0, cars.compound).float().unsqueeze(0)
+    need = _TYRE_NEW_DRY.unsqueeze(1) + 0.5 * _TYRE_TWO.unsqueeze(1) * dry_fitted  # [6, n]
+    sets_ok = need <= (cars.tyre_sets_left + 1e-6).unsqueeze(0)
     tyre_ok = compound_ok & sets_ok
-    tyre_ok[:, int(Tyres.KEEP)] &= ~flat  # [n, 6]
-    driver_ok = torch.stack([~must_change, can_change], dim=1)  # [n, 2]: keep, change
-    repair_ok = torch.stack([torch.ones_like(flat), cars.damage > 0], dim=1)  # [n, 2]
+    tyre_ok[int(Tyres.KEEP)] &= ~flat
+    choices = torch.cat(
+        [
+            tyre_ok,
+            torch.stack([~must_change, can_change, torch.ones_like(flat), cars.damage > 0]),
+            (~pit_closed).unsqueeze(0),
+            (~must_stop).unsqueeze(0),
+        ]
+    )  # [13, n]: 6 tyres, keep / change driver, no repair / repair, pit open, may stay out
     combo = (
-        tyre_ok.unsqueeze(2).unsqueeze(3) & driver_ok.unsqueeze(1).unsqueeze(3)
-    ) & repair_ok.unsqueeze(1).unsqueeze(2)  # [n, 6, 2, 2]
-    combo = combo.reshape(-1, _N_COMBOS) & (~pit_closed).unsqueeze(1)
-    table = torch.cat([combo, (~must_stop).unsqueeze(1)], dim=1)  # column 24: stay out
-    # Row gathers of the transposed table are far cheaper than column gathers of a bool.
-    legal = table.t().contiguous().index_select(0, _COLUMN_OF_ACTION).t()
-    none = ~table.any(dim=1)  # every table column is some action's
+        choices.index_select(0, _COMBO_TYRES)
+        & choices.index_select(0, _COMBO_DRIVER)
+        & choices.index_select(0, _COMBO_REPAIR)
+        & choices.index_select(0, _COMBO_OPEN)
+    )  # [25, n]: the 24 pit combinations, then staying out
+    legal = combo.index_select(0, _COLUMN_OF_ACTION).t()
+    none = ~combo.any(dim=0)
     if bool(none.any()):
         # Nothing satisfies every rule (e.g. a flat tyre with no sets left): a plain stop.
         legal[none] = _PLAIN_STOP

@@ -7,6 +7,7 @@ running car and keeps its distance order among the retired.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 RETIRED_OFFSET = 1.0e6
@@ -31,21 +32,50 @@ def distance_key(
     return torch.where(retired, key - RETIRED_OFFSET, key)
 
 
+KEY_RESOLUTION_LAPS = 2.0**-34
+"""Race distances closer than this [laps] count as equal and keep the entry order: about
+10 ns of a lap, and for finished cars (ranked by ``FINISH_TIEBREAK`` per second of finish
+time) finish times less than 0.6 ms apart."""
+_KEY_LIMIT = 2.0**21
+"""Bound of the ranking key's magnitude [laps] (retired cars sit near -1e6)."""
+
+
+def _descending_orders(key: torch.Tensor, class_index: torch.Tensor) -> tuple[np.ndarray, ...]:
+    """(overall order, class-then-distance order) ``[R, C]`` of the ranking key.
+
+    The key is quantised to :data:`KEY_RESOLUTION_LAPS` and the entry index packed into its
+    low bits, so every key is distinct and any sort gives the one stable order: numpy's
+    quicksort of int64 (SIMD on this hardware) is several times faster than torch's sort on
+    rows of a few dozen cars. The class order is a stable sort of the classes along the
+    overall order (a radix sort of small integers).
+    """
+    c = key.shape[1]
+    car_bits = max(int(c - 1).bit_length(), 1)
+    if 55 + car_bits > 62:
+        raise ValueError(f"{c} cars do not fit the ranking key")
+    q = np.rint(key.numpy().clip(-_KEY_LIMIT, _KEY_LIMIT) * (1.0 / KEY_RESOLUTION_LAPS))
+    # Larger is further ahead; among equal distances the lower entry index ranks first.
+    unique = (q.astype(np.int64) << car_bits) + (c - 1 - np.arange(c, dtype=np.int64))
+    overall = np.argsort(-unique, axis=1)
+    classes = class_index.numpy().astype(np.int8 if int(class_index.max()) < 128 else np.int64)
+    by_class = np.argsort(classes[overall], axis=1, kind="stable")
+    return overall, np.take_along_axis(overall, by_class, axis=1)
+
+
 def field_positions(
     key: torch.Tensor, class_index: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(overall position, class position, distance to the car ahead in class [laps], distance
-    to the car behind in class [laps]) of every car, ``[R, C]``; two sorts per replica.
+    to the car behind in class [laps]) of every car, ``[R, C]``.
 
-    Equal keys keep the entry order (stable sorts). Gaps are 0 for the class leader (ahead)
-    and for the last car of a class (behind).
+    Keys closer than :data:`KEY_RESOLUTION_LAPS` keep the entry order. Gaps are 0 for the
+    class leader (ahead) and for the last car of a class (behind).
     """
     r, c = key.shape
     ranks = torch.arange(c).expand(r, c)
-    order = torch.argsort(key, dim=1, descending=True, stable=True)
+    order_np, corder_np = _descending_orders(key, class_index)
+    order, corder = torch.from_numpy(order_np), torch.from_numpy(corder_np)
     overall = torch.empty_like(order).scatter_(1, order, ranks + 1)
-    composite = class_index.double().unsqueeze(0) * 1.0e8 - key  # class first, then distance
-    corder = torch.argsort(composite, dim=1, stable=True)
     crank = torch.empty_like(corder).scatter_(1, corder, ranks)
     counts = torch.bincount(class_index, minlength=int(class_index.max()) + 1)
     class_start = torch.cumsum(counts, 0) - counts

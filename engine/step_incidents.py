@@ -69,7 +69,7 @@ class IncidentSteps:
                 traffic=s.traffic,
                 faster_class_traffic=s.other_class_traffic,
                 pace_mode=s.pace,
-                tread_min=s.tread.min(dim=2).values,
+                tread_min=s.tread.amin(dim=2),
                 class_index=self._class_rc,
                 driver_skill=f.driver_skill.view(-1)
                 .index_select(0, (self._car_rc * f.max_drivers + s.driver).view(-1))

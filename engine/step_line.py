@@ -44,7 +44,7 @@ class LineSteps:
         exists = torch.arange(f.max_drivers).unsqueeze(0) < n_drv.unsqueeze(1)
         current = drivers.gather(1, driver.unsqueeze(1)).squeeze(1)
         others = exists & (torch.arange(f.max_drivers).unsqueeze(0) != driver.unsqueeze(1))
-        next_total = torch.where(others, drivers, float("inf")).min(dim=1).values
+        next_total = torch.where(others, drivers, float("inf")).amin(dim=1)
         deficit = torch.where(
             others, (rules.min_total_driving_s - drivers).clamp(min=0.0), 0.0
         ).sum(dim=1)
@@ -107,7 +107,7 @@ class LineSteps:
     def _time_left(self, rep: torch.Tensor, t: torch.Tensor, ref_lap: torch.Tensor) -> torch.Tensor:
         if self.duration is not None:
             return (self.duration - t).clamp(min=0.0)
-        lead = self.state.lap.max(dim=1).values.index_select(0, rep).double()
+        lead = self.state.lap.amax(dim=1).index_select(0, rep).double()
         return (float(self.laps_target or 0) - lead).clamp(min=0.0) * ref_lap.double()
 
     def _pit_stops(

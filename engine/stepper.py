@@ -558,8 +558,10 @@ class ChunkSim(LineSteps, IncidentSteps):
                 ext = sub(car) == self.controlled_car
             grp = self.group_of_car.index_select(0, sub(car))
             for g, strat in enumerate(self.group_objs):
-                if len(self.group_objs) == 1 and self.controlled_car is None:
-                    sel, o, lg = torch.arange(n), obs, legal  # every row: no gather
+                if len(self.group_objs) == 1:
+                    # Every row, the controlled car's too (its answer is replaced below):
+                    # gathering most rows of the [n, N_ACTIONS] mask costs more than that.
+                    sel, o, lg = torch.arange(n), obs, legal
                 else:
                     sel = ((grp == g) & ~ext).nonzero().squeeze(1)
                     if sel.numel() == 0:

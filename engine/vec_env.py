@@ -123,7 +123,7 @@ class ObservationEncoder:
             obs.energy,
             obs.fuel_laps_left / self.stint_laps,
             *obs.tread.unbind(dim=1),
-            obs.tread.min(dim=1).values,
+            obs.tread.amin(dim=1),
             obs.tyre_age_laps / (3.0 * self.stint_laps),
             *_one_hot(obs.compound, len(Compound)),
             obs.tyre_sets_left.clamp(0.0, 10.0) / 10.0,

@@ -147,23 +147,7 @@ class PosteriorEventModel:
         p["_sc_log_shift"] = neutralisations.sc_length_term(p, self.lap_length_km)
         p["_race_proneness"] = (p["neut_race_sd"] * race_effect).exp()
         p.update(self._neutralisation_calibration(p))
-        p.update(self._bound_parameters(p))
-        p["_per_car"] = torch.stack([p[k] for k in _PER_CAR_KEYS], dim=-1)
         return p
-
-    @staticmethod
-    def _bound_parameters(p: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per-replica float64 parameters of :meth:`_chance_bound`."""
-        return {
-            "_bound_contact_coefs": torch.stack(
-                [p[k] for k in contacts.COEFFICIENTS], dim=-1
-            ).double(),
-            "_bound_contact_log_rate": p["contact_log_rate"].double(),
-            "_bound_puncture_log_rate": p["puncture_log_rate"].double(),
-            "_bound_puncture_wear": p["puncture_wear"].double(),
-            "_bound_failure_log_rate": p["_failure_rate_by_class"].log().amax(-1).double(),
-            "_bound_failure_shape": p["failure_shape"].double(),
-        }
 
     def _failure_table(self, rate: torch.Tensor) -> torch.Tensor:
         """``[R, n_classes]`` failure rate of each scenario class (``[R, 1]`` if unnamed)."""
@@ -234,43 +218,39 @@ class PosteriorEventModel:
         dt = exposure.dt_s
         r, c = dt.shape
         u = torch.rand((r, c), generator=generator, dtype=torch.float64)
-        # Thinning: only cars whose uniform falls below a bound on every car's chance can
-        # have an incident; hazards are computed exactly for those few (same result as for
-        # the whole field, at a fraction of the cost).
-        bound = self._chance_bound(params, exposure)
-        candidates = (u < bound).view(-1).nonzero().squeeze(-1)  # bound: [R, 1]
-        rows, cars = candidates // c, candidates % c
-
-        def at(x: torch.Tensor) -> torch.Tensor:
-            return x.reshape(-1)[candidates]
-
-        col = dict(zip(_PER_CAR_KEYS, params["_per_car"][rows].unbind(-1), strict=True))
-        pace = at(exposure.pace_mode)
+        # Every car's hazard over the dense field: a few fused elementwise passes over
+        # [R, C] cost less than gathering candidates (a bound on the field's worst car is
+        # useless once any car sits in heavy traffic or on a punctured tyre).
+        p = {k: params[k].unsqueeze(-1) for k in _PER_CAR_KEYS}
+        pace = exposure.pace_mode
         features = (
-            at(exposure.traffic),
-            at(exposure.faster_class_traffic),
-            at(exposure.night),
-            at(exposure.wetness),
+            exposure.traffic,
+            exposure.faster_class_traffic,
+            exposure.night,
+            exposure.wetness,
             (pace == PaceMode.PUSH).float(),
             (pace == PaceMode.SAVE).float(),
-            at(exposure.driver_skill),
+            exposure.driver_skill,
         )
-        h_contact = contacts.log_hazard(col, features).exp()
-        h_puncture = punctures.log_hazard(col, at(exposure.tread_min)).exp()
+        h_contact = contacts.log_hazard(p, features).exp_()
+        h_puncture = punctures.log_hazard(p, exposure.tread_min).exp_()
         table = params["_failure_rate_by_class"]
-        rate = table[rows, at(exposure.class_index).clamp(0, table.shape[1] - 1)]
-        age_h = at(exposure.race_time_s) * (1.0 / 3600.0)
-        h_failure = failures.hazard(rate, col["failure_shape"], age_h)
+        rate = table.gather(1, exposure.class_index.clamp(0, table.shape[1] - 1))
+        age_h = exposure.race_time_s * (1.0 / 3600.0)
+        h_failure = failures.hazard(rate, p["failure_shape"], age_h)
         h_total = h_contact + h_puncture + h_failure
-        p_any = -torch.expm1(-h_total * (at(dt) * (1.0 / 3600.0)))
-        u_candidates = at(u)
-        hit = (u_candidates < p_any).nonzero().squeeze(-1)
-        u_hit = u_candidates[hit]
-        rows, cars = rows[hit], cars[hit]
+        p_any = torch.expm1(-h_total * (dt * (1.0 / 3600.0))).neg_()
+        hit = (u < p_any).view(-1).nonzero().squeeze(-1)
+        rows, cars = hit // c, hit % c
+
+        def at(x: torch.Tensor) -> torch.Tensor:
+            return x[rows, cars]
+
+        u_hit = at(u)
         h_contact, h_puncture, h_total, p_any = (
-            x[hit] for x in (h_contact, h_puncture, h_total, p_any)
+            at(x) for x in (h_contact, h_puncture, h_total, p_any)
         )
-        col = {k: v[hit] for k, v in col.items() if k.startswith("damage_")}
+        col = {k: params[k][rows] for k in _PER_CAR_KEYS if k.startswith("damage_")}
 
         partner = torch.full((r, c), -1, dtype=torch.int64)
         damage_added = torch.zeros_like(dt)
@@ -323,48 +303,6 @@ class PosteriorEventModel:
             retired=retired,
             time_s=time_s,
         )
-
-    def _chance_bound(self, params: EventParams, exposure: CarExposure) -> torch.Tensor:
-        """An upper bound of the incident chance of every car of each replica in the
-        window, ``[R, 1]`` float64: ``max h x max dt``. Each log hazard is linear in its
-        features (the failure log hazard bilinear in shape and log age), so its maximum over
-        a replica's cars lies at the features' extremes over the field."""
-
-        def extremes(x: torch.Tensor) -> torch.Tensor:
-            lo, hi = torch.aminmax(_compact(x))
-            return torch.stack([lo, hi]).double()
-
-        def linear_max(coef: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
-            # max over the box (min, max) of coef x feature, per replica.
-            return torch.maximum(coef * box[..., 0], coef * box[..., 1])
-
-        unit = torch.tensor([0.0, 1.0], dtype=torch.float64)
-        box = torch.stack(
-            [
-                extremes(exposure.traffic),
-                extremes(exposure.faster_class_traffic),
-                extremes(exposure.night),
-                extremes(exposure.wetness),
-                unit,
-                unit,
-                extremes(exposure.driver_skill),
-            ]
-        )
-        log_contact = params["_bound_contact_log_rate"] + linear_max(
-            params["_bound_contact_coefs"], box
-        ).sum(-1)
-        wear = 1.0 - extremes(exposure.tread_min).flip(0)
-        log_puncture = params["_bound_puncture_log_rate"] + linear_max(
-            params["_bound_puncture_wear"], wear
-        )
-        age = extremes(exposure.race_time_s).clamp_min(3.6) / 3600.0
-        log_age = (age / failures.REFERENCE_AGE_H).log()
-        log_failure = params["_bound_failure_log_rate"] + linear_max(
-            params["_bound_failure_shape"] - 1.0, log_age
-        )
-        hazard = log_contact.exp() + log_puncture.exp() + log_failure.exp()
-        dt_max = _compact(exposure.dt_s).max().double() / 3600.0
-        return (hazard * dt_max * (1.0 + 1e-4) + 1e-12).unsqueeze(-1)
 
     def damage_effects(
         self, params: EventParams, damage_level: torch.Tensor
@@ -538,17 +476,7 @@ _PER_CAR_KEYS: tuple[str, ...] = (
     "damage_a",
     "damage_b",
 )
-"""Per-replica parameters of ``car_incidents``, kept as the columns of one matrix so the
-cars with an incident gather them in one indexing."""
-
-
-def _compact(x: torch.Tensor) -> torch.Tensor:
-    """The distinct elements of a tensor broadcast along a dimension (stride 0), e.g. the
-    engine's per-replica wetness expanded over cars: reductions need only those."""
-    for dim in range(x.dim()):
-        if x.stride(dim) == 0 and x.shape[dim] > 1:
-            x = x.narrow(dim, 0, 1)
-    return x
+"""Per-replica parameters of ``car_incidents``."""
 
 
 def _peel(v: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -275,9 +275,9 @@ def test_posterior_file_round_trip(tmp_path, model: PosteriorEventModel) -> None
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_thinning_finds_exactly_the_cars_below_their_chance(model: PosteriorEventModel) -> None:
-    """The sampler computes hazards only for cars under a bound; the incidents must be
-    exactly those whose uniform falls below their own chance over the whole field."""
+def test_incidents_are_exactly_the_cars_below_their_chance(model: PosteriorEventModel) -> None:
+    """The incidents must be exactly the cars whose uniform falls below their own chance,
+    recomputed here from the hazard formulas over the whole field."""
     from events.models import failures, punctures
 
     r, c = 128, 40
