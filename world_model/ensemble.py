@@ -58,16 +58,18 @@ class StackedGRUCell(nn.Module):
 
 def route_by_member(member: torch.Tensor, members: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Slots that pack rows into ``[members, width, ...]``: returns ``(k, pos, width)`` with
-    row ``i`` at ``[k[i], pos[i]]``; ``width`` is the largest member's row count."""
+    row ``i`` at ``[k[i], pos[i]]`` (rows keep their order within a member); ``width`` is the
+    largest member's row count.
+
+    ``pos`` is a running count per member (one-hot ``[members, N]``, cumulative sum along
+    the rows): for a handful of members several times faster than a stable sort."""
     n = member.shape[0]
-    order = torch.argsort(member, stable=True)
-    counts = torch.bincount(member, minlength=members)
-    starts = counts.cumsum(0) - counts
-    sorted_member = member[order]
-    pos_sorted = torch.arange(n) - starts[sorted_member]
-    pos = torch.empty_like(pos_sorted)
-    pos[order] = pos_sorted
-    return member, pos, int(counts.max().item()) if n else 0
+    if n == 0:
+        return member, member.clone(), 0
+    onehot = (member.unsqueeze(0) == torch.arange(members).unsqueeze(1)).to(torch.int32)
+    running = onehot.cumsum_(dim=1)
+    pos = running.gather(0, member.unsqueeze(0)).squeeze(0).long() - 1
+    return member, pos, int(running[:, -1].max())
 
 
 def pack(x: torch.Tensor, k: torch.Tensor, pos: torch.Tensor, members: int, width: int):

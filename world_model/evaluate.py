@@ -6,9 +6,10 @@ units: seconds, fraction of tank, fraction of tread) and the coverage of the cen
 90 % predictive intervals, for every model given (e.g. the MLP and the GRU side by side) and
 for the baselines of :mod:`world_model.baselines` fitted on the models' training races. The
 learned models are scored with their whole-ensemble predictive, conditioned on the lap's flag
-state; the GRU reads each stint's history (one step ahead, observed previous laps), and is
-scored a second time (``NAME:summary``) from its summary state alone, as the engine's
-stateless ``sample`` uses it.
+state, through the forward the engine's ``sample`` uses (MLP hidden matmuls in bfloat16 where
+the CPU has it natively, see :mod:`world_model.precision`); the GRU reads each stint's history
+(one step ahead, observed previous laps), and is scored a second time (``NAME:summary``) from
+its summary state alone, as the engine's stateless ``sample`` uses it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from world_model.distributions import Mixture
 from world_model.fit import Batches, FitConfig
 from world_model.learned import LearnedLapModel
 from world_model.networks import GRUEnsemble, decode
+from world_model.precision import matmul_dtype
 from world_model.targets import FUEL, LAP, TARGET_NAMES, WEAR0
 
 CHANNELS: dict[str, tuple[int, ...]] = {
@@ -234,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in r.values():
             s.pop("pit", None)
     summary = {
+        "mlp_matmul_dtype": str(matmul_dtype()).removeprefix("torch."),
         "test_races": test_races,
         "train_races": train_races,
         "scores": results,
@@ -248,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print_table(summary: dict) -> None:
     print(f"test races: {', '.join(summary['test_races'])}")
+    print(f"MLP hidden matmuls in {summary['mlp_matmul_dtype']} (as the engine samples)")
     for ch in CHANNELS:
         print(f"\n{ch}")
         print(

@@ -41,7 +41,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sklearn.preprocessing import StandardScaler
-from torch.nn.functional import softplus
 
 from world_model.distributions import Mixture
 from world_model.ensemble import pack, route_by_member, unpack
@@ -106,12 +105,19 @@ _GREEN_ONE_HOT = torch.nn.functional.one_hot(
 CHUNK_ROWS = 16_384
 """Rows per chunk when sampling (features, network, draw): bounds memory and keeps the
 intermediates cache-sized while amortising the per-operation overhead."""
-NET_CHUNK_ROWS = 4_096
+NET_CHUNK_ROWS = 8_192
 """Rows per network call: the hidden activations of smaller calls stay in the L2 cache."""
 _BELOW_ONE = 1.0 - 2.0**-24
 """The largest float32 below 1: keeps derived uniforms in [0, 1)."""
 _CONDITION_FIELDS = dataclasses.fields(LapConditions)
 _OUTCOME_FIELDS = dataclasses.fields(LapOutcome)
+
+
+def _softplus(x: torch.Tensor) -> torch.Tensor:
+    """``softplus(x)`` as a new contiguous tensor, ~3x faster than torch's on CPU: log(1 +
+    exp(x)) with ``x`` clipped at 80 (exact to float32 rounding below that; a raw scale
+    output that large means a scale of e^80 standard deviations, never met)."""
+    return x.clamp(max=80.0).exp_().add_(1.0).log_()
 
 
 def _rows(c: LapConditions, rows: slice) -> LapConditions:
@@ -484,11 +490,10 @@ class LearnedLapModel:
         v = self._tail_uniform(e, cum, target, comp)
         picked = raw.gather(1, torch.cat([comp + m, comp + 2 * m], dim=1))  # loc, raw scale
         std = torch.empty_like(z)
-        lap_scale = softplus(picked[:, 1:]).add_(MIN_SCALE)
+        lap_scale = _softplus(picked[:, 1:]).add_(MIN_SCALE)
         torch.addcmul(picked[:, :1], lap_scale, z[:, :1], out=std[:, :1])
-        # softplus on a strided slice is ~10x slower than on a contiguous copy; one call
-        # covers the scales and the tail factors (and the tail logits, unused)
-        spread = softplus(raw[:, 3 * m + g :].contiguous())
+        # one call covers the scales and the tail factors (and the tail logits, unused)
+        spread = _softplus(raw[:, 3 * m + g :])
         scale = spread[:, :g].add(MIN_SCALE)
         factor = spread[:, g + N_TAIL :].add_(1.0)
         p_tail = torch.sigmoid(raw[:, TAIL_LOGIT0 : TAIL_LOGIT0 + N_TAIL])
