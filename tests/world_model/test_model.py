@@ -164,12 +164,16 @@ def test_lap_time_is_read_in_the_timing_regime_other_heads_see_telemetry(conditi
     assert not torch.allclose(a["lap_time_s"].mean(), model.predictive(older)["lap_time_s"].mean())
 
 
-def test_fused_two_regime_forward_equals_two_passes():
-    # The MLP's one-pass forward must compute exactly what the two separate passes do:
-    # lap-time head on the timing-regime inputs, every other head on the full inputs.
+@pytest.mark.parametrize("activation", ["silu", "relu"])
+def test_fused_two_regime_forward_equals_two_passes(activation):
+    # The MLP's one-pass forward (biases folded into its matmuls through constant units)
+    # must compute exactly what the two separate passes do: lap-time head on the
+    # timing-regime inputs, every other head on the full inputs.
     from world_model.learned import _LAP_OUTPUTS
 
-    model = _model("mlp", seed=2)
+    net = build_network("mlp", N_FEATURES, 3, 16, 2, torch.Generator().manual_seed(2), activation)
+    unit = lambda n: Standardiser(torch.zeros(n), torch.ones(n))  # noqa: E731
+    model = LearnedLapModel(net, unit(N_FEATURES), unit(N_TARGETS))
     model.matmul_dtype = torch.float32  # exact comparison; bfloat16 has its own test
     x = torch.randn(3, 40, N_FEATURES, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():

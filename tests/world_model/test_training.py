@@ -177,4 +177,8 @@ def test_a_channel_without_training_rows_gets_a_defined_law(synthetic_table):
     pred = model.predictive(c)
     ratio = pred["energy_used"].mean() / pred["fuel_used"].mean()
     assert torch.allclose(ratio, torch.full_like(ratio, 0.5), rtol=1e-4)
+    # ... tail included: same core / tail weights, scales in proportion to the references
+    energy, fuel = pred["energy_used"], pred["fuel_used"]
+    assert torch.allclose(energy.weight, fuel.weight)
+    assert torch.allclose(energy.scale / fuel.scale, torch.full_like(fuel.scale, 0.5), rtol=1e-4)
     assert model.info["train_rows_per_channel"]["energy_used"] == 0
