@@ -72,15 +72,29 @@ def route_by_member(member: torch.Tensor, members: int) -> tuple[torch.Tensor, t
     return member, pos, int(running[:, -1].max())
 
 
-def pack(x: torch.Tensor, k: torch.Tensor, pos: torch.Tensor, members: int, width: int):
-    """Rows ``[N, ...]`` into ``[members, width, ...]`` (unused slots are zero)."""
-    out = x.new_zeros((members * width, *x.shape[1:]))
+def pack(
+    x: torch.Tensor,
+    k: torch.Tensor,
+    pos: torch.Tensor,
+    members: int,
+    width: int,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Rows ``[N, ...]`` into ``[members, width, ...]``; unused slots are zero, or keep what
+    ``out`` (``[members * width, ...]``, written in place) held: finite values whose network
+    outputs are never read."""
+    if out is None:
+        out = x.new_zeros((members * width, *x.shape[1:]))
     # One flat index_copy_ is several times faster than a two-index put.
     out.index_copy_(0, k * width + pos, x)
     return out.view(members, width, *x.shape[1:])
 
 
-def unpack(y: torch.Tensor, k: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """The rows of ``[members, width, ...]`` back in their original order ``[N, ...]``."""
+def unpack(
+    y: torch.Tensor, k: torch.Tensor, pos: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The rows of ``[members, width, ...]`` back in their original order ``[N, ...]``
+    (written into ``out`` when given)."""
     members, width = y.shape[:2]
-    return y.reshape(members * width, *y.shape[2:]).index_select(0, k * width + pos)
+    flat = y.reshape(members * width, *y.shape[2:])
+    return torch.index_select(flat, 0, k * width + pos, out=out)

@@ -57,7 +57,7 @@ def _one_hot_rows(codes: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def build_features(c: LapConditions) -> torch.Tensor:
+def build_features(c: LapConditions, out: torch.Tensor | None = None) -> torch.Tensor:
     """Feature matrix ``[N, N_FEATURES]`` (float32) of the car-laps in ``c``.
 
     Lap-store rows may carry NaN in fuel, energy, tread, tyre and track temperature and
@@ -66,9 +66,9 @@ def build_features(c: LapConditions) -> torch.Tensor:
     compound) marks the unknown. Tyre temperature is taken relative to the track [°C / 10];
     stint time is expressed in reference laps.
 
-    The result is the transpose of a contiguous ``[N_FEATURES, N]`` tensor: every column is
-    written (and standardised) as one contiguous row, several times faster than writing
-    columns of a row-major matrix.
+    The result is the transpose of a contiguous ``[N_FEATURES, N]`` tensor (``out`` when
+    given, float32): every column is written (and standardised) as one contiguous row, several
+    times faster than writing columns of a row-major matrix.
     """
     tread_lost = 1.0 - c.tread
     tread_lost_mean = tread_lost.mean(dim=1)
@@ -96,7 +96,8 @@ def build_features(c: LapConditions) -> torch.Tensor:
         c.compound < 0,
     ]
     n = c.batch_size
-    out = torch.empty(N_FEATURES, n)
+    if out is None:
+        out = torch.empty(N_FEATURES, n)
     for row, column in enumerate(columns):
         out[row] = column  # casts bool and double columns to float32
     flags = len(FLAG_INPUTS)

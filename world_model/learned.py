@@ -72,6 +72,7 @@ from world_model.targets import (
     WEAR0,
     target_affine,
 )
+from world_model.workspace import Workspace
 
 _LAP_OUTPUTS = 3 * N_MIX
 """Network outputs of the lap-time mixture head (first in the layout of ``decode``)."""
@@ -221,6 +222,8 @@ class LearnedLapModel:
         self.matmul_dtype = matmul_dtype()
         """Hidden-layer matmul dtype of the MLP's sampling forward (:mod:`world_model.precision`;
         set it to ``torch.float32`` to force full precision)."""
+        self._workspace = Workspace()
+        """Scratch buffers of ``sample`` (so one model samples from one thread at a time)."""
         self._fused_key: tuple | None = None
         self._fused: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()
 
@@ -242,9 +245,13 @@ class LearnedLapModel:
 
     # -- inputs and raw heads ------------------------------------------------------------
 
-    def inputs(self, c: LapConditions) -> torch.Tensor:
-        """Standardised network inputs ``[N, F]`` of the conditions."""
-        x = build_features(c)
+    def inputs(self, c: LapConditions, workspace: Workspace | None = None) -> torch.Tensor:
+        """Standardised network inputs ``[N, F]`` of the conditions (built in ``workspace``'s
+        buffer when given: valid until the workspace's next use)."""
+        out = None
+        if workspace is not None:
+            out = workspace.get("features", (len(FEATURE_NAMES), c.batch_size), torch.float32)
+        x = build_features(c, out)
         if not self.flag_effects:
             x[:, _FLAG_COLUMNS] = _GREEN_ONE_HOT
         return self.features.transform(x, inplace=True)  # x is ours: no second buffer
@@ -265,12 +272,17 @@ class LearnedLapModel:
         """Lap-time head from the timing-regime pass, every other head from the full pass."""
         return torch.cat([timing[..., :_LAP_OUTPUTS], full[..., _LAP_OUTPUTS:]], dim=-1)
 
-    def _forward(self, xk: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    def _forward(
+        self,
+        xk: torch.Tensor,
+        out: torch.Tensor | None = None,
+        workspace: Workspace | None = None,
+    ) -> torch.Tensor:
         """Raw outputs of packed inputs ``[K, B, F]`` (stateless: GRU from its summary): lap
         time from the timing regime, every other head from the full inputs; written into
-        ``out`` ``[K, B, N_OUT]`` when given."""
+        ``out`` ``[K, B, N_OUT]`` when given (MLP intermediates in ``workspace``)."""
         if isinstance(self.net, MLPEnsemble) and self.net.n_layers >= 1:
-            return self._forward_mlp(xk, out)
+            return self._forward_mlp(xk, out, workspace)
         b = xk.shape[1]
         both = xk.repeat(1, 2, 1)
         both[:, b:, self._withheld_columns] = self._withheld_values
@@ -334,7 +346,12 @@ class LearnedLapModel:
         self._fused_key = key
         return self._fused
 
-    def _forward_mlp(self, xk: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    def _forward_mlp(
+        self,
+        xk: torch.Tensor,
+        out: torch.Tensor | None = None,
+        workspace: Workspace | None = None,
+    ) -> torch.Tensor:
         """The MLP's two-regime forward in one pass: ``[K, B, F]`` (or ``[K, B, F + 1]`` with
         a last column of ones, :meth:`_with_ones`) ``-> [K, B, N_OUT]`` float32.
 
@@ -350,38 +367,64 @@ class LearnedLapModel:
         if xk.shape[-1] == w1.shape[1] - 1:
             xk = self._with_ones(xk)
         k, b, _ = xk.shape
-        act = self.net.activation
-        h = activate_(torch.bmm(xk.to(w1.dtype), w1), act)  # [K, B, 2 (H + 1)]
+        act, dt = self.net.activation, w1.dtype
         width = w1.shape[2] // 2
-        for w in hidden:
-            h = activate_(torch.bmm(h.view(k, 2 * b, width), w), act).view(k, b, 2 * width)
+
+        def scratch(name: str, shape: tuple[int, ...]) -> torch.Tensor | None:
+            return None if workspace is None else workspace.get(name, shape, dt)
+
+        h = torch.bmm(xk.to(dt), w1, out=scratch("hidden0", (k, b, 2 * width)))
+        h = activate_(h, act)  # [K, B, 2 (H + 1)]: full | timing units
+        for i, w in enumerate(hidden, start=1):
+            h = torch.bmm(
+                h.view(k, 2 * b, width), w, out=scratch(f"hidden{i % 2}", (k, 2 * b, width))
+            )
+            h = activate_(h, act).view(k, b, 2 * width)
         if out is None:
             out = xk.new_empty(k, b, N_OUT, dtype=torch.float32)
         if wo.dtype == out.dtype:
             return torch.bmm(h, wo, out=out)
-        return out.copy_(torch.bmm(h, wo))
+        return out.copy_(torch.bmm(h, wo, out=scratch("heads", (k, b, N_OUT))))
 
-    def _with_ones(self, x: torch.Tensor) -> torch.Tensor:
+    def _with_ones(self, x: torch.Tensor, workspace: Workspace | None = None) -> torch.Tensor:
         """``x`` ``[..., F]`` with a last column of ones (the folded biases' input), in
         :attr:`matmul_dtype`."""
-        y = x.new_empty(*x.shape[:-1], x.shape[-1] + 1, dtype=self.matmul_dtype)
+        shape = (*x.shape[:-1], x.shape[-1] + 1)
+        if workspace is None:
+            y = x.new_empty(shape, dtype=self.matmul_dtype)
+        else:
+            y = workspace.get("inputs", shape, self.matmul_dtype)
         y[..., :-1] = x
         y[..., -1] = 1.0
         return y
 
-    def _raw_rows(self, x: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
-        """Raw outputs ``[N, N_OUT]``, row ``i`` from member ``member[i]``."""
+    def _raw_rows(
+        self, x: torch.Tensor, member: torch.Tensor, workspace: Workspace | None = None
+    ) -> torch.Tensor:
+        """Raw outputs ``[N, N_OUT]``, row ``i`` from member ``member[i]`` (intermediates
+        and the result in ``workspace``'s buffers when given)."""
         k, pos, width = route_by_member(member, self.members)
         if isinstance(self.net, MLPEnsemble) and self.net.n_layers >= 1:
-            x = self._with_ones(x)  # pack the network's own input: half the bytes in bf16
-        xp = pack(x, k, pos, self.members, width)
+            # pack the network's own input: half the bytes in bfloat16
+            x = self._with_ones(x, workspace)
+        ws = workspace
+        slots = (self.members * width, *x.shape[1:])
+        xp = pack(
+            x, k, pos, self.members, width, None if ws is None else ws.get("packed", slots, x.dtype)
+        )
         step = max(NET_CHUNK_ROWS // self.members, 1)
-        if width <= step:
-            return unpack(self._forward(xp), k, pos)
-        raw = xp.new_empty(self.members, width, N_OUT, dtype=torch.float32)
+        shape = (self.members, width, N_OUT)
+        raw = (
+            xp.new_empty(shape, dtype=torch.float32)
+            if ws is None
+            else ws.get("raw", shape, torch.float32)
+        )
         for start in range(0, width, step):
-            self._forward(xp[:, start : start + step], out=raw[:, start : start + step])
-        return unpack(raw, k, pos)
+            part = slice(start, start + step)
+            self._forward(xp[:, part], out=raw[:, part], workspace=ws)
+        return unpack(
+            raw, k, pos, None if ws is None else ws.get("rows", (x.shape[0], N_OUT), torch.float32)
+        )
 
     # -- predictive distributions --------------------------------------------------------
 
@@ -553,9 +596,10 @@ class LearnedLapModel:
             member = member.long() % self.members
         u = torch.rand(n, 1, generator=generator)
         z = torch.randn(n, N_TARGETS, generator=generator)
+        ws = self._workspace
         with torch.inference_mode():
             if n <= CHUNK_ROWS:
-                raw = self._raw_rows(self.inputs(conditions), member)
+                raw = self._raw_rows(self.inputs(conditions, ws), member, ws)
                 return self._draw(raw, conditions, u, z)[1]
             # Whole pipeline per chunk (features, network, draw) so its tensors stay in cache;
             # chunks are views of the conditions, not copies.
@@ -563,7 +607,7 @@ class LearnedLapModel:
             for start in range(0, n, CHUNK_ROWS):
                 rows = slice(start, min(start + CHUNK_ROWS, n))
                 c = _rows(conditions, rows)
-                raw = self._raw_rows(self.inputs(c), member[rows])
+                raw = self._raw_rows(self.inputs(c, ws), member[rows], ws)
                 parts.append(self._draw(raw, c, u[rows], z[rows])[1])
             return LapOutcome(
                 **{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in _OUTCOME_FIELDS}

@@ -285,3 +285,22 @@ def test_standardising_a_transposed_matrix_equals_the_row_major_path():
     assert torch.equal(s.transform(transposed), want)
     assert torch.equal(s.transform(transposed.clone(), inplace=True), want)
     assert want[3, 1] == 0.0
+
+
+def test_reused_scratch_buffers_do_not_leak_between_calls(conditions, monkeypatch):
+    # sample() keeps its intermediates in a workspace: a call on other (and more) rows in
+    # between, chunked differently, must not change a repeated call's laps, and results
+    # must not alias the buffers.
+    model = _model("mlp", seed=6)
+    member = torch.arange(conditions.batch_size)
+    first = model.sample(conditions, torch.Generator().manual_seed(2), member)
+    kept = first.lap_time_s.clone()
+    monkeypatch.setattr("world_model.learned.CHUNK_ROWS", 100)
+    other = make_conditions(700, seed=3)
+    model.sample(other, torch.Generator().manual_seed(9), torch.arange(700) % 2)
+    monkeypatch.undo()
+    again = model.sample(conditions, torch.Generator().manual_seed(2), member)
+    assert torch.equal(first.lap_time_s, kept)
+    assert torch.equal(again.lap_time_s, first.lap_time_s)
+    assert torch.equal(again.wear, first.wear) and torch.equal(again.fuel_used, first.fuel_used)
+    assert model._workspace.nbytes() > 0
