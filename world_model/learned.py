@@ -35,6 +35,7 @@ The engine's contract is a green-flag lap (it applies flag slow-downs itself), s
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -412,7 +413,9 @@ class LearnedLapModel:
         xp = pack(
             x, k, pos, self.members, width, None if ws is None else ws.get("packed", slots, x.dtype)
         )
-        step = max(NET_CHUNK_ROWS // self.members, 1)
+        # Network calls of about NET_CHUNK_ROWS rows, evened out so that no call is a sliver
+        calls = max(round(width * self.members / NET_CHUNK_ROWS), 1)
+        step = max(math.ceil(width / calls), 1)
         shape = (self.members, width, N_OUT)
         raw = (
             xp.new_empty(shape, dtype=torch.float32)
