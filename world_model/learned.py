@@ -5,8 +5,8 @@ on training rows; outputs are standardised raw targets (:mod:`world_model.target
 back to physical units with the lap's reference figures. Lap time is a Gaussian mixture per
 member (heavy right tail for traffic and incident laps); fuel and energy are two-Gaussian scale
 mixtures (peaked, with heavy tails); wear x4 and tyre temperature are heteroscedastic
-Gaussians. Epistemic uncertainty: each row uses one ensemble
-member (``member``), so one simulated race keeps one set of parameters.
+Gaussians. Epistemic uncertainty: each row uses one ensemble member (``member``), so one
+simulated race keeps one set of parameters.
 
 The lap store records no pace mode or driver rating, and its out-laps include pit-lane time,
 so those effects cannot be learned: the model applies the parametric model's coefficients
@@ -24,8 +24,9 @@ stint time as the timing data shows them; compound and wetness act on lap time t
 parametric coefficients (``compound_pace``, ``wet_penalty``). The fuel, energy, wear and
 temperature heads see every input. For the MLP both regimes share one forward
 (:meth:`LearnedLapModel._forward_mlp`): the first layer's weights are widened to compute both
-regimes' pre-activations in one matmul, later hidden layers run both regimes' rows in one
-matmul, and the output layer computes only the heads each regime serves.
+regimes' hidden units in one matmul, later hidden layers run both regimes' rows in one matmul,
+and the output layer reads each head from the regime it serves; biases are folded into the
+matmuls, which run in bfloat16 where the CPU has it natively (:mod:`world_model.precision`).
 
 The engine's contract is a green-flag lap (it applies flag slow-downs itself), so by default
 ``sample`` evaluates every row as green; ``flag_effects=True`` conditions on the row's flag

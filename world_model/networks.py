@@ -27,8 +27,6 @@ around one location: more peaked, heavier tails than one Gaussian), not one Gaus
 N_TAIL = len(TAIL_CHANNELS)
 TAIL_COLUMNS = tuple(c - 1 for c in TAIL_CHANNELS)
 """Positions of the tail channels among the ``N_GAUSS`` Gaussian-family heads."""
-TAIL_SLICE = slice(TAIL_COLUMNS[0], TAIL_COLUMNS[-1] + 1)
-assert tuple(range(TAIL_SLICE.start, TAIL_SLICE.stop)) == TAIL_COLUMNS, "tail heads adjacent"
 N_OUT = 3 * N_MIX + 2 * N_GAUSS + 2 * N_TAIL
 """Layout: lap-time logits, locs and scales (``N_MIX`` each); the other channels' locs and
 scales (``N_GAUSS`` each); the tail channels' tail logits and tail scale factors."""
