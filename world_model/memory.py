@@ -1,11 +1,12 @@
 """Keep freed memory in the process instead of returning it to the OS (glibc only).
 
-Sampling allocates and frees many 1-2 MB tensors per call. glibc serves blocks that size with
-``mmap`` or trims them off the heap when freed, so every call maps fresh pages and pays a page
-fault per 4 KiB on first touch (measured: ~15 % of ``LearnedLapModel.sample`` time at 65,536
-rows). Raising the mmap and trim thresholds makes glibc reuse the freed heap instead. It is a
-process-wide setting, so only entry points call it (the world-model bench does; simulation
-entry points may).
+Batched torch code allocates and frees many 1-2 MB tensors per call. glibc serves blocks that
+size with ``mmap`` or trims them off the heap when freed, so every call maps fresh pages and
+pays a page fault per 4 KiB on first touch (measured: ~15 % of ``LearnedLapModel.sample`` time
+at 65,536 rows before it kept its intermediates in a :class:`~world_model.workspace.Workspace`;
+little now). Raising the mmap and trim thresholds makes glibc reuse the freed heap instead. It
+is a process-wide setting, so only entry points call it (the world-model bench does;
+simulation entry points may, for the engine's own tensors).
 """
 
 from __future__ import annotations
