@@ -229,6 +229,12 @@ class LearnedLapModel:
         self._fused_key: tuple | None = None
         self._fused: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()
 
+    def __getstate__(self) -> dict:
+        """Pickled (e.g. shipped to Ray workers) without scratch buffers or weight caches."""
+        state = self.__dict__.copy()
+        state.update(_workspace=Workspace(), _fused_key=None, _fused=())
+        return state
+
     @property
     def arch(self) -> str:
         return self.net.arch

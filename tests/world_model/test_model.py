@@ -304,3 +304,16 @@ def test_reused_scratch_buffers_do_not_leak_between_calls(conditions, monkeypatc
     assert torch.equal(again.lap_time_s, first.lap_time_s)
     assert torch.equal(again.wear, first.wear) and torch.equal(again.fuel_used, first.fuel_used)
     assert model._workspace.nbytes() > 0
+
+
+def test_pickled_model_leaves_its_scratch_buffers_behind(conditions):
+    import pickle
+
+    model = _model("mlp", seed=7)
+    member = torch.arange(conditions.batch_size)
+    before = len(pickle.dumps(model))
+    a = model.sample(conditions, torch.Generator().manual_seed(4), member)
+    blob = pickle.dumps(model)
+    assert len(blob) <= before + 1_000  # the filled workspace is not shipped
+    b = pickle.loads(blob).sample(conditions, torch.Generator().manual_seed(4), member)
+    assert torch.equal(a.lap_time_s, b.lap_time_s) and torch.equal(a.wear, b.wear)
