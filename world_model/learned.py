@@ -36,7 +36,6 @@ The engine's contract is a green-flag lap (it applies flag slow-downs itself), s
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from dataclasses import dataclass
 
@@ -110,10 +109,20 @@ CHUNK_ROWS = 16_384
 intermediates cache-sized while amortising the per-operation overhead."""
 NET_CHUNK_ROWS = 8_192
 """Rows per network call: the hidden activations of smaller calls stay in the L2 cache."""
+BF16_MIN_ROWS = 1_024
+"""Calls of fewer rows run the MLP in float32 (bfloat16's conversions cost more than its
+matmuls save at that size)."""
 _BELOW_ONE = 1.0 - 2.0**-24
 """The largest float32 below 1: keeps derived uniforms in [0, 1)."""
 _CONDITION_FIELDS = dataclasses.fields(LapConditions)
 _OUTCOME_FIELDS = dataclasses.fields(LapOutcome)
+
+
+def _bucket(rows: int) -> int:
+    """``rows`` rounded up to one of 8 sizes per octave (at least 16): at most 1/8 padding,
+    and a few dozen distinct matmul shapes in all."""
+    grain = max(16, 1 << max(rows.bit_length() - 4, 0))
+    return -(-rows // grain) * grain
 
 
 def _softplus(x: torch.Tensor) -> torch.Tensor:
@@ -226,13 +235,12 @@ class LearnedLapModel:
         set it to ``torch.float32`` to force full precision)."""
         self._workspace = Workspace()
         """Scratch buffers of ``sample`` (so one model samples from one thread at a time)."""
-        self._fused_key: tuple | None = None
-        self._fused: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()
+        self._fused: dict[torch.dtype, tuple[tuple, tuple[torch.Tensor, ...]]] = {}
 
     def __getstate__(self) -> dict:
         """Pickled (e.g. shipped to Ray workers) without scratch buffers or weight caches."""
         state = self.__dict__.copy()
-        state.update(_workspace=Workspace(), _fused_key=None, _fused=())
+        state.update(_workspace=Workspace(), _fused={})
         return state
 
     @property
@@ -285,12 +293,13 @@ class LearnedLapModel:
         xk: torch.Tensor,
         out: torch.Tensor | None = None,
         workspace: Workspace | None = None,
+        dtype: torch.dtype | None = None,
     ) -> torch.Tensor:
         """Raw outputs of packed inputs ``[K, B, F]`` (stateless: GRU from its summary): lap
         time from the timing regime, every other head from the full inputs; written into
         ``out`` ``[K, B, N_OUT]`` when given (MLP intermediates in ``workspace``)."""
         if isinstance(self.net, MLPEnsemble) and self.net.n_layers >= 1:
-            return self._forward_mlp(xk, out, workspace)
+            return self._forward_mlp(xk, out, workspace, dtype)
         b = xk.shape[1]
         both = xk.repeat(1, 2, 1)
         both[:, b:, self._withheld_columns] = self._withheld_values
@@ -302,9 +311,9 @@ class LearnedLapModel:
         res[:, :b, :_LAP_OUTPUTS] = res[:, b:, :_LAP_OUTPUTS]
         return res[:, :b] if out is None else out.copy_(res[:, :b])
 
-    def _fused_weights(self) -> tuple[torch.Tensor, ...]:
-        """The MLP's weights rearranged for :meth:`_forward_mlp`, in :attr:`matmul_dtype`,
-        rebuilt whenever a parameter changed (training updates the network in place).
+    def _fused_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """The MLP's weights rearranged for :meth:`_forward_mlp`, in ``dtype``, rebuilt
+        whenever a parameter changed (training updates the network in place).
 
         Every bias is folded into its matmul: the inputs carry a constant-1 column, and each
         regime's hidden layer gets one extra constant unit (pre-activation 1, so activation
@@ -315,9 +324,10 @@ class LearnedLapModel:
         output ``[K, 2 (H + 1), N_OUT]``: lap-time columns from the timing half, every
         other column from the full half."""
         net = self.net
-        key = (self.matmul_dtype, *((id(p), p._version) for p in net.parameters()))
-        if key == self._fused_key:
-            return self._fused
+        key = tuple((id(p), p._version) for p in net.parameters())
+        cached = self._fused.get(dtype)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         with torch.no_grad():
             first, last = net.body[0], net.out
             k, f, h = first.weight.shape
@@ -350,15 +360,16 @@ class LearnedLapModel:
             wo[:, h + 1 : 2 * h + 1, lap] = last.weight[..., lap]
             wo[:, 2 * h + 1, lap] = last.bias[:, 0, lap] / one
             layers.append(wo)
-            self._fused = tuple(w.to(self.matmul_dtype).contiguous() for w in layers)
-        self._fused_key = key
-        return self._fused
+            weights = tuple(w.to(dtype).contiguous() for w in layers)
+        self._fused[dtype] = (key, weights)
+        return weights
 
     def _forward_mlp(
         self,
         xk: torch.Tensor,
         out: torch.Tensor | None = None,
         workspace: Workspace | None = None,
+        dtype: torch.dtype | None = None,
     ) -> torch.Tensor:
         """The MLP's two-regime forward in one pass: ``[K, B, F]`` (or ``[K, B, F + 1]`` with
         a last column of ones, :meth:`_with_ones`) ``-> [K, B, N_OUT]`` float32.
@@ -369,11 +380,12 @@ class LearnedLapModel:
         units ``[K, B, 2 (H + 1)]`` with one widened matmul, each later hidden layer views
         them as ``[K, 2 B, H + 1]`` rows for one shared matmul, and the output layer reads
         the lap-time head from the timing half and the other heads from the full half.
-        Matmuls run in :attr:`matmul_dtype` (see :mod:`world_model.precision`).
+        Matmuls run in ``dtype`` (default :attr:`matmul_dtype`, see
+        :mod:`world_model.precision`).
         """
-        w1, *hidden, wo = self._fused_weights()
+        w1, *hidden, wo = self._fused_weights(dtype or self.matmul_dtype)
         if xk.shape[-1] == w1.shape[1] - 1:
-            xk = self._with_ones(xk)
+            xk = self._with_ones(xk, dtype=w1.dtype)
         k, b, _ = xk.shape
         act, dt = self.net.activation, w1.dtype
         width = w1.shape[2] // 2
@@ -394,35 +406,52 @@ class LearnedLapModel:
             return torch.bmm(h, wo, out=out)
         return out.copy_(torch.bmm(h, wo, out=scratch("heads", (k, b, N_OUT))))
 
-    def _with_ones(self, x: torch.Tensor, workspace: Workspace | None = None) -> torch.Tensor:
+    def _with_ones(
+        self,
+        x: torch.Tensor,
+        workspace: Workspace | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
         """``x`` ``[..., F]`` with a last column of ones (the folded biases' input), in
-        :attr:`matmul_dtype`."""
+        ``dtype`` (default :attr:`matmul_dtype`)."""
         shape = (*x.shape[:-1], x.shape[-1] + 1)
+        dtype = dtype or self.matmul_dtype
         if workspace is None:
-            y = x.new_empty(shape, dtype=self.matmul_dtype)
+            y = x.new_empty(shape, dtype=dtype)
         else:
-            y = workspace.get("inputs", shape, self.matmul_dtype)
+            y = workspace.get("inputs", shape, dtype)
         y[..., :-1] = x
         y[..., -1] = 1.0
         return y
 
     def _raw_rows(
-        self, x: torch.Tensor, member: torch.Tensor, workspace: Workspace | None = None
+        self,
+        x: torch.Tensor,
+        member: torch.Tensor,
+        workspace: Workspace | None = None,
+        dtype: torch.dtype | None = None,
     ) -> torch.Tensor:
         """Raw outputs ``[N, N_OUT]``, row ``i`` from member ``member[i]`` (intermediates
-        and the result in ``workspace``'s buffers when given)."""
+        and the result in ``workspace``'s buffers when given).
+
+        Network calls take ``NET_CHUNK_ROWS / K`` rows per member. In bfloat16 the last call
+        is padded up to a bucket size (:func:`_bucket`): the engine's batch sizes change
+        from call to call, and a oneDNN bfloat16 matmul of a shape not seen before costs
+        several times the matmul (primitive creation), so calls keep to a few shapes.
+        ``dtype``: the matmul dtype (default: :meth:`_call_dtype` of this batch)."""
         k, pos, width = route_by_member(member, self.members)
-        if isinstance(self.net, MLPEnsemble) and self.net.n_layers >= 1:
-            # pack the network's own input: half the bytes in bfloat16
-            x = self._with_ones(x, workspace)
+        step = max(NET_CHUNK_ROWS // self.members, 1)
+        mlp = isinstance(self.net, MLPEnsemble) and self.net.n_layers >= 1
+        dtype = dtype or self._call_dtype(x.shape[0])
+        if mlp and dtype != torch.float32:
+            full, rest = divmod(width, step)
+            width = full * step + (min(step, _bucket(rest)) if rest else 0)
+        if mlp:  # pack the network's own input: half the bytes in bfloat16
+            x = self._with_ones(x, workspace, dtype)
         ws = workspace
         slots = (self.members * width, *x.shape[1:])
-        xp = pack(
-            x, k, pos, self.members, width, None if ws is None else ws.get("packed", slots, x.dtype)
-        )
-        # Network calls of about NET_CHUNK_ROWS rows, evened out so that no call is a sliver
-        calls = max(round(width * self.members / NET_CHUNK_ROWS), 1)
-        step = max(math.ceil(width / calls), 1)
+        packed = None if ws is None else ws.get("packed", slots, x.dtype)
+        xp = pack(x, k, pos, self.members, width, packed)
         shape = (self.members, width, N_OUT)
         raw = (
             xp.new_empty(shape, dtype=torch.float32)
@@ -431,10 +460,14 @@ class LearnedLapModel:
         )
         for start in range(0, width, step):
             part = slice(start, start + step)
-            self._forward(xp[:, part], out=raw[:, part], workspace=ws)
-        return unpack(
-            raw, k, pos, None if ws is None else ws.get("rows", (x.shape[0], N_OUT), torch.float32)
-        )
+            self._forward(xp[:, part], out=raw[:, part], workspace=ws, dtype=dtype)
+        rows = None if ws is None else ws.get("rows", (x.shape[0], N_OUT), torch.float32)
+        return unpack(raw, k, pos, rows)
+
+    def _call_dtype(self, rows: int) -> torch.dtype:
+        """Matmul dtype of a sampling call of ``rows`` rows: :attr:`matmul_dtype`, or float32
+        below :data:`BF16_MIN_ROWS` rows (faster at that size)."""
+        return self.matmul_dtype if rows >= BF16_MIN_ROWS else torch.float32
 
     # -- predictive distributions --------------------------------------------------------
 
@@ -606,10 +639,10 @@ class LearnedLapModel:
             member = member.long() % self.members
         u = torch.rand(n, 1, generator=generator)
         z = torch.randn(n, N_TARGETS, generator=generator)
-        ws = self._workspace
+        ws, dt = self._workspace, self._call_dtype(n)
         with torch.inference_mode():
             if n <= CHUNK_ROWS:
-                raw = self._raw_rows(self.inputs(conditions, ws), member, ws)
+                raw = self._raw_rows(self.inputs(conditions, ws), member, ws, dt)
                 return self._draw(raw, conditions, u, z)[1]
             # Whole pipeline per chunk (features, network, draw) so its tensors stay in cache;
             # chunks are views of the conditions, not copies.
@@ -617,7 +650,7 @@ class LearnedLapModel:
             for start in range(0, n, CHUNK_ROWS):
                 rows = slice(start, min(start + CHUNK_ROWS, n))
                 c = _rows(conditions, rows)
-                raw = self._raw_rows(self.inputs(c, ws), member[rows], ws)
+                raw = self._raw_rows(self.inputs(c, ws), member[rows], ws, dt)
                 parts.append(self._draw(raw, c, u[rows], z[rows])[1])
             return LapOutcome(
                 **{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in _OUTCOME_FIELDS}

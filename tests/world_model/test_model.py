@@ -317,3 +317,28 @@ def test_pickled_model_leaves_its_scratch_buffers_behind(conditions):
     assert len(blob) <= before + 1_000  # the filled workspace is not shipped
     b = pickle.loads(blob).sample(conditions, torch.Generator().manual_seed(4), member)
     assert torch.equal(a.lap_time_s, b.lap_time_s) and torch.equal(a.wear, b.wear)
+
+
+def test_bfloat16_network_calls_keep_to_few_shapes(monkeypatch):
+    # A bfloat16 matmul of a new shape costs several matmuls (oneDNN primitive creation):
+    # 216 batch sizes from 1,000 to 9,000 rows must reuse a few dozen call shapes (8 per
+    # octave of the last call's rows), and padding must stay under an eighth of the rows
+    # (16 for small calls).
+    from world_model.learned import _bucket
+
+    assert all(r <= _bucket(r) < r + max(16, r // 8 + 1) for r in range(1, 5_000))
+    model = _model("mlp", seed=1)
+    model.matmul_dtype = torch.bfloat16
+    shapes = set()
+    forward = model._forward
+
+    def spy(xk, *args, **kwargs):
+        shapes.add(tuple(xk.shape))
+        return forward(xk, *args, **kwargs)
+
+    monkeypatch.setattr(model, "_forward", spy)
+    with torch.inference_mode():
+        for n in range(1_000, 9_000, 37):
+            c = make_conditions(n, seed=n)
+            model._raw_rows(model.inputs(c), torch.arange(n) % model.members)
+    assert len(shapes) <= 8 * 12
