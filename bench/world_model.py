@@ -2,8 +2,9 @@
 
 ``python bench/world_model.py [--model default|parametric|FILE] [--json]`` times
 ``sample`` under ``torch.inference_mode`` at batch 1, 64, 4,096 and 65,536 rows with 1 and 2
-intra-op threads (each row its own ensemble member, as the engine's replicas are) and prints
-car-laps per second with the machine's core count.
+intra-op threads (each row its own ensemble member, as the engine's replicas are), and over
+calls of changing size (2,000-20,000 rows, as the engine's batches), and prints car-laps per
+second with the machine's core count.
 
 OpenMP worker threads sleep instead of spin-waiting between operations
 (``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it): on a shared machine a spinning
@@ -41,6 +42,9 @@ from world_model.precision import matmul_dtype
 from world_model.samples import random_conditions
 
 BATCHES = (1, 64, 4_096, 65_536)
+VARIED = (2_000, 20_000)
+"""Row range of the varied-batch figure: the engine's batch sizes change every call."""
+VARIED_CALLS = 60
 
 
 def time_sample(model: LapModel, n: int, threads: int, min_seconds: float) -> tuple[float, float]:
@@ -61,6 +65,30 @@ def time_sample(model: LapModel, n: int, threads: int, min_seconds: float) -> tu
             if elapsed >= min_seconds and calls >= 3:
                 cpu = max(time.process_time() - cpu_start, 1e-9)
                 return calls * n / elapsed, calls * n / cpu
+
+
+def time_varied(model: LapModel, threads: int, seed: int = 0) -> tuple[float, float]:
+    """Car-laps per wall-clock second and per process CPU-second of ``model.sample`` over
+    :data:`VARIED_CALLS` calls of random sizes in :data:`VARIED`, each row's member its
+    replica (sorted replica indices of 1,024 replicas, as the engine passes them), timed on
+    a second pass over the same calls."""
+    torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(seed)
+    cond = random_conditions(VARIED[1], gen)
+    sizes = torch.randint(VARIED[0], VARIED[1] + 1, (VARIED_CALLS,), generator=gen).tolist()
+    members = [torch.randint(1_024, (n,), generator=gen).sort().values for n in sizes]
+    parts = [cond.index(torch.arange(n)) for n in sizes]
+    with torch.inference_mode():
+        # Warm-up pass over every size: a long simulation has met its shapes (and built
+        # their matmul primitives) after its first minutes.
+        for c, m in zip(parts, members, strict=True):
+            model.sample(c, gen, m)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        for c, m in zip(parts, members, strict=True):
+            model.sample(c, gen, m)
+        elapsed = time.perf_counter() - start
+        cpu = max(time.process_time() - cpu_start, 1e-9)
+    return sum(sizes) / elapsed, sum(sizes) / cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             wall, cpu = time_sample(model, n, t, args.min_seconds)
             figures[f"batch_{n}_threads_{t}"] = wall
             figures[f"batch_{n}_threads_{t}_per_cpu_s"] = cpu
+        wall, cpu = time_varied(model, t)
+        figures[f"varied_{VARIED[0]}_{VARIED[1]}_threads_{t}"] = wall
+        figures[f"varied_{VARIED[0]}_{VARIED[1]}_threads_{t}_per_cpu_s"] = cpu
     result = {
         "model": args.model,
         "model_class": type(model).__name__,
