@@ -38,7 +38,6 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 from world_model.interface import LapModel
 from world_model.loading import load
 from world_model.memory import keep_freed_memory
-from world_model.precision import matmul_dtype
 from world_model.samples import random_conditions
 
 BATCHES = (1, 64, 4_096, 65_536)
@@ -124,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_1min": round(os.getloadavg()[0], 2),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         "malloc_keep_freed": kept,
-        "mlp_matmul_dtype": str(getattr(model, "matmul_dtype", matmul_dtype())).removeprefix(
-            "torch."
+        "mlp_matmul_dtype": (
+            str(model.matmul_dtype).removeprefix("torch.") if hasattr(model, "matmul_dtype") else ""
         ),
         **{k: round(v) for k, v in figures.items()},
     }
