@@ -37,17 +37,31 @@ def _parser() -> argparse.ArgumentParser:
         "--seconds", type=float, default=20.0, help="time to run each measurement (default 20)"
     )
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes the vectorised env is split over (engine.sharded_env; default 1: "
+        "RaceVecEnv in this process)",
+    )
     p.add_argument("--seed", type=int, default=0, help="race seed (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
 
-def _vector(scenario, replicas: int, seconds: float, seed: int) -> dict[str, float]:
+def _vector(scenario, replicas: int, seconds: float, seed: int, workers: int) -> dict[str, float]:
     from engine.actions import action_index
+    from engine.sharded_env import ShardedRaceVecEnv
     from engine.vec_env import RaceVecEnv
 
     stay = action_index()
-    env = RaceVecEnv(scenario, replicas)
+    if workers > 1:
+        with ShardedRaceVecEnv(scenario, replicas, shards=workers) as env:
+            return _run_vector(env, stay, seconds, seed)
+    return _run_vector(RaceVecEnv(scenario, replicas), stay, seconds, seed)
+
+
+def _run_vector(env, stay: int, seconds: float, seed: int) -> dict[str, float]:
     steps = 0
     started = time.perf_counter()
     dec = env.reset(seed)
@@ -90,13 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     scenario = load_scenario(args.scenario)
     cars = len(scenario.entries)
     single = _single(scenario, args.seconds, args.seed)
-    vector = _vector(scenario, args.replicas, args.seconds, args.seed)
+    vector = _vector(scenario, args.replicas, args.seconds, args.seed, args.workers)
     out = {
         "scenario": scenario.name,
         "cars": cars,
         "cores": os.cpu_count(),
         "threads": args.threads,
         "replicas": args.replicas,
+        "workers": args.workers,
         "single_steps_per_s": single["steps_per_s"],
         "vector_steps_per_s": vector["steps_per_s"],
         "vector_car_laps_per_s": vector["steps_per_s"] * cars,
@@ -109,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{scenario.name}: {cars} cars, {os.cpu_count()} cores, "
             f"{args.threads} torch thread(s)\n"
             f"single env      {single['steps_per_s']:10.1f} decision steps/s\n"
-            f"vector x{args.replicas:<6d} {vector['steps_per_s']:10.1f} decision steps/s "
+            f"vector x{args.replicas:<6d} ({args.workers} process(es)) "
+            f"{vector['steps_per_s']:10.1f} decision steps/s "
             f"({vector['steps_per_s'] * cars:,.0f} car-laps/s; target 5,000 steps/s)"
         )
     return 0

@@ -243,7 +243,12 @@ class RaceSim:
         start: RaceSnapshot | None = None,
         record_laps: bool = False,
         threads: int | None = 1,
+        chunk: int = 0,
+        first_replica: int = 0,
     ) -> None:
+        """``chunk`` and ``first_replica`` place these replicas in a larger run (random
+        streams of that chunk, replica numbers from ``first_replica``), as a chunk of
+        :func:`simulate` is placed."""
         self.scenario = scenario
         self.threads = threads
         self.controlled_car = controlled_car
@@ -260,8 +265,8 @@ class RaceSim:
             cars,
             replicas,
             seed,
-            0,
-            0,
+            chunk,
+            first_replica,
             lap_model,
             event_model,
             forced,

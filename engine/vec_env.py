@@ -267,6 +267,8 @@ class RaceVecEnv:
         reward: RewardSpec | None = None,
         lap_model: LapModel | None = None,
         event_model: EventModel | None = None,
+        chunk: int = 0,
+        first_replica: int = 0,
     ) -> None:
         car = car or scenario.focus_car
         if car is None:
@@ -280,6 +282,7 @@ class RaceVecEnv:
         self.encoder = ObservationEncoder.for_car(scenario, car)
         self.lap_model = lap_model
         self.event_model = event_model
+        self.chunk, self.first_replica = chunk, first_replica
         self._car_index = scenario.entry_index(car)
         self._time_scale = 10.0 * scenario.entries[self._car_index].ref_lap_time_s
         self.sim: RaceSim | None = None
@@ -300,6 +303,8 @@ class RaceVecEnv:
             controlled_car=self.car,
             lap_model=self.lap_model,
             event_model=self.event_model,
+            chunk=self.chunk,
+            first_replica=self.first_replica,
         )
         r, d = self.replicas, OBS_DIM
         self._prev_obs = np.zeros((r, d), np.float32)
