@@ -113,6 +113,14 @@ def _parser() -> argparse.ArgumentParser:
         "few percent of laps makes several bad calls a race)",
     )
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument(
+        "--env-workers",
+        type=int,
+        default=1,
+        help="processes the training races are split over (engine.sharded_env; each runs a "
+        "chunk of --replicas with the chunk's own random streams, so a resumed run must use "
+        "the same number; default 1)",
+    )
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
@@ -157,7 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "agent.pt"
 
-    env = RaceVecEnv(scenario, args.replicas, car=car, reward=RewardSpec(gamma=config.gamma))
+    reward = RewardSpec(gamma=config.gamma)
+    if args.env_workers > 1:
+        from engine.sharded_env import ShardedRaceVecEnv
+
+        env = ShardedRaceVecEnv(
+            scenario, args.replicas, shards=args.env_workers, car=car, reward=reward
+        )
+    else:
+        env = RaceVecEnv(scenario, args.replicas, car=car, reward=reward)
     algorithm = agents.build_algorithm(config)
     state = buffer = None
     if args.resume:
@@ -229,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     bar.close()
     writer.flush()
     train_s = time.perf_counter() - started
+    if args.env_workers > 1:
+        env.close()
     summary: dict[str, Any] = {
         "scenario": scenario.name,
         "car": car,

@@ -35,6 +35,7 @@ def test_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
         "--backend",
         "--json",
         "--resume",
+        "--env-workers",
     ):
         assert option in text
 
@@ -94,6 +95,16 @@ def test_resume_continues_the_saved_run(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["env_steps"] >= 250
     assert summary["generations"] >= 2
+
+
+def test_training_races_split_over_two_worker_processes(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--scenario", "test_race", "--replicas", "8", "--eval-replicas", "0"]
+    args += ["--budget", "150", "--env-workers", "2", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env_steps"] >= 150
+    assert (out / "agent.pt").is_file()
 
 
 def test_bad_options_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
