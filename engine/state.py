@@ -233,7 +233,10 @@ def put(x: torch.Tensor, idx: torch.Tensor, value: torch.Tensor | float | bool) 
         if not isinstance(value, torch.Tensor):
             flat.index_fill_(0, idx, value)
             return
-        flat.scatter_(0, idx, value.to(x.dtype).expand(idx.shape).contiguous())
+        if value.dtype != x.dtype or value.shape != idx.shape or not value.is_contiguous():
+            # (checked in Python: each skipped no-op conversion is a dispatched call)
+            value = value.to(x.dtype).expand(idx.shape).contiguous()
+        flat.scatter_(0, idx, value)
         return
     flat2 = x.view(-1, x.shape[-1])
     if not isinstance(value, torch.Tensor):
@@ -246,4 +249,6 @@ def add(x: torch.Tensor, idx: torch.Tensor, value: torch.Tensor | float) -> None
     """Add to rows ``idx`` (unique) of a ``[R, C]`` tensor in place."""
     if not isinstance(value, torch.Tensor):
         value = torch.full(idx.shape, value, dtype=x.dtype)
-    x.view(-1).scatter_add_(0, idx, value.to(x.dtype).expand(idx.shape).contiguous())
+    elif value.dtype != x.dtype or value.shape != idx.shape or not value.is_contiguous():
+        value = value.to(x.dtype).expand(idx.shape).contiguous()
+    x.view(-1).scatter_add_(0, idx, value)
