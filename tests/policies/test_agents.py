@@ -144,6 +144,11 @@ def test_iqn_acts_on_fractions_below_alpha_and_learns_on_uniform_ones(decision) 
     assert torch.equal(out.taus, loss_taus)
     assert float(act_taus.max()) <= alpha
     assert float(loss_taus.max()) > alpha  # uniform on (0, 1): some above alpha
+    # The acting fractions are a fixed quadrature (no sampling noise in the choice).
+    n = act_taus.shape[1]
+    assert torch.allclose(act_taus[0], alpha * (torch.arange(n) + 0.5) / n)
+    again = algo.policy(Batch(obs=Batch(obs=dec.obs, mask=dec.mask), info=Batch()))
+    assert np.array_equal(again.act, out.act)
     # The chosen action maximises the mean of the quantiles at the acting fractions.
     q = original(torch.as_tensor(dec.obs), act_taus).mean(dim=2)
     q = q.masked_fill(~torch.as_tensor(dec.mask), -1e9)
