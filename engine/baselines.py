@@ -1,6 +1,8 @@
 """Rule-based strategies and the name registry that builds any strategy from a spec string.
 
-Specs: ``"fixed:laps=12"`` (stop every 12 laps), ``"fuel-reserve:laps=1.5"`` (stop when the
+Specs: ``"fixed:laps=12"`` (stop every 12 laps; ``"fixed:laps=12,tyres=3"`` changes tyres
+every third stint instead of every second, the names the tuned fixed plan is printed under),
+``"fuel-reserve:laps=1.5"`` (stop when the
 fuel or energy left would leave less than 1.5 laps in reserve at the next line),
 ``"double-stint"`` / ``"triple-stint"`` (fuel-reserve stops, tyres and driver every second /
 third stint), ``"opportunistic"`` (fuel-reserve, plus a stop under FCY or safety car once half
@@ -236,14 +238,15 @@ def make_strategy(spec: str) -> Strategy:
         return PlanStrategy.from_file(rest)
     if head in BUILTIN:
         kw = _parse_kwargs(rest)
-        known = {"laps"}
+        known = {"laps", "tyres"} if head == "fixed" else {"laps"}
         bad = set(kw) - known
         if bad:
             raise ValueError(f"strategy {spec!r}: unknown argument {sorted(bad)[0]!r}")
         if head == "fixed":
             if "laps" not in kw:
                 raise ValueError("strategy 'fixed' needs laps: 'fixed:laps=N'")
-            return RuleStrategy(name=spec, stint_laps=float(kw["laps"]), tyre_stints=2.0)
+            tyres = float(kw.get("tyres", 2.0))
+            return RuleStrategy(name=spec, stint_laps=float(kw["laps"]), tyre_stints=tyres)
         reserve = float(kw.get("laps", 1.0))
         tyre_stints = {"double-stint": 2.0, "triple-stint": 3.0}.get(head, 1.0)
         return RuleStrategy(

@@ -9,8 +9,10 @@ Risk: the IQN agent picks the action with the best CVaR at level ``alpha`` of it
 distribution, the mean of the quantiles at fractions in ``(0, alpha)``. Tianshou's
 ``IQNPolicy`` draws fractions uniformly and takes the plain mean, so :class:`CVaRIQNPolicy`
 overrides its action choice: the acting action and the bootstrap target's action are both
-chosen on fractions drawn in ``(0, alpha)``, while the quantile regression loss keeps its
-uniform draws so the whole distribution is still learned (Dabney et al. 2018, sec. 3.1).
+chosen on evenly spaced fractions in ``(0, alpha)`` (a fixed quadrature: with a few random
+draws, the maximum over 144 stop actions of noisy estimates favoured stopping), while the
+quantile regression loss keeps its uniform draws so the whole distribution is still
+learned (Dabney et al. 2018, sec. 3.1).
 """
 
 from __future__ import annotations
@@ -108,6 +110,13 @@ class PriorDQNPolicy(PriorExploration, DiscreteQLearningPolicy):
     """DQN policy with prior-guided exploration."""
 
 
+def cvar_fractions(alpha: float, n: int, rows: int) -> torch.Tensor:
+    """``n`` evenly spaced fractions in ``(0, alpha)`` (midpoints), ``[rows, n]``: a fixed
+    quadrature of the CVaR, so the action choice carries no sampling noise."""
+    taus = alpha * (torch.arange(n, dtype=torch.float32) + 0.5) / n
+    return taus.expand(rows, n)
+
+
 class CVaRIQNPolicy(PriorExploration, IQNPolicy):
     """IQN policy whose greedy action maximises CVaR at ``alpha`` (see the module docstring)."""
 
@@ -134,9 +143,10 @@ class CVaRIQNPolicy(PriorExploration, IQNPolicy):
         x = obs.obs if hasattr(obs, "obs") else obs
         (logits, taus), hidden = model(x, sample_size=sample_size, state=state, info=batch.info)
         risk = logits
-        if self.alpha < 1.0 and not is_target:
+        if not is_target:
             # The target network's own action is never used (the online net picks it).
-            (risk, _), _ = model(x, sample_size=self.sample_size, alpha=self.alpha)
+            fixed = cvar_fractions(self.alpha, self.sample_size, logits.shape[0])
+            (risk, _), _ = model(x, taus=fixed)
         q = self.compute_q_value(risk, getattr(obs, "mask", None))
         act = to_numpy(q.max(dim=1)[1])
         return Batch(logits=logits, act=act, state=hidden, taus=taus)
@@ -221,9 +231,7 @@ def greedy_scores(
             return policy.actor(x)[0]
         if config.algo == "dqn":
             return policy.model(x)[0]
-        taus = config.cvar_alpha * (torch.arange(quantiles, dtype=torch.float32) + 0.5) / quantiles
-        taus = taus.expand(x.shape[0], quantiles)
-        (q, _), _ = policy.model(x, taus=taus)
+        (q, _), _ = policy.model(x, taus=cvar_fractions(config.cvar_alpha, quantiles, x.shape[0]))
         return q.mean(dim=2)
 
 

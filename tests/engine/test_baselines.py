@@ -29,6 +29,15 @@ def test_registry_builds_every_builtin_and_rejects_unknown() -> None:
         make_strategy("sometimes")
     with pytest.raises(ValueError, match="unknown argument"):
         make_strategy("fixed:lap=3")
+    with pytest.raises(ValueError, match="unknown argument"):
+        make_strategy("double-stint:tyres=3")
+
+
+def test_fixed_plans_take_a_tyre_interval() -> None:
+    plan = make_strategy("fixed:laps=27,tyres=3")
+    assert isinstance(plan, RuleStrategy)
+    assert (plan.stint_laps, plan.tyre_stints) == (27.0, 3.0)
+    assert make_strategy("fixed:laps=27").tyre_stints == 2.0  # type: ignore[attr-defined]
 
 
 def test_first_legal_picks_in_order_and_falls_back() -> None:

@@ -81,6 +81,48 @@ def test_exploration_draws_legal_actions_at_the_prior_rate() -> None:
     assert abs(pit - expected) < 5 * sd
 
 
+@pytest.mark.parametrize("algo", ["dqn", "iqn"])
+def test_fitting_stays_to_a_poor_return_does_not_make_untried_stops_greedy(
+    algo: str, decision
+) -> None:
+    """Early in a long race a Q agent has tried only staying out (stops come when the tank
+    forces them) and is paid about the return of a poor race. Fitting those values must not
+    lift the untried stops above staying out: with a small prior gap and a zero initial
+    value they overtook it, and the agent then stopped on nearly every lap."""
+    _, dec = decision
+    torch.manual_seed(6)
+    config = AgentConfig(algo=algo, obs_dim=OBS_DIM)
+    model = build_algorithm(config).policy.model
+    x = torch.as_tensor(dec.obs)
+    legal = torch.as_tensor(dec.mask)
+    pit = pit_flags()
+    stay = torch.nonzero(~pit).flatten()
+    assert bool(legal[:, stay].all())  # the first decision: staying out is legal everywhere
+    taken = stay[torch.arange(x.shape[0]) % len(stay)]
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    rows = torch.arange(x.shape[0])
+    for _ in range(300):
+        if algo == "dqn":
+            q = model(x)[0]
+        else:
+            (quantiles, _), _ = model(x, sample_size=config.num_quantiles)
+            q = quantiles.mean(dim=2)
+        loss = (q[rows, taken] + 0.9).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.01  # the fit itself converged
+    with torch.no_grad():
+        if algo == "dqn":
+            q = model(x)[0]
+        else:
+            taus = ((torch.arange(64) + 0.5) / 64).expand(x.shape[0], 64)
+            q = model(x, taus=taus)[0][0].mean(dim=2)
+    best_stay = q[:, ~pit].max(dim=1).values
+    best_stop = q.masked_fill(~legal, -1e9)[:, pit].max(dim=1).values
+    assert bool((best_stay > best_stop).all())
+
+
 def test_iqn_acts_on_fractions_below_alpha_and_learns_on_uniform_ones(decision) -> None:
     _, dec = decision
     torch.manual_seed(2)
@@ -102,6 +144,11 @@ def test_iqn_acts_on_fractions_below_alpha_and_learns_on_uniform_ones(decision) 
     assert torch.equal(out.taus, loss_taus)
     assert float(act_taus.max()) <= alpha
     assert float(loss_taus.max()) > alpha  # uniform on (0, 1): some above alpha
+    # The acting fractions are a fixed quadrature (no sampling noise in the choice).
+    n = act_taus.shape[1]
+    assert torch.allclose(act_taus[0], alpha * (torch.arange(n) + 0.5) / n)
+    again = algo.policy(Batch(obs=Batch(obs=dec.obs, mask=dec.mask), info=Batch()))
+    assert np.array_equal(again.act, out.act)
     # The chosen action maximises the mean of the quantiles at the acting fractions.
     q = original(torch.as_tensor(dec.obs), act_taus).mean(dim=2)
     q = q.masked_fill(~torch.as_tensor(dec.mask), -1e9)

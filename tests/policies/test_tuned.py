@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from engine.baselines import make_strategy
 from engine.race import StrategyAssignment, simulate
 from engine.scenario import load_scenario
 from policies.tuned import fixed_plan, stint_grid, tune_fixed_plan
@@ -19,6 +20,15 @@ def test_stint_grid_ends_at_the_longest_legal_stint() -> None:
     assert 1.0 - (longest - 1) * use >= sc.rules.fuel_margin * use
     assert 1.0 - longest * use < sc.rules.fuel_margin * use
     assert list(grid) == [longest - i for i in range(len(grid) - 1, -1, -1)]
+
+
+def test_tuned_plan_name_is_a_strategy_spec_that_rebuilds_it() -> None:
+    """engine.train prints the tuned plan by name; ``engine.evaluate --strategy NAME`` must
+    rebuild the same plan, tyre interval included."""
+    for laps, tyres in ((27.0, 3.0), (12.5, 1.0)):
+        plan = fixed_plan(laps, tyres)
+        rebuilt = make_strategy(plan.name)
+        assert (rebuilt.stint_laps, rebuilt.tyre_stints) == (laps, tyres)  # type: ignore[attr-defined]
 
 
 def test_fixed_plan_stops_every_n_laps_on_a_clean_race() -> None:
