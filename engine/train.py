@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_SCENARIO = "six_hours"
-DEFAULT_BUDGET = "200000"
+DEFAULT_BUDGET = "500000"
 TUNE_SEED_OFFSET = 2**29
 
 
@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         "--budget",
         type=parse_budget,
         default=parse_budget(DEFAULT_BUDGET),
-        help=f"training budget: env steps (200000) or time (90s, 6m) (default {DEFAULT_BUDGET})",
+        help=f"training budget: env steps or time (90s, 6m) (default {DEFAULT_BUDGET})",
     )
     p.add_argument(
         "--replicas", type=int, default=128, help="races simulated together (default 128)"
