@@ -28,7 +28,13 @@ import torch
 
 from engine.scenario import Scenario
 from engine.strategy import Observation
-from engine.vec_env import Decision, ObservationEncoder, RaceVecEnv, RewardSpec, Transitions
+from engine.vec_env import (
+    Decision,
+    RaceVecEnv,
+    RewardSpec,
+    Transitions,
+    controlled_car_setup,
+)
 
 
 def _worker(conn: Connection, kwargs: dict[str, Any]) -> None:
@@ -73,14 +79,10 @@ class ShardedRaceVecEnv:
     ) -> None:
         if shards < 1 or shards > replicas:
             raise ValueError(f"shards must be between 1 and replicas ({replicas}), got {shards}")
-        car = car or scenario.focus_car
-        if car is None:
-            raise ValueError(f"scenario {scenario.name!r} has no focus_car; name the car")
-        self.scenario = scenario
-        self.car = car
+        self.scenario, self.car, self.reward, self.encoder = controlled_car_setup(
+            scenario, car, reward
+        )
         self.replicas = replicas
-        self.reward = reward or RewardSpec()
-        self.encoder = ObservationEncoder.for_car(scenario, car)
         self.episodes_finished: list[float] = []
         size = -(-replicas // shards)  # chunk size, as simulate(chunk_replicas=size)
         self.offsets = list(range(0, replicas, size))
@@ -94,7 +96,7 @@ class ShardedRaceVecEnv:
             kwargs = dict(
                 scenario=scenario,
                 replicas=n,
-                car=car,
+                car=self.car,
                 reward=self.reward,
                 chunk=i,
                 first_replica=offset,

@@ -248,6 +248,20 @@ def legalise(actions: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndar
     return np.where(legal, actions, fallback), ~legal
 
 
+def controlled_car_setup(
+    scenario: Scenario, car: str | None, reward: RewardSpec | None
+) -> tuple[Scenario, str, RewardSpec, ObservationEncoder]:
+    """(scenario, controlled car, reward, observation encoder) of an env over ``scenario``:
+    the car defaults to the scenario's focus car; the reward to :class:`RewardSpec`'s."""
+    car = car or scenario.focus_car
+    if car is None:
+        raise ValueError(f"scenario {scenario.name!r} has no focus_car; name the car")
+    reward = reward or RewardSpec()
+    if reward.objective == "time" and scenario.race.laps is None:
+        raise ValueError("the 'time' objective needs a race over a fixed number of laps")
+    return scenario, car, reward, ObservationEncoder.for_car(scenario, car)
+
+
 class RaceVecEnv:
     """One controlled car in each of ``replicas`` races, stepped together.
 
@@ -270,20 +284,14 @@ class RaceVecEnv:
         chunk: int = 0,
         first_replica: int = 0,
     ) -> None:
-        car = car or scenario.focus_car
-        if car is None:
-            raise ValueError(f"scenario {scenario.name!r} has no focus_car; name the car")
-        self.scenario = scenario
-        self.car = car
+        self.scenario, self.car, self.reward, self.encoder = controlled_car_setup(
+            scenario, car, reward
+        )
         self.replicas = replicas
-        self.reward = reward or RewardSpec()
-        if self.reward.objective == "time" and scenario.race.laps is None:
-            raise ValueError("the 'time' objective needs a race over a fixed number of laps")
-        self.encoder = ObservationEncoder.for_car(scenario, car)
         self.lap_model = lap_model
         self.event_model = event_model
         self.chunk, self.first_replica = chunk, first_replica
-        self._car_index = scenario.entry_index(car)
+        self._car_index = scenario.entry_index(self.car)
         self._time_scale = 10.0 * scenario.entries[self._car_index].ref_lap_time_s
         self.sim: RaceSim | None = None
         self._decision: Decision | None = None
