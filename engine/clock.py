@@ -13,9 +13,9 @@ deploy flags at least a window later).
 Two things are deliberately not processes of their own. Pit-lane service is a batched
 first-come-first-served queue per team garage (:func:`engine.pitstop.garage_queue`) inside the
 stepper: a SimPy resource request per stop per replica cost more than the whole stepper.
-Weather is the event model's sampled track (:class:`engine.conditions.WeatherGrid`), read at
-each car's own time, which is exact where a process updating a shared state every grid step
-would lag by up to a step.
+Weather is the event model's sampled track (:class:`engine.conditions.WeatherGrid`), read
+when it is needed (at each car's line crossing; at the window's end for incidents) instead of
+a process rewriting a shared state every grid step.
 
 ``log`` (when kept) is a list of ``(env.now, what)`` for tests and debugging.
 """
