@@ -21,7 +21,13 @@ import numpy as np
 import torch
 
 from engine.actions import N_ACTIONS, action_index
-from engine.race import DecisionPoint, RaceSim, StrategyAssignment
+from engine.race import (
+    DecisionPoint,
+    RaceSim,
+    StrategyAssignment,
+    load_event_model,
+    load_lap_model,
+)
 from engine.scenario import Scenario
 from engine.strategy import Observation
 from events.interface import EventModel
@@ -291,6 +297,7 @@ class RaceVecEnv:
         self.lap_model = lap_model
         self.event_model = event_model
         self.chunk, self.first_replica = chunk, first_replica
+        self._models: tuple[LapModel, EventModel | None] | None = None
         self._car_index = scenario.entry_index(self.car)
         self._time_scale = 10.0 * scenario.entries[self._car_index].ref_lap_time_s
         self.sim: RaceSim | None = None
@@ -303,14 +310,20 @@ class RaceVecEnv:
     # -- generation control -------------------------------------------------------------
 
     def reset(self, seed: int) -> Decision:
+        if self._models is None:
+            # The scenario's models, loaded once rather than by every generation's RaceSim.
+            sc = self.scenario
+            lap = self.lap_model if self.lap_model is not None else load_lap_model(sc)
+            ev = self.event_model if self.event_model is not None else load_event_model(sc)
+            self._models = (lap, ev)
         self.sim = RaceSim(
             self.scenario,
             StrategyAssignment(default=None, per_car={}),
             self.replicas,
             seed,
             controlled_car=self.car,
-            lap_model=self.lap_model,
-            event_model=self.event_model,
+            lap_model=self._models[0],
+            event_model=self._models[1],
             chunk=self.chunk,
             first_replica=self.first_replica,
         )
