@@ -175,13 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         env = RaceVecEnv(scenario, args.replicas, car=car, reward=reward)
     algorithm = agents.build_algorithm(config)
-    state = buffer = None
+    state = buffer = demos = None
     if args.resume:
         ck = ckpt_mod.load_checkpoint(ckpt_path)
         if ck.config != config or ck.car != car or ck.seed != args.seed:
             print(f"error: {ckpt_path} was trained with other settings", file=sys.stderr)
             return 2
         algorithm, state, buffer = ck.algorithm, ck.state, ck.buffer
+        if ck.demos is not None:
+            demos = importlib.import_module("policies.demonstrations").Demonstrations.from_dict(
+                ck.demos
+            )
         if hasattr(algorithm, "_iter"):
             algorithm._iter = ck.target_iter
         ckpt_mod.restore_rng(ck.rng)
@@ -241,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         on_generation=on_generation,
         teacher=tuned.best if tuned is not None else None,
         teacher_generations=args.teacher_generations if tuned is not None else 0,
+        demos=demos,
     )
     bar.close()
     writer.flush()

@@ -78,6 +78,11 @@ class AgentConfig:
     """Gradient steps per collected transition (off-policy)."""
     num_quantiles: int = 16
     """Quantile fractions drawn per state in the IQN loss."""
+    demo_margin: float = 0.05
+    """DQN / IQN: how far below the teacher's action every other action's score is pushed on
+    the teacher's races (return units; one class position of 18 is 1/17)."""
+    demo_weight: float = 1.0
+    """DQN / IQN: weight of the margin step on the teacher's races after each update."""
 
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:

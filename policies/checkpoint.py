@@ -59,6 +59,8 @@ class Checkpoint:
     """Global torch and numpy generator states (Tianshou samples from them)."""
     target_iter: int = 0
     """Iteration counter of the Q-learning target-network schedule."""
+    demos: dict[str, np.ndarray] | None = None
+    """The Q-learning agents' demonstration set (``policies.demonstrations``), if any."""
 
 
 def capture_rng() -> dict[str, Any]:
@@ -90,6 +92,7 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
         "buffer": ckpt.buffer,
         "rng": ckpt.rng,
         "target_iter": ckpt.target_iter,
+        "demos": ckpt.demos,
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -126,4 +129,5 @@ def load_checkpoint(path: Path) -> Checkpoint:
         buffer=payload["buffer"],
         rng=payload["rng"],
         target_iter=payload["target_iter"],
+        demos=payload.get("demos"),
     )

@@ -28,8 +28,10 @@ from tianshou.utils.torch_utils import policy_within_training_step, torch_train_
 
 from engine.strategy import Strategy
 from engine.vec_env import Decision, RaceVecEnv, Transitions, generation_seed
+from policies import demonstrations
 from policies.agents import AgentConfig
 from policies.checkpoint import Checkpoint, TrainState, capture_rng, save_checkpoint
+from policies.demonstrations import Demonstrations
 
 
 @dataclass(frozen=True)
@@ -165,14 +167,17 @@ def train(
     on_generation: Callable[[TrainState, dict[str, float]], None] | None = None,
     teacher: Strategy | None = None,
     teacher_generations: int = 0,
+    demos: Demonstrations | None = None,
 ) -> tuple[TrainState, VectorReplayBuffer]:
     """Train until ``budget`` is spent; checkpoint after every generation when a path is given.
 
     ``state`` and ``buffer`` continue a run restored from a checkpoint (restore its RNG
     states first). ``on_generation`` receives the counters and that generation's figures
     (for progress bars and TensorBoard). The first ``teacher_generations`` generations are
-    driven by ``teacher``: PPO is then fitted to them by :func:`behaviour_clone`, the
-    Q-learning agents keep them in their replay buffer as demonstrations.
+    driven by ``teacher``: PPO is then fitted to them by :func:`behaviour_clone`; the
+    Q-learning agents keep them in their replay buffer and as a demonstration set
+    (:mod:`policies.demonstrations`: pretraining, then a margin step after every update).
+    ``demos`` is that set when resuming a run (the checkpoint stores it).
     """
     state = state or TrainState()
     buffer = buffer or make_buffer(config, env, max_decisions(env), teacher_generations)
@@ -204,6 +209,8 @@ def train(
                     while state.update_credit >= 1.0:
                         stats = algorithm.update(buffer, sample_size=config.q_batch)
                         losses.append(float(stats.get_loss_stats_dict().get("loss", np.nan)))
+                        if demos is not None:
+                            demonstrations.margin_step(algorithm, config, demos)
                         state.gradient_steps += 1
                         state.update_credit -= 1.0
         if config.on_policy and taught and state.generation + 1 < teacher_generations:
@@ -212,6 +219,11 @@ def train(
             accuracy = behaviour_clone(algorithm, config, buffer)
             losses.append(1.0 - accuracy)
             buffer.reset()
+        elif taught and state.generation + 1 == teacher_generations:
+            demos = demonstrations.from_buffer(algorithm, config, buffer)
+            with policy_within_training_step(policy):
+                accuracy = demonstrations.pretrain(algorithm, config, demos)
+            losses.append(1.0 - accuracy)
         elif config.on_policy:
             with policy_within_training_step(policy):
                 stats = algorithm.update(
@@ -245,6 +257,7 @@ def train(
                     seed=seed,
                     state=state,
                     buffer=None if config.on_policy else buffer,
+                    demos=None if demos is None else demos.to_dict(),
                     rng=capture_rng(),
                     target_iter=int(getattr(algorithm, "_iter", 0)),
                 ),

@@ -14,8 +14,10 @@ from engine.scenario import load_scenario
 from engine.vec_env import OBS_DIM, RaceVecEnv, RewardSpec
 from policies.agents import AgentConfig, AgentStrategy, build_algorithm
 from policies.checkpoint import load_checkpoint, restore_rng
+from policies.demonstrations import Demonstrations
 from policies.dp import DPStrategy, Grid, SingleCarDP, single_car_scenario
 from policies.training import Budget, train
+from policies.tuned import fixed_plan
 
 pytestmark = pytest.mark.slow
 
@@ -51,14 +53,19 @@ def test_ppo_is_within_one_percent_of_the_dp_optimum(global_rng) -> None:
     assert untrained > agent_s  # it learned something the untrained net does not do
 
 
-@pytest.mark.parametrize("algo", ["ppo", "iqn"])
-def test_resumed_training_is_bit_identical(algo: str, tmp_path: Path, global_rng) -> None:
+@pytest.mark.parametrize(("algo", "taught"), [("ppo", 0), ("iqn", 0), ("iqn", 1)])
+def test_resumed_training_is_bit_identical(
+    algo: str, taught: int, tmp_path: Path, global_rng
+) -> None:
     sc = load_scenario("test_race")
     config = AgentConfig(
-        algo=algo, obs_dim=OBS_DIM, minibatch=64, q_batch=32, updates_per_step=0.05
+        algo=algo, obs_dim=OBS_DIM, minibatch=64, q_batch=32, updates_per_step=0.05, bc_epochs=2
     )
     reward = RewardSpec(gamma=config.gamma)
     steps_one, steps_all = 100, 250  # about 1 and 3 generations of 8 races
+    # With a teacher, the first generation is the fixed plan's races: the demonstration set
+    # built from them must travel in the checkpoint.
+    teach = {"teacher": fixed_plan(6, 1), "teacher_generations": taught}
 
     rng = (torch.get_rng_state(), np.random.get_state())
     straight = build_algorithm(config)
@@ -68,6 +75,7 @@ def test_resumed_training_is_bit_identical(algo: str, tmp_path: Path, global_rng
         config,
         seed=1,
         budget=Budget(env_steps=steps_all),
+        **teach,
     )
 
     torch.set_rng_state(rng[0])
@@ -81,6 +89,7 @@ def test_resumed_training_is_bit_identical(algo: str, tmp_path: Path, global_rng
         seed=1,
         budget=Budget(env_steps=steps_one),
         checkpoint_path=ckpt,
+        **teach,
     )
     torch.manual_seed(12345)  # disturb the generators: the checkpoint must restore them
     np.random.seed(12345)
@@ -96,7 +105,10 @@ def test_resumed_training_is_bit_identical(algo: str, tmp_path: Path, global_rng
         budget=Budget(env_steps=steps_all),
         state=ck.state,
         buffer=ck.buffer,
+        demos=None if ck.demos is None else Demonstrations.from_dict(ck.demos),
+        **teach,
     )
+    assert (ck.demos is not None) == (taught > 0)
     assert st_a.env_steps == st_b.env_steps and st_a.generation == st_b.generation
     assert st_a.gradient_steps == st_b.gradient_steps > 0
     a, b = straight.state_dict(), ck.algorithm.state_dict()
