@@ -157,6 +157,23 @@ def test_evaluate_scores_every_baseline_and_both_architectures(
     assert plot.stat().st_size > 1000
 
 
+def test_evaluate_by_race_splits_the_pooled_scores(trained, synthetic_db, capsys):
+    args = ["--db", str(synthetic_db), "--model", str(trained["ckpt"]), "--json", "--by-race"]
+    args += ["--races", HELD_OUT, "--races", VAL]
+    assert evaluate_main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["by_race"]) == {HELD_OUT, VAL}
+    for method, pooled in out["scores"].items():
+        for channel, s in pooled.items():
+            parts = [out["by_race"][race][method][channel] for race in (HELD_OUT, VAL)]
+            parts = [p for p in parts if p.get("n")]
+            assert sum(p["n"] for p in parts) == s.get("n", 0)
+            for key in ("crps", "coverage_50", "coverage_80", "coverage_90"):
+                if parts:  # pooled = lap-weighted mean of the races' scores
+                    mean = sum(p[key] * p["n"] for p in parts) / s["n"]
+                    assert mean == pytest.approx(s[key], rel=1e-4, abs=1e-6), (method, key)
+
+
 def test_flag_conditioning_is_off_for_the_engine(trained):
     model = trained["model"]
     c = _stint_conditions(0.8)
