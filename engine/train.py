@@ -106,11 +106,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--teacher-generations",
         type=int,
-        default=0,
-        help="generations of races driven by the tuned fixed plan before learning starts: PPO "
-        "imitates them, DQN and IQN keep them as demonstrations (default 0: learn from "
-        "scratch, which PPO does better here: a cloned policy that samples a wrong call on a "
-        "few percent of laps makes several bad calls a race)",
+        default=None,
+        help="generations of races driven by the teacher (--teacher) before learning starts: PPO "
+        "imitates them, DQN and IQN learn from them as demonstrations (policies.demonstrations). "
+        "Default: 0 for PPO (learning from scratch does better: a cloned policy that samples a "
+        "wrong call on a few percent of laps makes several bad calls a race), 2 for DQN and "
+        "IQN (without demonstrations they drift toward the stops they never tried)",
+    )
+    p.add_argument(
+        "--teacher",
+        default=None,
+        metavar="SPEC",
+        help="strategy that drives the teacher generations, as engine.evaluate --strategy reads "
+        "it (e.g. a team's 'plan:FILE' or a trained 'policies.agents:load:path=...'; default: "
+        "the tuned fixed plan)",
+    )
+    p.add_argument(
+        "--demo-margin",
+        type=float,
+        default=None,
+        help="DQN / IQN: how far below the teacher's action every other action's score is held "
+        "on the teacher's races, in reward units (one class position of 18 is 1/17; default: "
+        "AgentConfig.demo_margin, 0.05)",
     )
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument(
@@ -154,10 +171,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: scenario {scenario.name!r} has no focus_car; pass --car", file=sys.stderr)
         return 2
     try:
-        config = agents.AgentConfig(algo=args.algo, obs_dim=OBS_DIM, cvar_alpha=args.cvar_alpha)
+        config = agents.AgentConfig(
+            algo=args.algo,
+            obs_dim=OBS_DIM,
+            cvar_alpha=args.cvar_alpha,
+            **({} if args.demo_margin is None else {"demo_margin": args.demo_margin}),
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.teacher_generations is None:
+        args.teacher_generations = 0 if config.on_policy else 2
+    custom_teacher = None
+    if args.teacher is not None and args.teacher_generations > 0:
+        from engine.baselines import make_strategy
+
+        try:
+            custom_teacher = make_strategy(args.teacher)
+        except (ValueError, ImportError, AttributeError, FileNotFoundError) as exc:
+            print(f"error: --teacher {args.teacher!r}: {exc}", file=sys.stderr)
+            return 2
     name = f"{scenario.name}-{config.algo}" + (
         f"-cvar{config.cvar_alpha:g}" if config.cvar_alpha < 1 else ""
     )
@@ -195,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     tuned_mod = importlib.import_module("policies.tuned")
     backend = make_backend(args.backend)
     tuned = None
-    if args.eval_replicas > 0 or args.teacher_generations > 0:
+    if args.eval_replicas > 0 or (args.teacher_generations > 0 and custom_teacher is None):
         tuned = tuned_mod.tune_fixed_plan(
             scenario,
             car,
@@ -210,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{tuned.replicas} races)",
                 file=sys.stderr,
             )
+
+    teacher = custom_teacher or (tuned.best if tuned is not None else None)
 
     from torch.utils.tensorboard import SummaryWriter
 
@@ -243,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint_path=ckpt_path,
         scenario_label=args.scenario,
         on_generation=on_generation,
-        teacher=tuned.best if tuned is not None else None,
-        teacher_generations=args.teacher_generations if tuned is not None else 0,
+        teacher=teacher,
+        teacher_generations=args.teacher_generations if teacher is not None else 0,
         demos=demos,
     )
     bar.close()
@@ -264,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": str(ckpt_path),
         "cores": os.cpu_count(),
     }
+    if teacher is not None and args.teacher_generations > 0:
+        summary["teacher"] = teacher.name
     if tuned is not None:
         summary["tuned_plan"] = tuned.best.name
         summary["tuning"] = [

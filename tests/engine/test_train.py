@@ -36,6 +36,8 @@ def test_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
         "--json",
         "--resume",
         "--env-workers",
+        "--teacher",
+        "--teacher-generations",
     ):
         assert option in text
 
@@ -107,8 +109,26 @@ def test_training_races_split_over_two_worker_processes(tmp_path: Path) -> None:
     assert (out / "agent.pt").is_file()
 
 
+def test_q_agent_learns_from_a_chosen_teacher(tmp_path: Path) -> None:
+    from policies.checkpoint import load_checkpoint
+
+    out = tmp_path / "run"
+    args = ["--scenario", "test_race", "--algo", "iqn", "--replicas", "8", "--budget", "250"]
+    args += ["--teacher", "double-stint", "--teacher-generations", "1", "--eval-replicas", "0"]
+    args += ["--tune-replicas", "2", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["teacher"] == "double-stint"
+    demos = load_checkpoint(out / "agent.pt").demos
+    assert demos is not None and len(demos["act"]) > 0
+
+
 def test_bad_options_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--scenario", "no_such_race", "--out", str(tmp_path)]) == 2
     assert "no_such_race" in capsys.readouterr().err
     assert main(["--algo", "ppo", "--cvar-alpha", "0.1", "--out", str(tmp_path)]) == 2
     assert "iqn" in capsys.readouterr().err
+    bad_teacher = ["--scenario", "test_race", "--teacher", "no-such-plan", "--tune-replicas", "2"]
+    bad_teacher += ["--teacher-generations", "1", "--out", str(tmp_path), "--no-progress"]
+    assert main(bad_teacher) == 2
+    assert "--teacher 'no-such-plan'" in capsys.readouterr().err

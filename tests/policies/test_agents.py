@@ -15,7 +15,13 @@ from engine.baselines import make_strategy
 from engine.scenario import load_scenario
 from engine.strategy import check_decisions
 from engine.vec_env import OBS_DIM, ObservationEncoder, RaceVecEnv, RewardSpec
-from policies.agents import AgentConfig, AgentStrategy, build_algorithm, greedy_scores
+from policies.agents import (
+    AgentConfig,
+    AgentStrategy,
+    build_algorithm,
+    greedy_actions,
+    greedy_scores,
+)
 from policies.checkpoint import (
     Checkpoint,
     TrainState,
@@ -163,10 +169,34 @@ def test_greedy_cvar_scores_use_the_lower_tail(decision) -> None:
     algo = build_algorithm(config)
     low = greedy_scores(algo, config, x)
     full = greedy_scores(algo, AgentConfig(algo="iqn", obs_dim=OBS_DIM), x)
-    taus = ((torch.arange(64) + 0.5) / 64 * 0.1).expand(x.shape[0], 64)
+    n = config.num_quantiles
+    taus = ((torch.arange(n) + 0.5) / n * 0.1).expand(x.shape[0], n)
     (q, _), _ = algo.policy.model(x, taus=taus)
     assert torch.allclose(low, q.mean(dim=2))
     assert not torch.allclose(low, full)
+
+
+@pytest.mark.parametrize(("algo_name", "alpha"), [("iqn", 1.0), ("iqn", 0.1), ("dqn", 1.0)])
+def test_the_evaluated_agent_acts_as_the_trained_policy_did(algo_name: str, alpha: float) -> None:
+    # The scores the evaluator's strategy ranks actions by must give the action the training
+    # loop's greedy policy picks: scoring on other fractions would evaluate another agent.
+    torch.manual_seed(7)
+    config = AgentConfig(algo=algo_name, obs_dim=OBS_DIM, cvar_alpha=alpha)
+    algo = build_algorithm(config)
+    model = algo.policy.model
+    with torch.no_grad():  # scores that vary with the state and fraction, as trained ones do
+        for p in model.parameters():
+            p.normal_(0.0, 0.5)
+        model.scorer.bias.zero_()
+    model.scorer.scale = 1.0
+    algo.eval()
+    x = torch.randn(200, OBS_DIM)
+    legal = torch.rand(200, N_ACTIONS) < 0.5
+    legal[:, 0] = True
+    batch = Batch(obs=Batch(obs=x.numpy(), mask=legal.numpy()), info=Batch())
+    trained = np.asarray(algo.policy(batch).act)
+    evaluated = greedy_actions(greedy_scores(algo, config, x), legal).numpy()
+    assert np.array_equal(trained, evaluated)
 
 
 def test_checkpoint_round_trip_and_spec_loading(tmp_path: Path, decision) -> None:
