@@ -19,16 +19,6 @@ from policies.demonstrations import (
 )
 
 
-@pytest.fixture
-def global_rng():
-    with torch.random.fork_rng():
-        state = np.random.get_state()
-        torch.manual_seed(0)
-        np.random.seed(0)
-        yield
-        np.random.set_state(state)
-
-
 def test_margin_loss_is_zero_only_when_the_demonstrated_action_leads_by_the_margin() -> None:
     legal = torch.tensor([[True, True, True, False]])
     act = torch.tensor([0])

@@ -22,18 +22,6 @@ from policies.tuned import fixed_plan
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def global_rng():
-    """Tianshou samples from the global generators: give each test a fixed state and put the
-    previous one back afterwards."""
-    with torch.random.fork_rng():
-        state = np.random.get_state()
-        torch.manual_seed(0)
-        np.random.seed(0)
-        yield
-        np.random.set_state(state)
-
-
 def _race_time(scenario, strategy) -> float:
     r = simulate(scenario, StrategyAssignment(per_car={scenario.focus_car: strategy}), 1, 0)
     return float(r.finish_time_s[0, 0])
