@@ -227,22 +227,26 @@ def build_algorithm(config: AgentConfig) -> Algorithm:
     )
 
 
-def greedy_scores(algorithm: Algorithm, config: AgentConfig, x: torch.Tensor) -> torch.Tensor:
-    """Deterministic action scores ``[B, A]``: policy logits (PPO), Q values (DQN) or the
+def q_scores(algorithm: Algorithm, config: AgentConfig, x: torch.Tensor) -> torch.Tensor:
+    """The scores ``[B, A]`` a Q-learning agent acts on, with gradients: Q values (DQN) or the
     CVaR at ``config.cvar_alpha`` (IQN) on the same ``config.num_quantiles`` evenly spaced
-    fractions in ``(0, alpha)`` the agent acted on in training. A finer quadrature would
-    reach fractions nearer 0 and 1, where the quantile network extrapolates: for a
+    fractions in ``(0, alpha)`` :class:`CVaRIQNPolicy` acts on in training. A finer quadrature
+    would reach fractions nearer 0 and 1, where the quantile network extrapolates: for a
     risk-neutral agent, 64 fractions let the untried stops' extreme quantiles outvote the
     plan (a six-hour agent that stopped 4 times a race in training stopped 97 times)."""
-    policy: Any = algorithm.policy
+    model: Any = algorithm.policy.model  # type: ignore[attr-defined]
+    if config.algo == "dqn":
+        return model(x)[0]
+    taus = cvar_fractions(config.cvar_alpha, config.num_quantiles, x.shape[0])
+    return model.quantiles(x, taus).mean(dim=2)
+
+
+def greedy_scores(algorithm: Algorithm, config: AgentConfig, x: torch.Tensor) -> torch.Tensor:
+    """Deterministic action scores ``[B, A]``: policy logits (PPO), else :func:`q_scores`."""
     with torch.no_grad():
         if config.algo == "ppo":
-            return policy.actor(x)[0]
-        if config.algo == "dqn":
-            return policy.model(x)[0]
-        taus = cvar_fractions(config.cvar_alpha, config.num_quantiles, x.shape[0])
-        (q, _), _ = policy.model(x, taus=taus)
-        return q.mean(dim=2)
+            return algorithm.policy.actor(x)[0]  # type: ignore[attr-defined]
+        return q_scores(algorithm, config, x)
 
 
 def greedy_actions(scores: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:

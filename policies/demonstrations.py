@@ -32,7 +32,7 @@ import torch
 from tianshou.algorithm import Algorithm
 from tianshou.data import ReplayBuffer
 
-from policies.agents import AgentConfig, cvar_fractions
+from policies.agents import AgentConfig, q_scores
 from policies.networks import MASKED_LOGIT
 
 
@@ -73,16 +73,6 @@ def from_buffer(algorithm: Algorithm, config: AgentConfig, buffer: ReplayBuffer)
         act=np.asarray(batch.act, dtype=np.int64),
         returns=np.asarray(returns, dtype=np.float32),
     )
-
-
-def action_scores(algorithm: Algorithm, config: AgentConfig, obs: torch.Tensor) -> torch.Tensor:
-    """The scores ``[B, A]`` the agent acts on, with gradients: Q values (DQN) or the CVaR at
-    ``config.cvar_alpha`` on evenly spaced fractions (IQN; the mean when alpha is 1)."""
-    model: Any = algorithm.policy.model  # type: ignore[attr-defined]
-    if config.algo == "dqn":
-        return model(obs)[0]
-    taus = cvar_fractions(config.cvar_alpha, config.num_quantiles, obs.shape[0])
-    return model.quantiles(obs, taus).mean(dim=2)
 
 
 def margin_loss(
@@ -139,7 +129,7 @@ def pretrain(algorithm: Algorithm, config: AgentConfig, demos: Demonstrations) -
         hits = 0
         for start in range(0, n, config.minibatch):
             obs, legal, act, ret = _minibatch(demos, order[start : start + config.minibatch])
-            scores = action_scores(algorithm, config, obs)
+            scores = q_scores(algorithm, config, obs)
             loss = value_loss(algorithm, config, obs, act, ret) + margin_loss(
                 scores, legal, act, config.demo_margin
             )
@@ -162,7 +152,7 @@ def margin_step(algorithm: Algorithm, config: AgentConfig, demos: Demonstrations
     rows = torch.randint(len(demos), (config.q_batch,))
     obs, legal, act, _ = _minibatch(demos, rows)
     loss = config.demo_weight * margin_loss(
-        action_scores(algorithm, config, obs), legal, act, config.demo_margin
+        q_scores(algorithm, config, obs), legal, act, config.demo_margin
     )
     algorithm.optim.step(loss)  # type: ignore[attr-defined]
     return float(loss.detach())

@@ -28,10 +28,9 @@ from tianshou.utils.torch_utils import policy_within_training_step, torch_train_
 
 from engine.strategy import Strategy
 from engine.vec_env import Decision, RaceVecEnv, Transitions, generation_seed
-from policies import demonstrations
 from policies.agents import AgentConfig
 from policies.checkpoint import Checkpoint, TrainState, capture_rng, save_checkpoint
-from policies.demonstrations import Demonstrations
+from policies.demonstrations import Demonstrations, from_buffer, margin_step, pretrain
 
 
 @dataclass(frozen=True)
@@ -210,7 +209,7 @@ def train(
                         stats = algorithm.update(buffer, sample_size=config.q_batch)
                         losses.append(float(stats.get_loss_stats_dict().get("loss", np.nan)))
                         if demos is not None:
-                            demonstrations.margin_step(algorithm, config, demos)
+                            margin_step(algorithm, config, demos)
                         state.gradient_steps += 1
                         state.update_credit -= 1.0
         if config.on_policy and taught and state.generation + 1 < teacher_generations:
@@ -220,9 +219,9 @@ def train(
             losses.append(1.0 - accuracy)
             buffer.reset()
         elif taught and state.generation + 1 == teacher_generations:
-            demos = demonstrations.from_buffer(algorithm, config, buffer)
+            demos = from_buffer(algorithm, config, buffer)
             with policy_within_training_step(policy):
-                accuracy = demonstrations.pretrain(algorithm, config, demos)
+                accuracy = pretrain(algorithm, config, demos)
             losses.append(1.0 - accuracy)
         elif config.on_policy:
             with policy_within_training_step(policy):

@@ -9,10 +9,9 @@ import torch
 
 from engine.actions import N_ACTIONS
 from engine.vec_env import OBS_DIM
-from policies.agents import AgentConfig, build_algorithm, cvar_fractions
+from policies.agents import AgentConfig, build_algorithm, cvar_fractions, q_scores
 from policies.demonstrations import (
     Demonstrations,
-    action_scores,
     margin_loss,
     margin_step,
     pretrain,
@@ -43,7 +42,7 @@ def _synthetic(n: int, rng: np.random.Generator, low_share: float = 0.2) -> Demo
 
 def _accuracy(algo, config, demos: Demonstrations) -> float:
     with torch.no_grad():
-        scores = action_scores(algo, config, torch.from_numpy(demos.obs))
+        scores = q_scores(algo, config, torch.from_numpy(demos.obs))
     legal = torch.from_numpy(demos.mask)
     greedy = scores.masked_fill(~legal, -1e9).argmax(dim=1).numpy()
     return float((greedy == demos.act).mean())
@@ -99,7 +98,7 @@ def test_margin_step_moves_scores_toward_the_demonstrated_actions(global_rng) ->
 
     def loss() -> float:
         with torch.no_grad():
-            return float(margin_loss(action_scores(algorithm, config, obs), legal, act, 0.05))
+            return float(margin_loss(q_scores(algorithm, config, obs), legal, act, 0.05))
 
     before = loss()
     for _ in range(50):
