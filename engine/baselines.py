@@ -7,6 +7,10 @@ fuel or energy left would leave less than 1.5 laps in reserve at the next line),
 ``"double-stint"`` / ``"triple-stint"`` (fuel-reserve stops, tyres and driver every second /
 third stint), ``"opportunistic"`` (fuel-reserve, plus a stop under FCY or safety car once half
 the tank is gone), ``"plan:FILE"`` (a scripted plan, TOML with ``[[stop]]`` tables).
+Every rule but ``plan`` also takes ``pace=save|normal|push`` (the pace of every lap; default
+normal) and ``rain=W`` (stop at once for wets when the track's wetness passes W on dry tyres,
+and for dry tyres when it falls below W / 2 on wets; without it tyres follow the track only at
+the stops fuel or the stint plan call for), e.g. ``"double-stint:pace=push,rain=0.2"``.
 Any other ``"module.path:factory[:k=v,...]"`` is imported (so agents plug in without the
 engine importing them) and ``factory(**kwargs)`` must return a :class:`Strategy`.
 
@@ -67,6 +71,14 @@ def _stop_table(fuel: Fuel) -> torch.Tensor:
     )
 
 
+_WITH_PACE = torch.tensor(
+    [
+        [action_index(pace, a.pit, a.fuel, a.tyres, a.driver_change, a.repair) for a in ACTIONS]
+        for pace in PaceMode
+    ]
+)
+"""``[pace, action]``: the same decision at another pace."""
+
 _PREF_TYRES = torch.tensor(
     [-1, -1, -1, -1, int(Tyres.KEEP), int(Tyres.KEEP)] + [int(Tyres.TWO_SAME)] * 2
 )
@@ -99,6 +111,11 @@ class RuleStrategy:
     reserve_laps: float = 1.0
     tyre_stints: float = 1.0
     opportunistic: bool = False
+    pace: PaceMode = PaceMode.NORMAL
+    """Pace of every lap."""
+    rain_wetness: float | None = None
+    """Stop at once for wets above this wetness on dry tyres, for dry tyres below half of it
+    on wets; None: change compound only at the stops the plan makes (above ``WET_TRACK``)."""
 
     def decide(
         self, obs: Observation, legal: torch.Tensor, generator: torch.Generator
@@ -113,18 +130,41 @@ class RuleStrategy:
             neutral = (obs.flag == int(FlagState.FCY)) | (obs.flag == int(FlagState.SAFETY_CAR))
             want |= neutral & (obs.fuel < 0.5)
         pit = want | ~stay_ok
-        if not bool(pit.any()):
-            return stay
-        # The stop is chosen only for the rows that pit (a few per cent of the crossings).
-        rows = pit.nonzero().squeeze(1)
-        stay.index_copy_(0, rows, self._stop(obs.index(rows), legal, rows))
+        rain_only = torch.zeros_like(pit)
+        if self.rain_wetness is not None:
+            rain_only = (self._wets_wanted(obs) != (obs.compound == int(Compound.WET))) & ~pit
+        stopping = pit | rain_only
+        if bool(stopping.any()):
+            # The stop is chosen only for the rows that pit (a few per cent of the crossings).
+            rows = stopping.nonzero().squeeze(1)
+            stops = self._stop(obs.index(rows), legal, rows)
+            if bool(rain_only.any()):
+                # A stop for the weather is made only where it changes the compound (not where
+                # the class has no wets, or the pit lane is closed).
+                new = ACTION_TABLE.compound.index_select(0, stops)
+                changes = ACTION_TABLE.pit.index_select(0, stops) & (new >= 0)
+                changes &= new != obs.compound.index_select(0, rows)
+                keep = ~rain_only.index_select(0, rows) | changes
+                rows, stops = rows[keep], stops[keep]
+            stay.index_copy_(0, rows, stops)
+        if self.pace != PaceMode.NORMAL:
+            # Legality does not depend on the pace (engine.legal): same decision, other pace.
+            stay = _WITH_PACE[int(self.pace)].index_select(0, stay)
         return stay
+
+    def _wets_wanted(self, obs: Observation) -> torch.Tensor:
+        """Rows whose track calls for wets, with the hysteresis of ``rain_wetness``."""
+        on_wets = obs.compound == int(Compound.WET)
+        if self.rain_wetness is None:
+            return obs.wetness > WET_TRACK
+        limit = torch.where(on_wets, 0.5 * self.rain_wetness, self.rain_wetness)
+        return obs.wetness > limit
 
     def _stop(self, obs: Observation, legal: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """The stop of each of ``obs``'s rows (rows ``rows`` of ``legal``): fill up, tyres for
         the track and the stint plan, a fresh driver, repair of heavy damage (the nearest
         legal alternative where not legal)."""
-        wet = obs.wetness > WET_TRACK
+        wet = self._wets_wanted(obs)
         on_wets = obs.compound == int(Compound.WET)
         stint = obs.stint_laps.clamp(min=1.0)
         tyres_due = (obs.tyre_age_laps >= (self.tyre_stints - 0.5) * stint) | (
@@ -238,15 +278,29 @@ def make_strategy(spec: str) -> Strategy:
         return PlanStrategy.from_file(rest)
     if head in BUILTIN:
         kw = _parse_kwargs(rest)
-        known = {"laps", "tyres"} if head == "fixed" else {"laps"}
+        known = {"laps", "tyres", "pace", "rain"} if head == "fixed" else {"laps", "pace", "rain"}
         bad = set(kw) - known
         if bad:
             raise ValueError(f"strategy {spec!r}: unknown argument {sorted(bad)[0]!r}")
+        pace_name = str(kw.get("pace", "normal")).upper()
+        if pace_name not in PaceMode.__members__:
+            raise ValueError(
+                f"strategy {spec!r}: pace must be save, normal or push, got {kw['pace']!r}"
+            )
+        rain = kw.get("rain")
+        if rain is not None and (isinstance(rain, str) or not 0.0 < rain < 1.0):
+            raise ValueError(f"strategy {spec!r}: rain must be a wetness in (0, 1), got {rain!r}")
+        common = {
+            "pace": PaceMode[pace_name],
+            "rain_wetness": None if rain is None else float(rain),
+        }
         if head == "fixed":
             if "laps" not in kw:
                 raise ValueError("strategy 'fixed' needs laps: 'fixed:laps=N'")
             tyres = float(kw.get("tyres", 2.0))
-            return RuleStrategy(name=spec, stint_laps=float(kw["laps"]), tyre_stints=tyres)
+            return RuleStrategy(
+                name=spec, stint_laps=float(kw["laps"]), tyre_stints=tyres, **common
+            )
         reserve = float(kw.get("laps", 1.0))
         tyre_stints = {"double-stint": 2.0, "triple-stint": 3.0}.get(head, 1.0)
         return RuleStrategy(
@@ -254,6 +308,7 @@ def make_strategy(spec: str) -> Strategy:
             reserve_laps=reserve,
             tyre_stints=tyre_stints,
             opportunistic=head == "opportunistic",
+            **common,
         )
     if "." in head and rest:
         factory_name, _, args = rest.partition(":")

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from engine.actions import ACTIONS, N_ACTIONS, Tyres, action_index
+from engine.actions import ACTION_TABLE, ACTIONS, N_ACTIONS, Tyres, action_index
 from engine.baselines import PlanStrategy, RuleStrategy, first_legal, make_strategy
+from engine.forcing import parse_events
 from engine.race import StrategyAssignment, simulate
 from engine.scenario import load_scenario, scenario_with
-from world_model.interface import PaceMode
+from engine.strategy import Observation
+from events.interface import ForcedEvent
+from world_model.interface import Compound, PaceMode
 
 
 def make_fixed_five() -> RuleStrategy:
@@ -72,3 +77,106 @@ def test_plan_file_stops_where_scripted(tmp_path: Path) -> None:
     plan.write_text("[[stop]]\nlap = 5\nwhen = 3\n")
     with pytest.raises(ValueError, match="unknown key 'when'"):
         PlanStrategy.from_file(plan)
+
+
+def test_rule_options_pace_and_rain_are_read_and_checked() -> None:
+    rule = make_strategy("double-stint:pace=push,rain=0.2")
+    assert isinstance(rule, RuleStrategy)
+    assert (rule.pace, rule.rain_wetness, rule.tyre_stints) == (PaceMode.PUSH, 0.2, 2.0)
+    fixed = make_strategy("fixed:laps=9,tyres=3,pace=save")
+    assert isinstance(fixed, RuleStrategy) and fixed.pace == PaceMode.SAVE
+    assert fixed.rain_wetness is None
+    with pytest.raises(ValueError, match="pace must be save, normal or push"):
+        make_strategy("double-stint:pace=flat-out")
+    for bad in ("rain=1.5", "rain=0", "rain=wet"):
+        with pytest.raises(ValueError, match="rain must be a wetness"):
+            make_strategy(f"double-stint:{bad}")
+
+
+def _car_one_laps(spec: str, forced: tuple[ForcedEvent, ...] = ()) -> dict[str, np.ndarray]:
+    s = scenario_with(load_scenario("test_race"), **{"events.incidents": False})
+    r = simulate(
+        s,
+        StrategyAssignment(per_car={"1": make_strategy(spec)}),
+        4,
+        11,
+        record_laps=True,
+        forced=forced,
+    )
+    laps = r.laps
+    assert laps is not None
+    m = laps["car"] == 0
+    return {k: laps[k][m] for k in ("replica", "lap", "pit_in", "pace_mode", "compound", "wetness")}
+
+
+def test_pace_option_changes_only_the_pace() -> None:
+    normal = _car_one_laps("double-stint")
+    push = _car_one_laps("double-stint:pace=push")
+    assert set(normal["pace_mode"].tolist()) == {int(PaceMode.NORMAL)}
+    # The opening lap is driven before the first decision at the line.
+    decided = push["lap"] > 1
+    assert set(push["pace_mode"][decided].tolist()) == {int(PaceMode.PUSH)}
+    # Pushing uses more fuel, so it stops on other laps, but it does stop.
+    assert push["pit_in"].sum() >= normal["pit_in"].sum() > 0
+
+
+def test_rain_option_fits_wets_as_the_track_gets_wet() -> None:
+    shower = tuple(parse_events(["rain@5m-22mx0.9"]))
+    plain = _car_one_laps("double-stint", shower)
+    reactive = _car_one_laps("double-stint:rain=0.2", shower)
+    wet_code = int(Compound.WET)
+
+    def first_wet_lap(laps: dict[str, np.ndarray], replica: int) -> float:
+        on = (laps["replica"] == replica) & (laps["compound"] == wet_code)
+        return float(laps["lap"][on].min()) if on.any() else float("inf")
+
+    for rep in range(4):
+        # The reactive rule is on wets from the first stop after the track passes 0.2 ...
+        react = first_wet_lap(reactive, rep)
+        mine = reactive["replica"] == rep
+        wet_by = reactive["lap"][mine & (reactive["wetness"] > 0.2)].min()
+        assert react <= wet_by + 2
+        # ... no later than the plain rule, which waits for its fuel stop.
+        assert react <= first_wet_lap(plain, rep)
+
+
+class _Capture:
+    """Stays out and keeps the first observation and legal mask it is shown."""
+
+    name = "capture"
+
+    def __init__(self) -> None:
+        self.seen: tuple[Observation, torch.Tensor] | None = None
+
+    def decide(
+        self, obs: Observation, legal: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        if self.seen is None:
+            self.seen = (obs, legal)
+        return first_legal(torch.full((obs.size, 1), action_index(PaceMode.NORMAL)), legal)
+
+
+def test_rain_option_has_hysteresis_and_goes_back_to_dry_tyres() -> None:
+    capture = _Capture()
+    simulate(load_scenario("test_race"), capture, 1, 2)
+    assert capture.seen is not None
+    obs, legal = capture.seen
+    n = obs.size
+    rule = make_strategy("double-stint:rain=0.2")
+    assert isinstance(rule, RuleStrategy)
+    wet, dry = int(Compound.WET), int(Compound.MEDIUM)
+    cases = [(dry, 0.15, False), (dry, 0.25, True), (wet, 0.15, True), (wet, 0.05, False)]
+    for compound, wetness, wanted in cases:
+        o = dataclasses.replace(
+            obs,
+            compound=torch.full((n,), compound, dtype=obs.compound.dtype),
+            wetness=torch.full((n,), wetness, dtype=obs.wetness.dtype),
+        )
+        assert bool((rule._wets_wanted(o) == wanted).all())
+        acts = rule.decide(o, legal, torch.Generator())
+        stops = ACTION_TABLE.pit[acts]
+        # A stop exactly where the fitted compound is not the wanted one, fitting it.
+        assert bool((stops == ((compound == wet) != wanted)).all())
+        if bool(stops.any()):
+            fitted = ACTION_TABLE.compound[acts]
+            assert bool(((fitted == wet) == wanted).all())
