@@ -43,6 +43,9 @@ PROPORTION_METRICS: dict[str, str] = {
     "class_win": "P(class win)",
     "class_podium": "P(class podium)",
     "retired": "P(retired)",
+    "retired_failure": "P(retired: failure)",
+    "retired_crash": "P(retired: crash)",
+    "retired_fuel": "P(retired: out of fuel)",
 }
 """Yes/no outcomes summarised by their probability (name -> label)."""
 
@@ -75,6 +78,26 @@ def _finite_or_none(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
+RETIRE_CAUSES: dict[str, int] = {"failure": 1, "crash": 2, "out_of_fuel": 3}
+"""Incident kinds that end a car's race (``RaceResult.incidents``) -> cause code."""
+_CAUSE_OF_METRIC = {
+    "retired_failure": RETIRE_CAUSES["failure"],
+    "retired_crash": RETIRE_CAUSES["crash"],
+    "retired_fuel": RETIRE_CAUSES["out_of_fuel"],
+}
+
+
+def retire_causes(result: RaceResult, car_index: int) -> np.ndarray:
+    """``[R]`` cause code of the car's retirement in each race, from the incident log."""
+    cause = np.zeros(result.replicas, dtype=np.int8)
+    inc = result.incidents
+    mine = inc["car"] == car_index
+    for kind, code in RETIRE_CAUSES.items():
+        rows = inc["replica"][mine & (inc["kind"] == kind)] - result.first_replica
+        cause[rows] = code
+    return cause
+
+
 @dataclass(frozen=True)
 class Outcomes:
     """Per-replica outcomes of one car under one strategy; every field is ``[R]``."""
@@ -86,6 +109,9 @@ class Outcomes:
     pit_time_s: np.ndarray
     finish_time_s: np.ndarray
     retired: np.ndarray
+    retire_cause: np.ndarray
+    """Why the car retired (:data:`RETIRE_CAUSES` code; 0 when it did not, or was stranded
+    by a stop longer than the race)."""
 
     @classmethod
     def from_result(cls, result: RaceResult, car: str) -> Outcomes:
@@ -103,6 +129,7 @@ class Outcomes:
             pit_time_s=np.asarray(result.pit_time_s[:, c], dtype=np.float64),
             finish_time_s=np.asarray(result.finish_time_s[:, c], dtype=np.float64),
             retired=np.asarray(result.retired[:, c], dtype=bool),
+            retire_cause=retire_causes(result, c),
         )
 
     @classmethod
@@ -120,6 +147,8 @@ class Outcomes:
             return (self.class_position == 1).astype(np.float64)
         if metric == "class_podium":
             return (self.class_position <= 3).astype(np.float64)
+        if metric in _CAUSE_OF_METRIC:
+            return (self.retire_cause == _CAUSE_OF_METRIC[metric]).astype(np.float64)
         return np.asarray(getattr(self, metric), dtype=np.float64)
 
 

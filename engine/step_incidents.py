@@ -168,9 +168,10 @@ class IncidentSteps:
             put(s.retired, rows, True)
             put(s.next_cross_s, rows, float("inf"))
             put(s.anchor_s, rows, float("inf"))
+        # A contact that ends the race is a crash; a failure without one is mechanical.
         kinds = np.where(
             failure.numpy(),
-            "failure",
+            np.where(contact.numpy(), "crash", "failure"),
             np.where(puncture.numpy(), "puncture", np.where(contact.numpy(), "contact", "damage")),
         )
         self.incident_parts["replica"].append((idx // self.C + self.first_replica).numpy())

@@ -484,7 +484,13 @@ class ChunkSim(LineSteps, IncidentSteps):
         dc_done = take(s.lap_driver_change, idx)
         pace_done = take(s.pace, idx)
         if bool(dry.any()):
-            put(s.retired, idx[dry], True)
+            out = idx[dry]
+            put(s.retired, out, True)
+            self.incident_parts["replica"].append((out // C + self.first_replica).numpy())
+            self.incident_parts["car"].append((out % C).numpy())
+            self.incident_parts["race_time_s"].append(t[dry].numpy())
+            self.incident_parts["kind"].append(np.array(["out_of_fuel"] * out.numel()))
+            self.incident_parts["damage"].append(np.zeros(out.numel(), dtype=np.float32))
         new_lap = take(s.lap, idx)
 
         # The chequered flag: the leader's first crossing once time (or distance) is up.

@@ -31,7 +31,8 @@ def _outcomes(rng: np.random.Generator, n: int, shift: float = 0.0) -> Outcomes:
         pit_stops=rng.integers(3, 6, size=n),
         pit_time_s=rng.normal(300, 20, size=n),
         finish_time_s=rng.normal(21600, 30, size=n) + shift,
-        retired=rng.random(n) < 0.1,
+        retired=(retired := rng.random(n) < 0.1),
+        retire_cause=np.where(retired, rng.integers(0, 4, size=n), 0).astype(np.int8),
     )
 
 
@@ -146,3 +147,34 @@ def test_outcomes_concat_and_unequal_pairs() -> None:
     assert np.array_equal(joined.laps[5:], b.laps)
     with pytest.raises(ValueError, match="equal replicas"):
         paired_difference("A", a, "B", b, rng)
+
+
+def test_retirement_causes_come_from_the_incident_log() -> None:
+    from engine.baselines import make_strategy
+    from engine.forcing import parse_events
+    from engine.race import StrategyAssignment, simulate
+    from engine.scenario import load_scenario, scenario_with
+
+    base = load_scenario("test_race")
+    # No fuel reserve and a plan that never stops: car 1 runs dry within the 30 minutes.
+    dry = simulate(
+        scenario_with(base, **{"rules.fuel_margin": 0.0, "events.incidents": False}),
+        StrategyAssignment(per_car={"1": make_strategy("fixed:laps=1000")}),
+        8,
+        3,
+    )
+    out = Outcomes.from_result(dry, "1")
+    assert out.retired.all()
+    assert out.values("retired_fuel").tolist() == [1.0] * 8
+    assert not out.values("retired_failure").any() and not out.values("retired_crash").any()
+    # A scripted failure is a mechanical retirement.
+    failed = simulate(
+        base, make_strategy("double-stint"), 8, 3, forced=parse_events(["failure:1@10m"])
+    )
+    out = Outcomes.from_result(failed, "1")
+    assert out.values("retired_failure").tolist() == [1.0] * 8
+    # Left alone, every retirement has its cause, and no cause is given without one.
+    free = simulate(base, make_strategy("double-stint"), 256, 5)
+    for car in free.car_numbers:
+        o = Outcomes.from_result(free, car)
+        assert np.array_equal(o.retire_cause > 0, o.retired)
