@@ -174,6 +174,12 @@ class IncidentSteps:
             np.where(contact.numpy(), "crash", "failure"),
             np.where(puncture.numpy(), "puncture", np.where(contact.numpy(), "contact", "damage")),
         )
+        self._log_incidents(idx, when, kinds, damage)
+
+    def _log_incidents(
+        self, idx: torch.Tensor, when: torch.Tensor, kinds: np.ndarray, damage: torch.Tensor
+    ) -> None:
+        """Add flat rows ``idx``'s incidents (time [s], kind text, damage) to the race's log."""
         self.incident_parts["replica"].append((idx // self.C + self.first_replica).numpy())
         self.incident_parts["car"].append((idx % self.C).numpy())
         self.incident_parts["race_time_s"].append(when.numpy())

@@ -486,11 +486,8 @@ class ChunkSim(LineSteps, IncidentSteps):
         if bool(dry.any()):
             out = idx[dry]
             put(s.retired, out, True)
-            self.incident_parts["replica"].append((out // C + self.first_replica).numpy())
-            self.incident_parts["car"].append((out % C).numpy())
-            self.incident_parts["race_time_s"].append(t[dry].numpy())
-            self.incident_parts["kind"].append(np.array(["out_of_fuel"] * out.numel()))
-            self.incident_parts["damage"].append(np.zeros(out.numel(), dtype=np.float32))
+            kinds = np.array(["out_of_fuel"] * out.numel())
+            self._log_incidents(out, t[dry], kinds, torch.zeros(out.numel()))
         new_lap = take(s.lap, idx)
 
         # The chequered flag: the leader's first crossing once time (or distance) is up.
