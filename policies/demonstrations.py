@@ -24,6 +24,7 @@ car does, every action has the same CVaR) toward the demonstrated plan instead o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,30 +117,41 @@ def _minibatch(demos: Demonstrations, rows: torch.Tensor) -> tuple[torch.Tensor,
     )
 
 
+def fit_minibatches(n: int, config: AgentConfig, step: Callable[[torch.Tensor], int]) -> float:
+    """``config.bc_epochs`` shuffled passes over ``n`` rows in minibatches of
+    ``config.minibatch``; ``step(rows)`` takes one gradient step and returns how many of its
+    rows the model already got right. Returns that share over the last epoch."""
+    accuracy = 0.0
+    for _ in range(config.bc_epochs):
+        order = torch.randperm(n)
+        hits = 0
+        for start in range(0, n, config.minibatch):
+            hits += step(order[start : start + config.minibatch])
+        accuracy = hits / n
+    return accuracy
+
+
 def pretrain(algorithm: Algorithm, config: AgentConfig, demos: Demonstrations) -> float:
     """Fit the network to the demonstrations (value and margin losses) for
     ``config.bc_epochs`` epochs, then copy it to the target network. Returns the share of
     demonstrated actions the agent's greedy choice matched in the last epoch."""
     model: Any = algorithm.policy.model  # type: ignore[attr-defined]
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    n = len(demos)
-    accuracy = 0.0
-    for _ in range(config.bc_epochs):
-        order = torch.randperm(n)
-        hits = 0
-        for start in range(0, n, config.minibatch):
-            obs, legal, act, ret = _minibatch(demos, order[start : start + config.minibatch])
-            scores = q_scores(algorithm, config, obs)
-            loss = value_loss(algorithm, config, obs, act, ret) + margin_loss(
-                scores, legal, act, config.demo_margin
-            )
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            opt.step()
-            greedy = scores.detach().masked_fill(~legal, MASKED_LOGIT).argmax(dim=1)
-            hits += int((greedy == act).sum())
-        accuracy = hits / n
+
+    def step(rows: torch.Tensor) -> int:
+        obs, legal, act, ret = _minibatch(demos, rows)
+        scores = q_scores(algorithm, config, obs)
+        loss = value_loss(algorithm, config, obs, act, ret) + margin_loss(
+            scores, legal, act, config.demo_margin
+        )
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        greedy = scores.detach().masked_fill(~legal, MASKED_LOGIT).argmax(dim=1)
+        return int((greedy == act).sum())
+
+    accuracy = fit_minibatches(len(demos), config, step)
     sync = getattr(algorithm, "_update_lagged_network_weights", None)
     if sync is not None:
         sync()

@@ -30,7 +30,13 @@ from engine.strategy import Strategy
 from engine.vec_env import Decision, RaceVecEnv, Transitions, generation_seed
 from policies.agents import AgentConfig
 from policies.checkpoint import Checkpoint, TrainState, capture_rng, save_checkpoint
-from policies.demonstrations import Demonstrations, from_buffer, margin_step, pretrain
+from policies.demonstrations import (
+    Demonstrations,
+    fit_minibatches,
+    from_buffer,
+    margin_step,
+    pretrain,
+)
 
 
 @dataclass(frozen=True)
@@ -98,37 +104,27 @@ def behaviour_clone(algorithm: Algorithm, config: AgentConfig, buffer: VectorRep
     spends its budget improving on a sound plan rather than discovering that stopping on
     every lap loses races (imitation then RL, as in DQfD or AlphaStar).
     """
-    batch, idx = buffer.sample(0)
-    zeros = np.zeros(len(idx))
-    returns, _ = algorithm.compute_episodic_return(
-        batch, buffer, idx, v_s_=zeros, v_s=zeros, gamma=config.gamma, gae_lambda=1.0
-    )
+    demos = from_buffer(algorithm, config, buffer)
     policy: Any = algorithm.policy
     actor, critic = policy.actor, algorithm.critic  # type: ignore[attr-defined]
-    obs = torch.as_tensor(batch.obs.obs, dtype=torch.float32)
-    mask = torch.as_tensor(batch.obs.mask, dtype=torch.bool)
-    act_t = torch.as_tensor(batch.act, dtype=torch.int64)
-    ret = torch.as_tensor(returns, dtype=torch.float32)
+    act_t = torch.from_numpy(demos.act)
+    ret = torch.from_numpy(demos.returns)
     params = list(actor.parameters()) + list(critic.parameters())
     opt = torch.optim.Adam(params, lr=config.lr)
-    n = len(idx)
-    accuracy = 0.0
-    for _ in range(config.bc_epochs):
-        order = torch.randperm(n)
-        hits = 0
-        for start in range(0, n, config.minibatch):
-            rows = order[start : start + config.minibatch]
-            logits, _ = actor(Batch(obs=obs[rows].numpy(), mask=mask[rows].numpy()))
-            ce = torch.nn.functional.cross_entropy(logits, act_t[rows])
-            value = critic(obs[rows].numpy()).flatten()
-            loss = ce + 0.5 * (value - ret[rows]).square().mean()
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 0.5)
-            opt.step()
-            hits += int((logits.argmax(dim=1) == act_t[rows]).sum())
-        accuracy = hits / n
-    return accuracy
+
+    def step(rows: torch.Tensor) -> int:
+        r = rows.numpy()
+        logits, _ = actor(Batch(obs=demos.obs[r], mask=demos.mask[r]))
+        ce = torch.nn.functional.cross_entropy(logits, act_t[rows])
+        value = critic(demos.obs[r]).flatten()
+        loss = ce + 0.5 * (value - ret[rows]).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 0.5)
+        opt.step()
+        return int((logits.argmax(dim=1) == act_t[rows]).sum())
+
+    return fit_minibatches(len(demos), config, step)
 
 
 def make_buffer(
