@@ -130,15 +130,17 @@ class RuleStrategy:
             neutral = (obs.flag == int(FlagState.FCY)) | (obs.flag == int(FlagState.SAFETY_CAR))
             want |= neutral & (obs.fuel < 0.5)
         pit = want | ~stay_ok
-        rain_only = torch.zeros_like(pit)
+        # Rule stops in a race without the rain option cost nothing extra (the field's hot path).
+        rain_only = None
+        stopping = pit
         if self.rain_wetness is not None:
             rain_only = (self._wets_wanted(obs) != (obs.compound == int(Compound.WET))) & ~pit
-        stopping = pit | rain_only
+            stopping = pit | rain_only
         if bool(stopping.any()):
             # The stop is chosen only for the rows that pit (a few per cent of the crossings).
             rows = stopping.nonzero().squeeze(1)
             stops = self._stop(obs.index(rows), legal, rows)
-            if bool(rain_only.any()):
+            if rain_only is not None and bool(rain_only.any()):
                 # A stop for the weather is made only where it changes the compound (not where
                 # the class has no wets, or the pit lane is closed).
                 new = ACTION_TABLE.compound.index_select(0, stops)
