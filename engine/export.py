@@ -24,6 +24,28 @@ from world_model.interface import Compound
 
 # The lap store's own columns: RaceResult.laps less its simulation-only ones.
 _LAP_COLUMNS = tuple(c for c in LAP_COLUMNS if c not in ("replica", "car", "driver", "pace_mode"))
+STORE_INCIDENT: dict[str, tuple[str, str]] = {
+    "contact": ("contact", "contact"),
+    "crash": ("contact", "contact that ended the car's race"),
+    "failure": ("retirement", "mechanical failure"),
+    "out_of_fuel": ("retirement", "out of fuel"),
+    "puncture": ("puncture", "puncture"),
+    "damage": ("impact", "scripted damage"),
+}
+"""Engine incident kind -> (the lap store's ``incidents.kind``, its description): contacts are
+stored as the readers store them (with the other car, so ``events.observations`` reads a
+simulated store as it reads a real one), retirements with their cause."""
+CONTACT_PUNCTURE = ("contact", "contact that punctured a tyre")
+"""A puncture with another car involved: the engine logs the puncture, the store the contact."""
+
+
+def store_incident(kind: str, other_car: int) -> tuple[str, str]:
+    """(``incidents.kind``, description) of an engine incident; ``other_car`` -1 for none."""
+    if kind == "puncture" and other_car >= 0:
+        return CONTACT_PUNCTURE
+    return STORE_INCIDENT[kind]
+
+
 _INT_COLUMNS = {"lap", "position", "class_position", "pit_in", "pit_out", "compound", "flag"}
 
 
@@ -33,6 +55,15 @@ def _value(name: str, v: float) -> float | int | None:
     if name in _INT_COLUMNS or name in ("driver_change", "tyre_age_laps"):
         return int(v)
     return float(v)
+
+
+def _lap_at(line_s: np.ndarray, laps: np.ndarray, t: float) -> int | None:
+    """The lap a car was driving at race time ``t`` [s], from its crossings in time order
+    (the first lap ending at or after ``t``; after the last crossing, the one after it)."""
+    k = int(np.searchsorted(line_s, t, side="left"))
+    if k < len(laps):
+        return int(laps[k])
+    return int(laps[-1]) + 1 if len(laps) else None
 
 
 def write_lap_store(
@@ -185,19 +216,31 @@ def _write_replica(
         ],
     )
     inc = result.incidents
-    mine = inc["replica"] == replica
-    conn.executemany(
-        "INSERT INTO incidents (session_id, race_time_s, car_id, kind, magnitude) "
-        "VALUES (?, ?, ?, ?, ?)",
-        [
-            (session_id, float(t), car_ids[int(c)], str(k), float(d))
-            for t, c, k, d in zip(
-                inc["race_time_s"][mine],
-                inc["car"][mine],
-                inc["kind"][mine],
-                inc["damage"][mine],
-                strict=True,
+    mine = np.nonzero(inc["replica"] == replica)[0]
+    crossings = {}  # car -> (line times [s], lap numbers), in time order
+    for c in range(len(scenario.entries)):
+        own = cols["car"] == c
+        order = np.argsort(cols["race_time_s"][own], kind="stable")
+        crossings[c] = (cols["race_time_s"][own][order], cols["lap"][own][order])
+    rows = []
+    for i in mine:
+        car, other, t = int(inc["car"][i]), int(inc["other_car"][i]), float(inc["race_time_s"][i])
+        kind, description = store_incident(str(inc["kind"][i]), other)
+        rows.append(
+            (
+                session_id,
+                t,
+                car_ids[car],
+                car_ids[other] if other >= 0 else None,
+                kind,
+                float(inc["damage"][i]),
+                _lap_at(*crossings[car], t),
+                description,
             )
-        ],
+        )
+    conn.executemany(
+        "INSERT INTO incidents (session_id, race_time_s, car_id, other_car_id, kind, magnitude, "
+        "lap, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
     )
     return len(batch)

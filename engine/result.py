@@ -73,7 +73,8 @@ class RaceResult:
     flag_periods: dict[str, np.ndarray]
     """Flat columns: replica, kind (FlagState), start_s, end_s."""
     incidents: dict[str, np.ndarray]
-    """Flat columns: replica, car, race_time_s, kind (text), damage."""
+    """Flat columns: replica, car, race_time_s, kind (text), damage, other_car (the contact
+    partner's car index, -1 for none)."""
     laps: dict[str, np.ndarray] | None = None
     """Flat columns ``LAP_COLUMNS`` when laps were recorded."""
     first_replica: int = 0
@@ -224,4 +225,5 @@ def incident_columns(parts: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray
         "race_time_s": _cat(parts["race_time_s"], np.float64),
         "kind": _cat(parts["kind"], np.str_),
         "damage": _cat(parts["damage"], np.float32),
+        "other_car": _cat(parts["other_car"], np.int64),
     }

@@ -44,7 +44,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NUMBER=SPEC",
         help="strategy of one car (repeatable), e.g. 7=opportunistic",
     )
-    p.add_argument("--laps-out", default=None, help="write every lap to this SQLite lap store")
+    p.add_argument(
+        "--laps-out",
+        default=None,
+        help="write every lap, pit stop, flag period and incident to this SQLite lap store",
+    )
     p.add_argument("--chunk", type=int, default=256, help="replicas per batch (memory bound)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

@@ -91,12 +91,21 @@ class IncidentSteps:
                     drawn.puncture.bool(),
                     drawn.failure.bool() | drawn.retired.bool(),
                     drawn.contact.bool(),
+                    drawn.partner.long(),
                 )
             )
         if forced is not None:
             none = torch.zeros(self.R, self.C, dtype=torch.bool)
+            alone = torch.full((self.R, self.C), -1, dtype=torch.int64)
             parts.append(
-                (forced["time_s"], forced["damage"], forced["puncture"], forced["failure"], none)
+                (
+                    forced["time_s"],
+                    forced["damage"],
+                    forced["puncture"],
+                    forced["failure"],
+                    none,
+                    alone,
+                )
             )
         idx_parts = [(~torch.isnan(p[0])).view(-1).nonzero().squeeze(1) for p in parts]
         idx = torch.cat(idx_parts).unique() if len(parts) > 1 else idx_parts[0]
@@ -109,15 +118,17 @@ class IncidentSteps:
             puncture = torch.zeros(idx.numel(), dtype=torch.bool)
             failure = torch.zeros(idx.numel(), dtype=torch.bool)
             contact = torch.zeros(idx.numel(), dtype=torch.bool)
-            for t_p, d_p, p_p, f_p, c_p in parts:
+            other = torch.full((idx.numel(),), -1, dtype=torch.int64)
+            for t_p, d_p, p_p, f_p, c_p, o_p in parts:
                 t_k = take(t_p, idx)
                 when = torch.where(torch.isnan(when), t_k, when)
                 damage = torch.maximum(damage, take(d_p, idx))
                 puncture |= take(p_p, idx)
                 failure |= take(f_p, idx)
                 contact |= take(c_p, idx)
+                other = torch.where(other < 0, take(o_p, idx), other)
             when = torch.nan_to_num(when, nan=b)
-            self._apply_incidents(idx, when, damage, puncture, failure, contact, b)
+            self._apply_incidents(idx, when, damage, puncture, failure, contact, other, b)
             rep = idx // self.C
             severity.scatter_reduce_(
                 0, rep, torch.where(failure | puncture, 1.0, damage), reduce="amax"
@@ -134,9 +145,11 @@ class IncidentSteps:
         puncture: torch.Tensor,
         failure: torch.Tensor,
         contact: torch.Tensor,
+        other: torch.Tensor,
         b: float,
     ) -> None:
-        """Damage, punctures and failures of flat rows ``idx`` (each had an incident)."""
+        """Damage, punctures and failures of flat rows ``idx`` (each had an incident);
+        ``other`` is the car index of a contact's partner (-1 for none)."""
         s, rules = self.state, self.sc.rules
         # Damage stretches what is left of the current lap by the change of its time loss; a
         # puncture costs a slow crawl; both from the end of the window. Failures stop the car.
@@ -174,17 +187,26 @@ class IncidentSteps:
             np.where(contact.numpy(), "crash", "failure"),
             np.where(puncture.numpy(), "puncture", np.where(contact.numpy(), "contact", "damage")),
         )
-        self._log_incidents(idx, when, kinds, damage)
+        self._log_incidents(idx, when, kinds, damage, other)
 
     def _log_incidents(
-        self, idx: torch.Tensor, when: torch.Tensor, kinds: np.ndarray, damage: torch.Tensor
+        self,
+        idx: torch.Tensor,
+        when: torch.Tensor,
+        kinds: np.ndarray,
+        damage: torch.Tensor,
+        other: torch.Tensor | None = None,
     ) -> None:
-        """Add flat rows ``idx``'s incidents (time [s], kind text, damage) to the race's log."""
+        """Add flat rows ``idx``'s incidents (time [s], kind text, damage, the other car's
+        index or -1; None: no other car) to the race's log."""
         self.incident_parts["replica"].append((idx // self.C + self.first_replica).numpy())
         self.incident_parts["car"].append((idx % self.C).numpy())
         self.incident_parts["race_time_s"].append(when.numpy())
         self.incident_parts["kind"].append(kinds.astype(np.str_))
         self.incident_parts["damage"].append(damage.numpy())
+        if other is None:
+            other = torch.full((idx.numel(),), -1, dtype=torch.int64)
+        self.incident_parts["other_car"].append(other.numpy())
 
     def _neutralise(self, severity: torch.Tensor, when: torch.Tensor, b: float) -> None:
         """Race control's answer to the window's incidents (drawn every window: fixed shape);

@@ -121,7 +121,7 @@ class ChunkSim(LineSteps, IncidentSteps):
         self.controlled_car = controlled_car
         self.recorder = LapRecorder() if record_laps else None
         self.incident_parts: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("replica", "car", "race_time_s", "kind", "damage")
+            k: [] for k in ("replica", "car", "race_time_s", "kind", "damage", "other_car")
         }
         needs_events = (
             scenario.events.incidents
