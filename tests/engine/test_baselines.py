@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from engine.actions import ACTION_TABLE, ACTIONS, N_ACTIONS, Tyres, action_index
-from engine.baselines import PlanStrategy, RuleStrategy, first_legal, make_strategy
+from engine.baselines import (
+    WET_TRACK,
+    PlanStrategy,
+    RuleStrategy,
+    first_legal,
+    make_strategy,
+)
 from engine.forcing import parse_events
 from engine.race import StrategyAssignment, simulate
 from engine.scenario import load_scenario, scenario_with
@@ -85,7 +91,10 @@ def test_rule_options_pace_and_rain_are_read_and_checked() -> None:
     assert (rule.pace, rule.rain_wetness, rule.tyre_stints) == (PaceMode.PUSH, 0.2, 2.0)
     fixed = make_strategy("fixed:laps=9,tyres=3,pace=save")
     assert isinstance(fixed, RuleStrategy) and fixed.pace == PaceMode.SAVE
-    assert fixed.rain_wetness is None
+    # Every rule reacts to rain by default; "off" waits for the stops the plan makes.
+    assert fixed.rain_wetness == WET_TRACK
+    off = make_strategy("double-stint:rain=off")
+    assert isinstance(off, RuleStrategy) and off.rain_wetness is None
     with pytest.raises(ValueError, match="pace must be save, normal or push"):
         make_strategy("double-stint:pace=flat-out")
     for bad in ("rain=1.5", "rain=0", "rain=wet"):
@@ -122,8 +131,9 @@ def test_pace_option_changes_only_the_pace() -> None:
 
 def test_rain_option_fits_wets_as_the_track_gets_wet() -> None:
     shower = tuple(parse_events(["rain@5m-22mx0.9"]))
-    plain = _car_one_laps("double-stint", shower)
+    plain = _car_one_laps("double-stint:rain=off", shower)
     reactive = _car_one_laps("double-stint:rain=0.2", shower)
+    default = _car_one_laps("double-stint", shower)
     wet_code = int(Compound.WET)
 
     def first_wet_lap(laps: dict[str, np.ndarray], replica: int) -> float:
@@ -136,8 +146,11 @@ def test_rain_option_fits_wets_as_the_track_gets_wet() -> None:
         mine = reactive["replica"] == rep
         wet_by = reactive["lap"][mine & (reactive["wetness"] > 0.2)].min()
         assert react <= wet_by + 2
-        # ... no later than the plain rule, which waits for its fuel stop.
-        assert react <= first_wet_lap(plain, rep)
+        # ... no later than the plain rule, which waits for its fuel stop; the default
+        # reacts as the track passes WET_TRACK, so between the two.
+        assert react <= first_wet_lap(default, rep) <= first_wet_lap(plain, rep)
+        wet_by = default["lap"][(default["replica"] == rep) & (default["wetness"] > WET_TRACK)]
+        assert first_wet_lap(default, rep) <= wet_by.min() + 2
 
 
 class _Capture:
