@@ -41,7 +41,8 @@ _FOUR = {
 }
 WET_TRACK = 0.35
 """Wetness above which the rules fit wet tyres (and, by default, stop for them at once): slicks
-then lose ~7 % of a lap to wets in the lap model, so the stop pays for itself within ~10 laps."""
+then lose 5 to 7.5 % of a lap to wets in the lap model (soft to hard), so a stop of about a
+minute pays for itself within about ten laps."""
 
 
 def first_legal(
