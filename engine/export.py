@@ -58,8 +58,9 @@ def _value(name: str, v: float) -> float | int | None:
 
 
 def _lap_at(line_s: np.ndarray, laps: np.ndarray, t: float) -> int | None:
-    """The lap a car was driving at race time ``t`` [s], from its crossings in time order
-    (the first lap ending at or after ``t``; after the last crossing, the one after it)."""
+    """The lap a car was driving at race time ``t`` [s], from its line crossings [s] and lap
+    numbers in lap order (the first lap ending at or after ``t``; after the last crossing, the
+    one after it)."""
     k = int(np.searchsorted(line_s, t, side="left"))
     if k < len(laps):
         return int(laps[k])
@@ -217,15 +218,11 @@ def _write_replica(
     )
     inc = result.incidents
     mine = np.nonzero(inc["replica"] == replica)[0]
-    crossings = {}  # car -> (line times [s], lap numbers), in time order
-    for c in range(len(scenario.entries)):
-        own = cols["car"] == c
-        order = np.argsort(cols["race_time_s"][own], kind="stable")
-        crossings[c] = (cols["race_time_s"][own][order], cols["lap"][own][order])
     rows = []
-    for i in mine:
+    for i in mine:  # incidents are few: a handful per race
         car, other, t = int(inc["car"][i]), int(inc["other_car"][i]), float(inc["race_time_s"][i])
         kind, description = store_incident(str(inc["kind"][i]), other)
+        own = cols["car"] == car  # the car's laps, in lap (so time) order as recorded
         rows.append(
             (
                 session_id,
@@ -234,7 +231,7 @@ def _write_replica(
                 car_ids[other] if other >= 0 else None,
                 kind,
                 float(inc["damage"][i]),
-                _lap_at(*crossings[car], t),
+                _lap_at(cols["race_time_s"][own], cols["lap"][own], t),
                 description,
             )
         )
