@@ -26,7 +26,14 @@ import numpy as np
 from tqdm import tqdm
 
 from engine.backends import Backend, ChunkJob, LocalBackend, make_backend
-from engine.montecarlo import Comparison, Outcomes, compare, mean_interval
+from engine.montecarlo import (
+    CVAR_ALPHA,
+    Comparison,
+    Outcomes,
+    check_cvar_alpha,
+    compare,
+    mean_interval,
+)
 from events.interface import ForcedEvent
 
 if TYPE_CHECKING:
@@ -118,6 +125,7 @@ def evaluate(
     confidence: float = 0.95,
     progress: bool = False,
     forced_text: Sequence[str] = (),
+    cvar_alpha: float = CVAR_ALPHA,
 ) -> Evaluation:
     """Run every strategy on the same chunks of ``seed`` and compare them for ``car``.
 
@@ -135,6 +143,7 @@ def evaluate(
         raise ValueError(f"precision must be a positive width in positions, got {precision}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    check_cvar_alpha(cvar_alpha)
     number = focus_car(scenario, car)
     labels = strategy_labels(strategies)
     backend = backend or LocalBackend()
@@ -211,6 +220,7 @@ def evaluate(
         confidence=confidence,
         stop_reason=stop_reason,
         forced=forced_text,
+        cvar_alpha=cvar_alpha,
     )
     return Evaluation(
         comparison=comparison,
@@ -315,6 +325,15 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--confidence", type=float, default=0.95, help="interval level (0.95)")
     parser.add_argument(
+        "--cvar-alpha",
+        type=float,
+        default=CVAR_ALPHA,
+        metavar="A",
+        help="share of worst races the CVaR of class position averages, in (0, 1]; read "
+        "the tail above a strategy's retirement rate with a level larger than that rate "
+        f"(default {CVAR_ALPHA:g})",
+    )
+    parser.add_argument(
         "--backend",
         choices=("local", "ray"),
         default="local",
@@ -404,6 +423,7 @@ def _run_and_report(
             confidence=args.confidence,
             progress=not args.no_progress,
             forced_text=forced_text,
+            cvar_alpha=args.cvar_alpha,
         )
     finally:
         backend.close()

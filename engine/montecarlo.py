@@ -50,12 +50,27 @@ PROPORTION_METRICS: dict[str, str] = {
 """Yes/no outcomes summarised by their probability (name -> label)."""
 
 CVAR_METRIC = "cvar_class_position"
-METRIC_LABELS: dict[str, str] = {
-    **MEAN_METRICS,
-    **PROPORTION_METRICS,
-    CVAR_METRIC: f"CVaR{round(CVAR_ALPHA * 100)}% class position",
-}
-"""Every reported metric, in report order (name -> label)."""
+
+
+def check_cvar_alpha(alpha: float) -> float:
+    """``alpha`` if it is a share of races the CVaR can average (in (0, 1]), else ValueError."""
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"CVaR level must lie in (0, 1] (a share of races), got {alpha}")
+    return alpha
+
+
+def metric_labels(cvar_alpha: float = CVAR_ALPHA) -> dict[str, str]:
+    """Every reported metric, in report order (name -> label), the CVaR labelled with its
+    level."""
+    return {
+        **MEAN_METRICS,
+        **PROPORTION_METRICS,
+        CVAR_METRIC: f"CVaR{cvar_alpha * 100:g}% class position",
+    }
+
+
+METRIC_LABELS: dict[str, str] = metric_labels()
+"""Every reported metric at the default CVaR level (name -> label)."""
 
 
 @dataclass(frozen=True)
@@ -389,6 +404,12 @@ class Comparison:
     "interrupted" (Ctrl-C; what finished is kept)."""
     forced: list[str] = field(default_factory=list)
     """What-if events forced on every race, as script text."""
+    cvar_alpha: float = CVAR_ALPHA
+    """Share of worst races the CVaR metric averages."""
+
+    @property
+    def metric_labels(self) -> dict[str, str]:
+        return metric_labels(self.cvar_alpha)
 
     @property
     def replicas(self) -> int:
@@ -408,7 +429,7 @@ class Comparison:
             "seed": self.seed,
             "replicas": self.replicas,
             "confidence": self.confidence,
-            "cvar_alpha": CVAR_ALPHA,
+            "cvar_alpha": self.cvar_alpha,
             "stop_reason": self.stop_reason,
             "forced": list(self.forced),
             "strategies": [s.to_dict() for s in self.strategies],
@@ -425,17 +446,22 @@ def compare(
     stop_reason: str = "replicas",
     forced: Sequence[str] = (),
     n_resamples: int = 2000,
+    cvar_alpha: float = CVAR_ALPHA,
 ) -> Comparison:
     """Summaries of ``(label, spec, outcomes)`` per strategy and paired differences against
-    the first; bootstrap resampling draws from a generator derived from ``seed``."""
+    the first, the CVaR over the worst ``cvar_alpha`` share of races; bootstrap resampling
+    draws from a generator derived from ``seed``."""
+    check_cvar_alpha(cvar_alpha)
     rng = np.random.default_rng([seed, 0x5EED])
     summaries = [
-        summarise(lab, spec, o, rng, confidence, n_resamples=n_resamples)
+        summarise(lab, spec, o, rng, confidence, cvar_alpha, n_resamples)
         for lab, spec, o in outcomes
     ]
     base_label, _, base = outcomes[0]
     diffs = [
-        paired_difference(base_label, base, lab, o, rng, confidence, n_resamples=n_resamples)
+        paired_difference(base_label, base, lab, o, rng, confidence, cvar_alpha, n_resamples)
         for lab, _, o in outcomes[1:]
     ]
-    return Comparison(scenario, car, seed, confidence, summaries, diffs, stop_reason, list(forced))
+    return Comparison(
+        scenario, car, seed, confidence, summaries, diffs, stop_reason, list(forced), cvar_alpha
+    )

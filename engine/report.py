@@ -24,7 +24,6 @@ import numpy as np
 
 from engine.montecarlo import (
     CVAR_METRIC,
-    METRIC_LABELS,
     PROPORTION_METRICS,
     Comparison,
     Interval,
@@ -108,14 +107,14 @@ def format_table(comparison: Comparison) -> str:
     labels = [s.label for s in c.strategies]
     rows = [
         [label, *(format_interval(m, s.metrics[m]) for s in c.strategies)]
-        for m, label in METRIC_LABELS.items()
+        for m, label in c.metric_labels.items()
     ]
     parts.append(_grid(["metric", *labels], rows))
     if c.differences:
         parts += ["", "paired differences (same races; negative position = better)"]
         rows = [
             [label, *(format_interval(m, d.metrics[m], signed=True) for d in c.differences)]
-            for m, label in METRIC_LABELS.items()
+            for m, label in c.metric_labels.items()
         ]
         parts.append(_grid(["metric", *(d.label for d in c.differences)], rows))
     positions = sorted({p for s in c.strategies for p in s.class_position_counts})

@@ -66,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="IQN only: act on the CVaR of the return at this level, e.g. 0.1 for the worst "
-        "10 %% (default 1: risk-neutral mean)",
+        "10 %% (default 1: risk-neutral mean); the comparison after training then reports "
+        "the CVaR of class position at this level instead of 10 %%",
     )
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     p.add_argument(
@@ -330,6 +331,7 @@ def _compare(
     from engine import report
     from engine.baselines import make_strategy
     from engine.evaluate import evaluate
+    from engine.montecarlo import CVAR_ALPHA
 
     agents = importlib.import_module("policies.agents")
     agent = agents.load(ckpt_path)
@@ -344,6 +346,8 @@ def _compare(
         car=car,
         backend=backend,
         progress=not args.no_progress,
+        # a CVaR agent is read at the level it acts on
+        cvar_alpha=args.cvar_alpha if args.cvar_alpha < 1 else CVAR_ALPHA,
     )
     if not args.json:
         print(report.format_table(ev.comparison))

@@ -47,6 +47,7 @@ from engine.evaluate import (
     sample_races,
 )
 from engine.forcing import ForcingError, format_event, parse_duration, parse_event
+from engine.montecarlo import CVAR_ALPHA
 from events.interface import ForcedEvent
 from world_model.interface import PaceMode
 
@@ -342,9 +343,11 @@ class WhatIf:
         precision: float | None = None,
         backend: Backend | None = None,
         progress: bool = False,
+        cvar_alpha: float = CVAR_ALPHA,
     ) -> WhatIfResult:
         """Every candidate for the focus car on common random numbers; the first is the
-        baseline of the paired differences."""
+        baseline of the paired differences; the CVaR averages the worst ``cvar_alpha``
+        share of races."""
         ev = evaluate(
             self.scenario,
             strategies,
@@ -360,6 +363,7 @@ class WhatIf:
             event_model=self.event_model,
             progress=progress,
             forced_text=[format_event(e) for e in self.forced],
+            cvar_alpha=cvar_alpha,
         )
         return WhatIfResult(ev, self, tuple(strategies))
 

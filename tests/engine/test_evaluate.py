@@ -14,7 +14,7 @@ from engine.actions import Fuel, Tyres
 from engine.backends import ChunkJob, LocalBackend, run_chunk
 from engine.baselines import make_strategy
 from engine.evaluate import evaluate, main, strategy_labels
-from engine.montecarlo import METRIC_LABELS, Outcomes
+from engine.montecarlo import METRIC_LABELS, Outcomes, cvar
 from engine.race import StrategyAssignment, simulate
 from engine.report import CSV_COLUMNS, comparison_csv, format_table
 from engine.scenario import load_scenario, scenario_with
@@ -209,6 +209,25 @@ def test_cli_json_csv_and_errors(tmp_path, capsys) -> None:
     assert main(["no_such_race", "--strategy", "fuel-reserve"]) == 2
     assert main(["test_race", "--strategy", "fuel-reserve", "--precision", "0"]) == 2
     assert "precision must be a positive width" in capsys.readouterr().err
+    assert main(["test_race", "--strategy", "fuel-reserve", "--cvar-alpha", "0"]) == 2
+    assert "CVaR level must lie in (0, 1]" in capsys.readouterr().err
+
+
+def test_cli_reports_the_cvar_at_the_chosen_level(capsys) -> None:
+    args = ["test_race", "--strategy", "fuel-reserve", "--replicas", "8", "--seed", "2"]
+    args += ["--chunk-replicas", "4", "--no-progress"]
+    assert main([*args, "--cvar-alpha", "0.5", "--json"]) == 0
+    half = json.loads(capsys.readouterr().out)
+    assert main([*args, "--cvar-alpha", "0.25"]) == 0
+    assert "CVaR25% class position" in capsys.readouterr().out
+    assert main([*args, "--json"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert (half["cvar_alpha"], default["cvar_alpha"]) == (0.5, 0.1)
+    counts = default["strategies"][0]["class_position_counts"]
+    positions = np.repeat([int(p) for p in counts], list(counts.values()))
+    for summary, alpha in ((half, 0.5), (default, 0.1)):
+        got = summary["strategies"][0]["metrics"]["cvar_class_position"]["estimate"]
+        assert got == pytest.approx(cvar(positions, alpha))
 
 
 def test_cli_is_registered() -> None:

@@ -16,6 +16,7 @@ from engine.montecarlo import (
     cvar,
     cvar_interval,
     mean_interval,
+    metric_labels,
     paired_cvar_difference,
     paired_difference,
     proportion_interval,
@@ -178,3 +179,30 @@ def test_retirement_causes_come_from_the_incident_log() -> None:
     for car in free.car_numbers:
         o = Outcomes.from_result(free, car)
         assert np.array_equal(o.retire_cause > 0, o.retired)
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.3, 1.0])
+def test_compare_reads_the_tail_at_the_chosen_level(alpha: float) -> None:
+    rng = np.random.default_rng(9)
+    a = _outcomes(rng, 200)
+    # b is worse only in a's worst 30 % of races: the mean of the whole sample moves too,
+    # but by the CVaR level's own share
+    bad = a.class_position >= np.quantile(a.class_position, 0.7)
+    b = Outcomes(**{**vars(a), "class_position": a.class_position + 3 * bad})
+    comp = compare("test_race", "7", 11, [("A", "x", a), ("B", "y", b)], cvar_alpha=alpha)
+    assert comp.strategies[0].metrics[CVAR_METRIC].estimate == pytest.approx(
+        cvar(a.class_position, alpha)
+    )
+    assert comp.differences[0].metrics[CVAR_METRIC].estimate == pytest.approx(
+        cvar(b.class_position, alpha) - cvar(a.class_position, alpha)
+    )
+    assert comp.to_dict()["cvar_alpha"] == alpha
+    assert comp.metric_labels[CVAR_METRIC] == f"CVaR{round(alpha * 100)}% class position"
+    assert metric_labels(alpha).keys() == METRIC_LABELS.keys()
+
+
+@pytest.mark.parametrize("alpha", [0.0, -0.1, 1.5, math.nan])
+def test_compare_refuses_a_cvar_level_outside_zero_one(alpha: float) -> None:
+    a = _outcomes(np.random.default_rng(10), 20)
+    with pytest.raises(ValueError, match="CVaR level must lie in"):
+        compare("test_race", "7", 11, [("A", "x", a)], cvar_alpha=alpha)

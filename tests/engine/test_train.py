@@ -75,6 +75,7 @@ def test_small_run_writes_checkpoint_logs_and_one_json_object(
     labels = [s["label"] for s in summary["comparison"]["strategies"]]
     assert labels[0] == summary["tuned_plan"] and labels[1] == "ppo"
     assert summary["comparison"]["replicas"] == 16
+    assert summary["comparison"]["cvar_alpha"] == 0.1  # a risk-neutral agent: the 10 % tail
     diff = summary["agent_minus_tuned_class_position"]
     assert summary["agent_beats_tuned"] == (diff["high"] is not None and diff["high"] < 0)
 
@@ -109,16 +110,19 @@ def test_training_races_split_over_two_worker_processes(tmp_path: Path) -> None:
     assert (out / "agent.pt").is_file()
 
 
-def test_q_agent_learns_from_a_chosen_teacher(tmp_path: Path) -> None:
+def test_cvar_agent_learns_from_a_chosen_teacher_and_is_read_at_its_level(
+    tmp_path: Path,
+) -> None:
     from policies.checkpoint import load_checkpoint
 
     out = tmp_path / "run"
     args = ["--scenario", "test_race", "--algo", "iqn", "--replicas", "8", "--budget", "250"]
-    args += ["--teacher", "double-stint", "--teacher-generations", "1", "--eval-replicas", "0"]
-    args += ["--tune-replicas", "2", "--out", str(out), "--no-progress"]
+    args += ["--cvar-alpha", "0.25", "--teacher", "double-stint", "--teacher-generations", "1"]
+    args += ["--eval-replicas", "8", "--tune-replicas", "2", "--out", str(out), "--no-progress"]
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["teacher"] == "double-stint"
+    assert summary["comparison"]["cvar_alpha"] == 0.25
     demos = load_checkpoint(out / "agent.pt").demos
     assert demos is not None and len(demos["act"]) > 0
 
