@@ -80,7 +80,8 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def _grid(header: list[str], rows: list[list[str]]) -> str:
+def text_grid(header: list[str], rows: list[list[str]]) -> str:
+    """Rows of text cells as left-aligned columns under a header and a rule."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
@@ -109,14 +110,14 @@ def format_table(comparison: Comparison) -> str:
         [label, *(format_interval(m, s.metrics[m]) for s in c.strategies)]
         for m, label in c.metric_labels.items()
     ]
-    parts.append(_grid(["metric", *labels], rows))
+    parts.append(text_grid(["metric", *labels], rows))
     if c.differences:
         parts += ["", "paired differences (same races; negative position = better)"]
         rows = [
             [label, *(format_interval(m, d.metrics[m], signed=True) for d in c.differences)]
             for m, label in c.metric_labels.items()
         ]
-        parts.append(_grid(["metric", *(d.label for d in c.differences)], rows))
+        parts.append(text_grid(["metric", *(d.label for d in c.differences)], rows))
     positions = sorted({p for s in c.strategies for p in s.class_position_counts})
     if positions:
         parts += ["", "class position distribution (share of races)"]
@@ -124,7 +125,7 @@ def format_table(comparison: Comparison) -> str:
             [f"P{p}", *(_share(s.class_position_counts.get(p), s.replicas) for s in c.strategies)]
             for p in positions
         ]
-        parts.append(_grid(["position", *labels], rows))
+        parts.append(text_grid(["position", *labels], rows))
     return "\n".join(parts)
 
 

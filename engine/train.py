@@ -66,8 +66,9 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="IQN only: act on the CVaR of the return at this level, e.g. 0.1 for the worst "
-        "10 %% (default 1: risk-neutral mean); the comparison after training then reports "
-        "the CVaR of class position at this level instead of 10 %%",
+        "10 %% (default 1: risk-neutral mean); the tuned fixed plan is then the best for that "
+        "tail, and the comparison after training reports the CVaR of class position at this "
+        "level instead of 10 %%",
     )
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     p.add_argument(
@@ -97,7 +98,9 @@ def _parser() -> argparse.ArgumentParser:
         "--tune-replicas",
         type=int,
         default=64,
-        help="races per candidate in the fixed-plan grid search (default 64)",
+        help="races per candidate in the fixed-plan grid search over stint length, tyre "
+        "interval and pace (policies.tuned; ranked by mean class position, or for a CVaR agent "
+        "by CVaR at its level; default 64)",
     )
     p.add_argument(
         "--baselines",
@@ -225,23 +228,27 @@ def main(argv: list[str] | None = None) -> int:
         ckpt_mod.restore_rng(ck.rng)
 
     from engine.backends import make_backend
+    from engine.montecarlo import CVAR_ALPHA
 
     tuned_mod = importlib.import_module("policies.tuned")
     backend = make_backend(args.backend)
     tuned = None
     if args.eval_replicas > 0 or (args.teacher_generations > 0 and custom_teacher is None):
+        # A CVaR agent is measured against the plan that is best for the same tail.
         tuned = tuned_mod.tune_fixed_plan(
             scenario,
             car,
             args.tune_replicas,
             TUNE_SEED_OFFSET + args.seed,
+            by_cvar=config.cvar_alpha < 1,
+            cvar_alpha=config.cvar_alpha if config.cvar_alpha < 1 else CVAR_ALPHA,
             backend=backend,
             progress=not args.no_progress,
         )
         if not args.json:
             print(
-                f"tuned fixed plan: {tuned.best.name} (best of {len(tuned.table)} plans on "
-                f"{tuned.replicas} races)",
+                f"tuned fixed plan: {tuned.best.name} (best {tuned.objective} of "
+                f"{len(tuned.table)} plans on {tuned.replicas} races)",
                 file=sys.stderr,
             )
 
@@ -304,9 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["teacher"] = teacher.name
     if tuned is not None:
         summary["tuned_plan"] = tuned.best.name
-        summary["tuning"] = [
-            {"plan": n, "class_position": m, "half_width": h} for n, m, h in tuned.table
-        ]
+        summary["tuning"] = tuned.to_dict()
     try:
         if args.eval_replicas > 0 and tuned is not None:
             summary.update(_compare(args, scenario, car, ckpt_path, tuned.best, backend))

@@ -1,34 +1,54 @@
 """The tuned baseline: the best fixed plan found by grid search on common random numbers.
 
-A fixed plan stops every ``stint_laps`` laps (earlier only when the rules force it) and
-changes tyres every ``tyre_stints`` stints, with the engine's rule strategy doing the rest
-(:class:`engine.baselines.RuleStrategy`: full tank, driver change at every stop, wet tyres
-on a wet track). Every candidate is simulated on the same seed, so each sees the same
-weather, incidents and lap noise, and the one with the best mean class position of the car
-wins. The search uses its own seed, disjoint from the evaluation's, so the winner is judged
-on races it was not chosen on.
+A fixed plan stops every ``stint_laps`` laps (earlier only when the rules force it), changes
+tyres every ``tyre_stints`` stints and drives every lap at one pace mode, with the engine's
+rule strategy doing the rest (:class:`engine.baselines.RuleStrategy`: full tank, driver
+change at every stop, wet tyres on a wet track). Every candidate is simulated on the same
+seed, so each sees the same weather, incidents and lap noise, and the one with the best mean
+class position of the car wins, or, for a team that weighs the bad races more, the best CVaR
+of class position at a chosen level (the mean of the worst share of races). The search uses
+its own seed, disjoint from the evaluation's, so the winner is judged on races it was not
+chosen on.
+
+Run as ``python -m policies.tuned SCENARIO`` (or ``stintsim tune``) it prints every plan
+with its mean, tail and retirement rate, best first.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import os
+import sys
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.backends import Backend
 from engine.baselines import RuleStrategy
 from engine.evaluate import evaluate
+from engine.montecarlo import CVAR_ALPHA, CVAR_METRIC, Interval, check_cvar_alpha
 from engine.scenario import Scenario
+from world_model.interface import PaceMode
 
-TYRE_STINTS = (1.0, 2.0, 3.0)
+TYRE_STINTS = (1.0, 2.0, 3.0, 4.0)
+"""Tyre sets changed every 1 to 4 stints: four stints on one set is as far as a double or
+triple stint is stretched in endurance racing, and the grid must reach past where the best plan
+lies."""
+
+PACES = (PaceMode.SAVE, PaceMode.NORMAL, PaceMode.PUSH)
 
 
-def fixed_plan(stint_laps: float, tyre_stints: float) -> RuleStrategy:
-    """A fixed plan as a strategy, named ``fixed:laps=L,tyres=K``."""
-    return RuleStrategy(
-        name=f"fixed:laps={stint_laps:g},tyres={tyre_stints:g}",
-        stint_laps=stint_laps,
-        tyre_stints=tyre_stints,
-    )
+def fixed_plan(
+    stint_laps: float, tyre_stints: float, pace: PaceMode = PaceMode.NORMAL
+) -> RuleStrategy:
+    """A fixed plan as a strategy, named ``fixed:laps=L,tyres=K[,pace=P]`` (the spec
+    ``engine.baselines.make_strategy`` rebuilds it from; normal pace is left out)."""
+    name = f"fixed:laps={stint_laps:g},tyres={tyre_stints:g}"
+    if pace != PaceMode.NORMAL:
+        name += f",pace={pace.name.lower()}"
+    return RuleStrategy(name=name, stint_laps=stint_laps, tyre_stints=tyre_stints, pace=pace)
 
 
 def stint_grid(scenario: Scenario, car: str, shortest: int = 4) -> tuple[float, ...]:
@@ -41,12 +61,53 @@ def stint_grid(scenario: Scenario, car: str, shortest: int = 4) -> tuple[float, 
 
 
 @dataclass(frozen=True)
+class PlanScore:
+    """One candidate's figures on the search races (95 % intervals)."""
+
+    plan: str
+    class_position: Interval
+    """Mean class position."""
+    cvar_class_position: Interval
+    """Mean class position of the worst ``TunedPlan.cvar_alpha`` share of races."""
+    retired: Interval
+    """Share of races the car does not finish."""
+
+    def to_dict(self) -> dict:
+        return {
+            "plan": self.plan,
+            "class_position": self.class_position.to_dict(),
+            "cvar_class_position": self.cvar_class_position.to_dict(),
+            "retired": self.retired.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
 class TunedPlan:
     best: RuleStrategy
-    table: list[tuple[str, float, float]]
-    """Every candidate: (name, mean class position, half-width of its 95 % interval)."""
+    table: list[PlanScore]
+    """Every candidate, best first by the objective."""
     replicas: int
     seed: int
+    cvar_alpha: float
+    """Level of the CVaR column (and of the objective when ``by_cvar``)."""
+    by_cvar: bool
+    """Whether the plans were ranked by CVaR of class position instead of its mean."""
+
+    @property
+    def objective(self) -> str:
+        if self.by_cvar:
+            return f"CVaR{self.cvar_alpha * 100:g}% class position"
+        return "mean class position"
+
+    def to_dict(self) -> dict:
+        return {
+            "best": self.best.name,
+            "objective": self.objective,
+            "cvar_alpha": self.cvar_alpha,
+            "replicas": self.replicas,
+            "seed": self.seed,
+            "plans": [row.to_dict() for row in self.table],
+        }
 
 
 def tune_fixed_plan(
@@ -55,14 +116,29 @@ def tune_fixed_plan(
     replicas: int,
     seed: int,
     *,
-    stints: tuple[float, ...] | None = None,
-    tyre_stints: tuple[float, ...] = TYRE_STINTS,
+    stints: Sequence[float] | None = None,
+    tyre_stints: Sequence[float] = TYRE_STINTS,
+    paces: Sequence[PaceMode] = PACES,
+    by_cvar: bool = False,
+    cvar_alpha: float = CVAR_ALPHA,
     backend: Backend | None = None,
     progress: bool = False,
 ) -> TunedPlan:
-    """Grid search over stint lengths and tyre multi-stinting for ``car``."""
-    stints = stints or stint_grid(scenario, car)
-    candidates = [fixed_plan(n, k) for n in stints for k in tyre_stints]
+    """Grid search over stint lengths, tyre multi-stinting and pace for ``car``.
+
+    The best plan has the lowest mean class position, or ``by_cvar`` the lowest CVaR of class
+    position at ``cvar_alpha`` (ties, common where the worst races are all retirements, go to
+    the better mean); the table's CVaR column is at ``cvar_alpha`` either way."""
+    if replicas < 1:
+        raise ValueError(f"the search needs at least one race per plan, got {replicas}")
+    check_cvar_alpha(cvar_alpha)
+    stints = tuple(stints or stint_grid(scenario, car))
+    if not stints or not tyre_stints or not paces:
+        raise ValueError("give at least one stint length, tyre interval and pace")
+    for value, what in ((min(stints), "stint length"), (min(tyre_stints), "tyre interval")):
+        if not value > 0:
+            raise ValueError(f"every {what} must be a positive number of laps / stints")
+    candidates = [fixed_plan(n, k, p) for n in stints for k in tyre_stints for p in paces]
     ev = evaluate(
         scenario,
         candidates,
@@ -72,15 +148,186 @@ def tune_fixed_plan(
         backend=backend,
         chunk_replicas=min(replicas, 128),
         progress=progress,
+        cvar_alpha=cvar_alpha,
     )
-    table = [
-        (
-            s.label,
-            s.metrics["class_position"].estimate,
-            s.metrics["class_position"].half_width,
+    scores = [
+        PlanScore(
+            plan=s.label,
+            class_position=s.metrics["class_position"],
+            cvar_class_position=s.metrics[CVAR_METRIC],
+            retired=s.metrics["retired"],
         )
         for s in ev.comparison.strategies
     ]
-    scores = [m for _, m, _ in table]
-    best = candidates[min(range(len(scores)), key=scores.__getitem__)]
-    return TunedPlan(best=best, table=table, replicas=replicas, seed=seed)
+
+    def rank(i: int) -> tuple[float, ...]:
+        mean = scores[i].class_position.estimate
+        return (scores[i].cvar_class_position.estimate, mean) if by_cvar else (mean,)
+
+    order = sorted(range(len(scores)), key=rank)
+    return TunedPlan(
+        best=candidates[order[0]],
+        table=[scores[i] for i in order],
+        replicas=replicas,
+        seed=seed,
+        cvar_alpha=cvar_alpha,
+        by_cvar=by_cvar,
+    )
+
+
+def _numbers(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def _paces(text: str) -> tuple[PaceMode, ...]:
+    names = [x.strip().upper() for x in text.split(",") if x.strip()]
+    bad = [n for n in names if n not in PaceMode.__members__]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated paces out of save, normal, push, got {text!r}"
+        )
+    return tuple(PaceMode[n] for n in names)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m policies.tuned",
+        description="Find the best fixed plan for one car by grid search: every combination "
+        "of stint length, tyre interval and pace runs on the same random numbers (same "
+        "weather, incidents and lap noise per race) and the plans are ranked by mean class "
+        "position, or by its CVaR (--objective cvar) for a team that weighs the bad races "
+        "more. The winner's score is optimistic (it won on these races): check it on fresh "
+        "ones with `stintsim evaluate SCENARIO --strategy PLAN --seed OTHER`.",
+    )
+    p.add_argument(
+        "scenario",
+        help='shipped scenario name ("lemans_24h", "six_hours", "test_race") or a TOML path',
+    )
+    p.add_argument("--car", help="race number of the car (default: the scenario's focus_car)")
+    p.add_argument("--replicas", type=int, default=128, help="races per plan (default 128)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the common random numbers")
+    p.add_argument(
+        "--stints",
+        type=_numbers,
+        default=None,
+        metavar="L,L,...",
+        help="stint lengths to try, in laps (default: the longest a tank allows and the three "
+        "below it)",
+    )
+    p.add_argument(
+        "--tyre-stints",
+        type=_numbers,
+        default=TYRE_STINTS,
+        metavar="K,K,...",
+        help="change tyres every K stints, K values to try (default 1,2,3,4)",
+    )
+    p.add_argument(
+        "--paces",
+        type=_paces,
+        default=PACES,
+        metavar="P,P,...",
+        help="pace modes to try, out of save, normal, push (default all three)",
+    )
+    p.add_argument(
+        "--objective",
+        choices=("mean", "cvar"),
+        default="mean",
+        help="rank plans by mean class position, or by its CVaR at --cvar-alpha (default mean)",
+    )
+    p.add_argument(
+        "--cvar-alpha",
+        type=float,
+        default=CVAR_ALPHA,
+        metavar="A",
+        help=f"share of worst races the CVaR column averages, in (0, 1] (default {CVAR_ALPHA:g})",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="run the races in this process or as Ray tasks (same results for the same seed)",
+    )
+    p.add_argument("--address", help='Ray cluster to join ("auto" or HOST:6379)')
+    p.add_argument("--ray-cpus", type=int, help="CPUs of a local Ray instance (all)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--out-json", metavar="FILE", help="write the JSON summary to FILE")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def format_table(tuned: TunedPlan, scenario: str, car: str) -> str:
+    from engine.report import format_interval, text_grid
+
+    head = (
+        f"{scenario}: car #{car}, {len(tuned.table)} fixed plans, {tuned.replicas} races each, "
+        f"seed {tuned.seed}, ranked by {tuned.objective} (95 % intervals)"
+    )
+    cvar_label = f"CVaR{tuned.cvar_alpha * 100:g}% class position"
+    rows = [
+        [
+            str(rank),
+            row.plan,
+            format_interval("class_position", row.class_position),
+            format_interval(CVAR_METRIC, row.cvar_class_position),
+            format_interval("retired", row.retired),
+        ]
+        for rank, row in enumerate(tuned.table, start=1)
+    ]
+    grid = text_grid(["rank", "plan", "mean class position", cvar_label, "P(retired)"], rows)
+    return f"{head}\n\n{grid}\n\nbest: {tuned.best.name}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from engine.backends import make_backend
+    from engine.evaluate import focus_car, write_atomic
+    from engine.scenario import load_scenario
+
+    try:
+        scenario = load_scenario(args.scenario)
+    except (OSError, ValueError, KeyError) as err:
+        print(f"error: cannot load scenario {args.scenario!r}: {err}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    backend = make_backend(args.backend, args.address, args.ray_cpus)
+    try:
+        car = focus_car(scenario, args.car)
+        tuned = tune_fixed_plan(
+            scenario,
+            car,
+            args.replicas,
+            args.seed,
+            stints=args.stints,
+            tyre_stints=args.tyre_stints,
+            paces=args.paces,
+            by_cvar=args.objective == "cvar",
+            cvar_alpha=args.cvar_alpha,
+            backend=backend,
+            progress=not args.no_progress,
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        backend.close()
+    summary = {"scenario": scenario.name, "car": car, **tuned.to_dict()}
+    summary["elapsed_s"] = time.perf_counter() - started
+    summary["cores"] = os.cpu_count()
+    if args.out_json:
+        write_atomic(args.out_json, json.dumps(summary, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(format_table(tuned, scenario.name, car))
+        print(f"{summary['elapsed_s']:.1f} s, {os.cpu_count()} cores")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

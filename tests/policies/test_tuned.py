@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
+
+import pytest
 
 from engine.baselines import make_strategy
 from engine.race import StrategyAssignment, simulate
 from engine.scenario import load_scenario
-from policies.tuned import fixed_plan, stint_grid, tune_fixed_plan
+from policies.tuned import PACES, TYRE_STINTS, fixed_plan, main, stint_grid, tune_fixed_plan
+from world_model.interface import PaceMode
 
 
 def test_stint_grid_ends_at_the_longest_legal_stint() -> None:
@@ -25,10 +29,16 @@ def test_stint_grid_ends_at_the_longest_legal_stint() -> None:
 def test_tuned_plan_name_is_a_strategy_spec_that_rebuilds_it() -> None:
     """engine.train prints the tuned plan by name; ``engine.evaluate --strategy NAME`` must
     rebuild the same plan, tyre interval included."""
-    for laps, tyres in ((27.0, 3.0), (12.5, 1.0)):
-        plan = fixed_plan(laps, tyres)
+    for laps, tyres, pace in ((27.0, 3.0, PaceMode.NORMAL), (12.5, 1.0, PaceMode.PUSH)):
+        plan = fixed_plan(laps, tyres, pace)
         rebuilt = make_strategy(plan.name)
-        assert (rebuilt.stint_laps, rebuilt.tyre_stints) == (laps, tyres)  # type: ignore[attr-defined]
+        assert (rebuilt.stint_laps, rebuilt.tyre_stints, rebuilt.pace) == (laps, tyres, pace)  # type: ignore[attr-defined]
+    assert fixed_plan(27.0, 3.0).name == "fixed:laps=27,tyres=3"
+
+
+def test_default_grid_spans_every_pace_and_reaches_past_triple_stinted_tyres() -> None:
+    assert set(PACES) == set(PaceMode)
+    assert max(TYRE_STINTS) > 3
 
 
 def test_fixed_plan_stops_every_n_laps_on_a_clean_race() -> None:
@@ -42,7 +52,57 @@ def test_fixed_plan_stops_every_n_laps_on_a_clean_race() -> None:
 
 def test_search_returns_the_best_candidate() -> None:
     sc = load_scenario("test_race")
-    tuned = tune_fixed_plan(sc, "1", 16, 99, stints=(5.0, 6.0), tyre_stints=(1.0, 2.0))
-    assert len(tuned.table) == 4
-    best = min(tuned.table, key=lambda row: row[1])
-    assert tuned.best.name == best[0]
+    tuned = tune_fixed_plan(
+        sc, "1", 16, 99, stints=(5.0, 6.0), tyre_stints=(1.0, 2.0), paces=(PaceMode.NORMAL,)
+    )
+    assert len(tuned.table) == 4 and not tuned.by_cvar
+    means = [row.class_position.estimate for row in tuned.table]
+    assert means == sorted(means)
+    assert tuned.best.name == tuned.table[0].plan
+    assert {row.plan for row in tuned.table} == {
+        f"fixed:laps={n},tyres={k}" for n in (5, 6) for k in (1, 2)
+    }
+
+
+def test_search_by_cvar_ranks_the_tail_then_the_mean() -> None:
+    sc = load_scenario("test_race")
+    tuned = tune_fixed_plan(
+        sc,
+        "1",
+        24,
+        98,
+        stints=(4.0, 7.0),
+        tyre_stints=(1.0,),
+        paces=(PaceMode.SAVE, PaceMode.PUSH),
+        by_cvar=True,
+        cvar_alpha=0.25,
+    )
+    keys = [(r.cvar_class_position.estimate, r.class_position.estimate) for r in tuned.table]
+    assert keys == sorted(keys)
+    assert tuned.best.name == tuned.table[0].plan
+    assert tuned.objective == "CVaR25% class position"
+    with pytest.raises(ValueError, match="CVaR level"):
+        tune_fixed_plan(sc, "1", 4, 0, stints=(4.0,), by_cvar=True, cvar_alpha=1.5)
+
+
+def test_cli_prints_every_plan_as_json_and_refuses_bad_input(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["test_race", "--replicas", "8", "--stints", "5,6", "--tyre-stints", "2"]
+    args += ["--paces", "normal,push", "--no-progress"]
+    assert main([*args, "--json", "--objective", "cvar", "--cvar-alpha", "0.5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["car"], out["replicas"], out["cvar_alpha"]) == ("1", 8, 0.5)
+    assert len(out["plans"]) == 4 and out["best"] == out["plans"][0]["plan"]
+    assert out["objective"] == "CVaR50% class position"
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "ranked by mean class position" in text and "best: fixed:laps=" in text
+    assert main(["no_such_race"]) == 2
+    assert "no_such_race" in capsys.readouterr().err
+    assert main([*args, "--car", "99"]) == 2
+    assert "99" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--paces", "flat-out"])
+    assert exc.value.code == 2
+    assert "save, normal, push" in capsys.readouterr().err
