@@ -10,7 +10,15 @@ import pytest
 from engine.baselines import make_strategy
 from engine.race import StrategyAssignment, simulate
 from engine.scenario import load_scenario
-from policies.tuned import PACES, TYRE_STINTS, fixed_plan, main, stint_grid, tune_fixed_plan
+from policies.tuned import (
+    PACES,
+    TYRE_STINTS,
+    fixed_plan,
+    main,
+    stint_grid,
+    tune_fixed_plan,
+    verify,
+)
 from world_model.interface import PaceMode
 
 
@@ -83,6 +91,8 @@ def test_search_by_cvar_ranks_the_tail_then_the_mean() -> None:
     assert tuned.objective == "CVaR25% class position"
     with pytest.raises(ValueError, match="CVaR level"):
         tune_fixed_plan(sc, "1", 4, 0, stints=(4.0,), by_cvar=True, cvar_alpha=1.5)
+    with pytest.raises(ValueError, match="another seed"):
+        verify(sc, "1", tuned, 4, tuned.seed)
 
 
 def test_cli_prints_every_plan_as_json_and_refuses_bad_input(
@@ -90,11 +100,17 @@ def test_cli_prints_every_plan_as_json_and_refuses_bad_input(
 ) -> None:
     args = ["test_race", "--replicas", "8", "--stints", "5,6", "--tyre-stints", "2"]
     args += ["--paces", "normal,push", "--no-progress"]
-    assert main([*args, "--json", "--objective", "cvar", "--cvar-alpha", "0.5"]) == 0
+    cvar = ["--objective", "cvar", "--cvar-alpha", "0.5", "--seed", "4"]
+    assert main([*args, *cvar, "--json", "--verify", "6", "--verify-top", "2"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert (out["car"], out["replicas"], out["cvar_alpha"]) == ("1", 8, 0.5)
     assert len(out["plans"]) == 4 and out["best"] == out["plans"][0]["plan"]
     assert out["objective"] == "CVaR50% class position"
+    # the two best, again on six races of the next seed, the CVaR at the search's level
+    check = out["verification"]
+    assert (check["replicas"], check["seed"], check["cvar_alpha"]) == (6, 5, 0.5)
+    assert [s["label"] for s in check["strategies"]] == [r["plan"] for r in out["plans"][:2]]
+    assert len(check["differences"]) == 1
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "ranked by mean class position" in text and "best: fixed:laps=" in text
@@ -102,6 +118,8 @@ def test_cli_prints_every_plan_as_json_and_refuses_bad_input(
     assert "no_such_race" in capsys.readouterr().err
     assert main([*args, "--car", "99"]) == 2
     assert "99" in capsys.readouterr().err
+    assert main([*args, "--verify", "-1"]) == 2
+    assert "--verify takes a number of races" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main([*args, "--paces", "flat-out"])
     assert exc.value.code == 2
