@@ -231,6 +231,17 @@ class WhatIf:
         new = lap_time_s if lap_time_s is not None else entry.ref_lap_time_s * factor
         return self.change(**{f"entries.{car}.ref_lap_time_s": float(new)})
 
+    def field_strategy(self, spec: str) -> WhatIf:
+        """A copy where every car but the focus car drives ``spec`` (a strategy spec as
+        ``engine.baselines.make_strategy`` reads it, e.g. ``"double-stint:rain=off"``)
+        instead of its scenario strategy: what the rest of the field does decides many
+        what-ifs (whether it stops for rain, under a safety car, how hard it pushes)."""
+        from engine.baselines import make_strategy
+
+        make_strategy(spec)  # a bad spec fails here (ValueError naming it), not in every race
+        others = [e.number for e in self.scenario.entries if e.number != self.focus]
+        return self.change(**{f"entries.{n}.strategy": spec for n in others})
+
     def force(self, *events: str | ForcedEvent) -> WhatIf:
         """A copy with events forced on every race: script text (``"sc@3h12m"``,
         ``"rain@14h-17h"``, ``"puncture:7@lap120"``, see :mod:`engine.forcing`) or events."""
@@ -442,6 +453,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="CAR=FACTOR",
         help='scale a car\'s reference lap time, e.g. "7=0.995" (0.5 %% quicker)',
     )
+    parser.add_argument(
+        "--field-strategy",
+        metavar="SPEC",
+        help="every car but the evaluated one drives this strategy instead of its scenario "
+        'strategy, e.g. "double-stint:rain=off" (a field that does not stop for rain) or '
+        '"double-stint:pace=push"',
+    )
     parser.add_argument("--from-state", metavar="FILE", help="start every race from this state")
     parser.add_argument(
         "--pit-after",
@@ -472,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         w = WhatIf.load(args.scenario, replicas=args.replicas, seed=args.seed, car=args.car)
         if args.set:
             w = w.change(**dict(args.set))
+        if args.field_strategy:
+            w = w.field_strategy(args.field_strategy)
         for car, factor in args.pace:
             w = w.pace(car, factor=factor)
         w = w.force(*args.force)

@@ -292,3 +292,27 @@ def test_pit_after_follows_the_legal_mask() -> None:
     no_stay[:, stay] = False  # staying out is illegal: defer to the base strategy
     base = make_strategy("fuel-reserve").decide(obs, no_stay, torch.Generator().manual_seed(0))
     assert later.decide(obs, no_stay, torch.Generator().manual_seed(0)).tolist() == base.tolist()
+
+
+def test_field_strategy_replaces_every_other_cars_strategy(base, capsys) -> None:
+    field = base.field_strategy("fixed:laps=3")
+    focus = base.focus
+    for before, after in zip(base.scenario.entries, field.scenario.entries, strict=True):
+        want = before.strategy if before.number == focus else "fixed:laps=3"
+        assert after.strategy == want
+    with pytest.raises(ValueError, match="unknown strategy"):
+        base.field_strategy("no-such-rule")
+    with pytest.raises(ValueError, match=r"cannot import 'no_such\.module'"):
+        base.field_strategy("no_such.module:make")
+    args = ["test_race", "--car", "2", "--strategy", "fuel-reserve", "--replicas", "4"]
+    args += ["--seed", "3", "--no-progress", "--json"]
+    assert main([*args, "--field-strategy", "fixed:laps=2"]) == 0
+    crowded = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    usual = json.loads(capsys.readouterr().out)
+    # the same focus-car strategy on the same races: only the field's plans differ, and a
+    # field stopping every two laps gives up time the focus car's position shows
+    pos = [r["strategies"][0]["metrics"]["class_position"]["estimate"] for r in (crowded, usual)]
+    assert pos[0] < pos[1]
+    assert main([*args, "--field-strategy", "no-such-rule"]) == 2
+    assert "unknown strategy 'no-such-rule'" in capsys.readouterr().err
