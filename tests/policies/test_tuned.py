@@ -13,6 +13,7 @@ from engine.scenario import load_scenario
 from policies.tuned import (
     PACES,
     TYRE_STINTS,
+    _parser,
     fixed_plan,
     main,
     stint_grid,
@@ -124,3 +125,28 @@ def test_cli_prints_every_plan_as_json_and_refuses_bad_input(
         main([*args, "--paces", "flat-out"])
     assert exc.value.code == 2
     assert "save, normal, push" in capsys.readouterr().err
+
+
+def test_readme_tune_examples_are_valid_and_the_small_one_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The README's tune commands parse as written; the test_race one runs (the six-hour ones
+    take minutes, and their figures are measurements the README quotes)."""
+    import shlex
+
+    from engine.cli import main as stintsim
+    from tests.engine.test_whatif import readme_blocks
+
+    blocks = readme_blocks("Find the best fixed plan")
+    if not blocks:
+        pytest.skip("README.md has no tune section here")
+    lines = [ln for _, code in blocks for ln in code.replace("\\\n", " ").splitlines() if ln]
+    assert lines and all(ln.startswith("stintsim tune ") for ln in lines)
+    parser = _parser()
+    for line in lines:
+        parser.parse_args(shlex.split(line)[2:])  # exits with usage on an unknown option
+    small = [ln for ln in lines if " test_race " in ln]
+    assert small
+    for line in small:
+        assert stintsim([*shlex.split(line)[1:], "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["replicas"] == 8
