@@ -459,14 +459,22 @@ def _run_and_report(
     return 130 if ev.comparison.stop_reason == "interrupted" else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def load_scenario_arg(name: str) -> Scenario | None:
+    """The scenario a command line names, or None after printing why it cannot be loaded
+    (the command then exits with status 2)."""
     from engine.scenario import load_scenario
 
     try:
-        scenario = load_scenario(args.scenario)
+        return load_scenario(name)
     except (OSError, ValueError, KeyError) as err:
-        print(f"error: cannot load scenario {args.scenario!r}: {err}", file=sys.stderr)
+        print(f"error: cannot load scenario {name!r}: {err}", file=sys.stderr)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    scenario = load_scenario_arg(args.scenario)
+    if scenario is None:
         return 2
     return run_and_report(args, scenario)
 

@@ -331,13 +331,10 @@ def format_table(tuned: TunedPlan, scenario: str, car: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from engine.backends import make_backend
-    from engine.evaluate import focus_car, write_atomic
-    from engine.scenario import load_scenario
+    from engine.evaluate import focus_car, load_scenario_arg, write_atomic
 
-    try:
-        scenario = load_scenario(args.scenario)
-    except (OSError, ValueError, KeyError) as err:
-        print(f"error: cannot load scenario {args.scenario!r}: {err}", file=sys.stderr)
+    scenario = load_scenario_arg(args.scenario)
+    if scenario is None:
         return 2
     started = time.perf_counter()
     backend = make_backend(args.backend, args.address, args.ray_cpus)
