@@ -323,11 +323,12 @@ def _read_telemetry(session: SessionRecord, recs: list[tuple[int, dict[str, Any]
         capacity = data.get("mFuelCapacity")
         if isinstance(capacity, int | float) and capacity > 0:
             car.fuel_capacity_l = float(capacity)
-        fuel = (
-            data["mFuel"] / capacity
-            if capacity and isinstance(data.get("mFuel"), int | float)
-            else None
-        )
+        fuel_l = data.get("mFuel")
+        fuel = None
+        if isinstance(capacity, int | float) and capacity > 0 and isinstance(fuel_l, int | float):
+            share = fuel_l / capacity
+            # a corrupt record (a near-zero capacity) overflows the share: no reading, not inf
+            fuel = share if math.isfinite(share) else None
         wheels = data.get("mWheel") or []
         treads = [w.get("mWear") for w in wheels][:4] if len(wheels) >= 4 else [None] * 4
         temps = [
