@@ -9,6 +9,7 @@ update a progress bar, stop early, or keep what finished when interrupted.
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -141,6 +142,22 @@ class RayBackend:
         self.cancel()
         if self._owns and self._ray.is_initialized():
             self._ray.shutdown()
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend``, ``--address`` and ``--ray-cpus``, the options :func:`make_backend` takes."""
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="run chunks in this process or as Ray tasks (same results for the same seed)",
+    )
+    parser.add_argument(
+        "--address",
+        help='Ray cluster to join ("auto", or HOST:6379 of a `ray start --head` node); '
+        "default: start a local Ray instance",
+    )
+    parser.add_argument("--ray-cpus", type=int, help="CPUs of the local Ray instance (all)")
 
 
 def make_backend(name: str, address: str | None = None, num_cpus: int | None = None) -> Backend:

@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from engine.backends import Backend, ChunkJob, LocalBackend, make_backend
+from engine.backends import (
+    Backend,
+    ChunkJob,
+    LocalBackend,
+    add_backend_arguments,
+    make_backend,
+)
 from engine.montecarlo import (
     CVAR_ALPHA,
     Comparison,
@@ -333,18 +339,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "the tail above a strategy's retirement rate with a level larger than that rate "
         f"(default {CVAR_ALPHA:g})",
     )
-    parser.add_argument(
-        "--backend",
-        choices=("local", "ray"),
-        default="local",
-        help="run chunks in this process or as Ray tasks (same results for the same seed)",
-    )
-    parser.add_argument(
-        "--address",
-        help='Ray cluster to join ("auto", or HOST:6379 of a `ray start --head` node); '
-        "default: start a local Ray instance",
-    )
-    parser.add_argument("--ray-cpus", type=int, help="CPUs of the local Ray instance (all)")
+    add_backend_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--csv", metavar="FILE", help="write every figure as CSV rows")
     parser.add_argument("--out-json", metavar="FILE", help="write the JSON summary to FILE")

@@ -59,14 +59,15 @@ def check_cvar_alpha(alpha: float) -> float:
     return alpha
 
 
+def cvar_label(cvar_alpha: float = CVAR_ALPHA) -> str:
+    """``"CVaR10% class position"``: the CVaR metric's label at its level."""
+    return f"CVaR{cvar_alpha * 100:g}% class position"
+
+
 def metric_labels(cvar_alpha: float = CVAR_ALPHA) -> dict[str, str]:
     """Every reported metric, in report order (name -> label), the CVaR labelled with its
     level."""
-    return {
-        **MEAN_METRICS,
-        **PROPORTION_METRICS,
-        CVAR_METRIC: f"CVaR{cvar_alpha * 100:g}% class position",
-    }
+    return {**MEAN_METRICS, **PROPORTION_METRICS, CVAR_METRIC: cvar_label(cvar_alpha)}
 
 
 METRIC_LABELS: dict[str, str] = metric_labels()

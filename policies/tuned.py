@@ -26,11 +26,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.backends import Backend
+from engine.backends import Backend, add_backend_arguments
 from engine.baselines import RuleStrategy, make_strategy
 from engine.evaluate import evaluate
-from engine.montecarlo import CVAR_ALPHA, CVAR_METRIC, Comparison, Interval, check_cvar_alpha
+from engine.montecarlo import (
+    CVAR_ALPHA,
+    CVAR_METRIC,
+    Comparison,
+    Interval,
+    check_cvar_alpha,
+    cvar_label,
+)
 from engine.scenario import Scenario
+from engine.strategy import Strategy
 from world_model.interface import PaceMode
 
 TYRE_STINTS = (1.0, 2.0, 3.0, 4.0)
@@ -96,9 +104,7 @@ class TunedPlan:
 
     @property
     def objective(self) -> str:
-        if self.by_cvar:
-            return f"CVaR{self.cvar_alpha * 100:g}% class position"
-        return "mean class position"
+        return cvar_label(self.cvar_alpha) if self.by_cvar else "mean class position"
 
     def to_dict(self) -> dict:
         return {
@@ -140,16 +146,8 @@ def tune_fixed_plan(
         if not value > 0:
             raise ValueError(f"every {what} must be a positive number of laps / stints")
     candidates = [fixed_plan(n, k, p) for n in stints for k in tyre_stints for p in paces]
-    ev = evaluate(
-        scenario,
-        candidates,
-        replicas,
-        seed,
-        car=car,
-        backend=backend,
-        chunk_replicas=min(replicas, 128),
-        progress=progress,
-        cvar_alpha=cvar_alpha,
+    comparison = _compare_plans(
+        scenario, car, candidates, replicas, seed, cvar_alpha, backend, progress
     )
     scores = [
         PlanScore(
@@ -158,7 +156,7 @@ def tune_fixed_plan(
             cvar_class_position=s.metrics[CVAR_METRIC],
             retired=s.metrics["retired"],
         )
-        for s in ev.comparison.strategies
+        for s in comparison.strategies
     ]
 
     def rank(i: int) -> tuple[float, ...]:
@@ -194,6 +192,20 @@ def verify(
     if seed == tuned.seed:
         raise ValueError("verify on another seed than the search's: its races chose the winner")
     plans = [make_strategy(row.plan) for row in tuned.table[:top]]
+    return _compare_plans(scenario, car, plans, replicas, seed, tuned.cvar_alpha, backend, progress)
+
+
+def _compare_plans(
+    scenario: Scenario,
+    car: str,
+    plans: Sequence[Strategy],
+    replicas: int,
+    seed: int,
+    cvar_alpha: float,
+    backend: Backend | None,
+    progress: bool,
+) -> Comparison:
+    """``plans`` on the same ``replicas`` races of ``seed`` (chunks of at most 128 races)."""
     return evaluate(
         scenario,
         plans,
@@ -203,7 +215,7 @@ def verify(
         backend=backend,
         chunk_replicas=min(replicas, 128),
         progress=progress,
-        cvar_alpha=tuned.cvar_alpha,
+        cvar_alpha=cvar_alpha,
     ).comparison
 
 
@@ -292,14 +304,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="K",
         help="how many of the best plans --verify runs (default 3)",
     )
-    p.add_argument(
-        "--backend",
-        choices=("local", "ray"),
-        default="local",
-        help="run the races in this process or as Ray tasks (same results for the same seed)",
-    )
-    p.add_argument("--address", help='Ray cluster to join ("auto" or HOST:6379)')
-    p.add_argument("--ray-cpus", type=int, help="CPUs of a local Ray instance (all)")
+    add_backend_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--out-json", metavar="FILE", help="write the JSON summary to FILE")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -313,7 +318,6 @@ def format_table(tuned: TunedPlan, scenario: str, car: str) -> str:
         f"{scenario}: car #{car}, {len(tuned.table)} fixed plans, {tuned.replicas} races each, "
         f"seed {tuned.seed}, ranked by {tuned.objective} (95 % intervals)"
     )
-    cvar_label = f"CVaR{tuned.cvar_alpha * 100:g}% class position"
     rows = [
         [
             str(rank),
@@ -324,7 +328,8 @@ def format_table(tuned: TunedPlan, scenario: str, car: str) -> str:
         ]
         for rank, row in enumerate(tuned.table, start=1)
     ]
-    grid = text_grid(["rank", "plan", "mean class position", cvar_label, "P(retired)"], rows)
+    header = ["rank", "plan", "mean class position", cvar_label(tuned.cvar_alpha), "P(retired)"]
+    grid = text_grid(header, rows)
     return f"{head}\n\n{grid}\n\nbest: {tuned.best.name}"
 
 
@@ -335,6 +340,14 @@ def main(argv: list[str] | None = None) -> int:
 
     scenario = load_scenario_arg(args.scenario)
     if scenario is None:
+        return 2
+    if args.verify < 0 or args.verify_top < 1:
+        # checked before the search, which can take minutes
+        print(
+            f"error: --verify takes a number of races and --verify-top at least one plan, got "
+            f"{args.verify} and {args.verify_top}",
+            file=sys.stderr,
+        )
         return 2
     started = time.perf_counter()
     backend = make_backend(args.backend, args.address, args.ray_cpus)
@@ -354,8 +367,6 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.no_progress,
         )
         check = None
-        if args.verify < 0:
-            raise ValueError(f"--verify takes a number of races, got {args.verify}")
         if args.verify > 0:
             check = verify(
                 scenario,
