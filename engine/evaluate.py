@@ -341,7 +341,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_backend_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    parser.add_argument("--csv", metavar="FILE", help="write every figure as CSV rows")
+    parser.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="write every figure as CSV rows (section, strategy, metric, estimate, low, high, "
+        "replicas, and the CVaR rows' level in cvar_alpha)",
+    )
     parser.add_argument("--out-json", metavar="FILE", help="write the JSON summary to FILE")
     parser.add_argument(
         "--report",

@@ -129,19 +129,32 @@ def format_table(comparison: Comparison) -> str:
     return "\n".join(parts)
 
 
-CSV_COLUMNS = ("section", "strategy", "metric", "estimate", "low", "high", "replicas")
+CSV_COLUMNS = (
+    "section",
+    "strategy",
+    "metric",
+    "estimate",
+    "low",
+    "high",
+    "replicas",
+    "cvar_alpha",
+)
 
 
 def comparison_csv(comparison: Comparison) -> str:
     """Every figure as one CSV row: ``section`` is ``strategy``, ``difference`` (strategy is
     then ``B - A``) or ``distribution`` (metric ``class_position=P`` / ``overall_position=P``,
-    estimate the share of races)."""
+    estimate the share of races); ``cvar_alpha`` is the CVaR row's level (the share of worst
+    races it averages), blank on every other row."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
 
     def blank(x: float) -> str:
         return repr(float(x)) if math.isfinite(x) else ""
+
+    def level(metric: str) -> str:
+        return repr(float(comparison.cvar_alpha)) if metric == CVAR_METRIC else ""
 
     for s in comparison.strategies:
         for m, iv in s.metrics.items():
@@ -154,6 +167,7 @@ def comparison_csv(comparison: Comparison) -> str:
                     blank(iv.low),
                     blank(iv.high),
                     s.replicas,
+                    level(m),
                 ]
             )
     for d in comparison.differences:
@@ -167,6 +181,7 @@ def comparison_csv(comparison: Comparison) -> str:
                     blank(iv.low),
                     blank(iv.high),
                     d.replicas,
+                    level(m),
                 ]
             )
     for s in comparison.strategies:
@@ -184,6 +199,7 @@ def comparison_csv(comparison: Comparison) -> str:
                         "",
                         "",
                         s.replicas,
+                        "",
                     ]
                 )
     return out.getvalue()

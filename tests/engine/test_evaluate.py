@@ -213,11 +213,15 @@ def test_cli_json_csv_and_errors(tmp_path, capsys) -> None:
     assert "CVaR level must lie in (0, 1]" in capsys.readouterr().err
 
 
-def test_cli_reports_the_cvar_at_the_chosen_level(capsys) -> None:
+def test_cli_reports_the_cvar_at_the_chosen_level(capsys, tmp_path) -> None:
     args = ["test_race", "--strategy", "fuel-reserve", "--replicas", "8", "--seed", "2"]
     args += ["--chunk-replicas", "4", "--no-progress"]
-    assert main([*args, "--cvar-alpha", "0.5", "--json"]) == 0
+    out_csv = tmp_path / "half.csv"
+    assert main([*args, "--cvar-alpha", "0.5", "--json", "--csv", str(out_csv)]) == 0
     half = json.loads(capsys.readouterr().out)
+    levels = {(r["metric"], r["cvar_alpha"]) for r in csv.DictReader(out_csv.open())}
+    assert ("cvar_class_position", "0.5") in levels
+    assert {a for m, a in levels if m != "cvar_class_position"} == {""}
     assert main([*args, "--cvar-alpha", "0.25"]) == 0
     assert "CVaR25% class position" in capsys.readouterr().out
     assert main([*args, "--json"]) == 0
