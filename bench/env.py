@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from data.entry import run_main
+
 # Run as a script, this file's folder comes first on sys.path and bench/engine.py would
 # shadow the engine package.
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
@@ -132,4 +134,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
+
+from data.entry import run_main
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,4 +100,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

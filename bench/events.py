@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
 import torch
+
+from data.entry import run_main
 
 ENGINE_TARGET_CAR_LAPS_PER_S = 500_000.0
 LE_MANS_LAPS = 380
@@ -127,4 +128,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

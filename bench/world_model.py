@@ -35,6 +35,7 @@ import torch
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
+from data.entry import run_main
 from world_model.interface import LapModel
 from world_model.loading import load
 from world_model.memory import keep_freed_memory
@@ -141,4 +142,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

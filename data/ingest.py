@@ -21,6 +21,7 @@ from typing import Any
 from tqdm import tqdm
 
 from data.detect import detect
+from data.entry import run_main
 from data.errors import IngestError
 from data.records import ReadResult
 from data.store import open_store, summarize, write_result
@@ -170,4 +171,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from data.entry import run_main
+
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     # name: (module with main(argv) -> int, one-line description), in the order of the data flow
     "ingest": ("data.ingest", "read telemetry / timing files into the SQLite lap store"),
@@ -54,5 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     return int(module.main(rest) or 0)
 
 
+def console() -> None:
+    """The ``stintsim`` console script (``main`` behind :func:`data.entry.run_main`)."""
+    run_main(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

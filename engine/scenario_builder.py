@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from data.entry import run_main
 from engine.scenario import parse_scenario
 from world_model.parametric import ParametricLapParams
 
@@ -368,4 +369,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from data.entry import run_main
 from engine.result import RaceResult
 
 
@@ -159,4 +160,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from data.entry import run_main
+
 DEFAULT_SCENARIO = "six_hours"
 DEFAULT_BUDGET = "500000"
 TUNE_SEED_OFFSET = 2**29
@@ -371,4 +373,4 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

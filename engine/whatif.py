@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from data.entry import run_main
 from engine.actions import ACTION_TABLE, Fuel, Tyres, action_index
 from engine.evaluate import (
     Evaluation,
@@ -527,4 +528,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from data.entry import run_main
 from events import observations as obs
 from events import ppc
 from events.inference import FitResult, fit_nuts, fit_svi
@@ -378,4 +379,4 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from data.entry import run_main
 from engine.backends import Backend, add_backend_arguments
 from engine.baselines import RuleStrategy, make_strategy
 from engine.evaluate import evaluate
@@ -407,4 +408,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

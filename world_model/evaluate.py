@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from data.entry import run_main
 from world_model.baselines import Baseline, fit_baselines
 from world_model.checkpoint import CheckpointError, load_checkpoint
 from world_model.dataset import LapTable, load_table
@@ -309,4 +310,4 @@ def _print_table(summary: dict) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from data.entry import run_main
 from world_model.checkpoint import save_checkpoint
 from world_model.dataset import LapTable, load_table, stint_windows
 from world_model.features import build_features
@@ -442,4 +443,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

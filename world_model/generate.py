@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from data.entry import run_main
 from data.records import ReadResult, SessionRecord
 from data.store import open_store, write_result
 from world_model.interface import (
@@ -357,4 +358,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)
