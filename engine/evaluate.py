@@ -133,8 +133,12 @@ def evaluate(
     progress: bool = False,
     forced_text: Sequence[str] = (),
     cvar_alpha: float = CVAR_ALPHA,
+    first_chunk: int = 0,
 ) -> Evaluation:
     """Run every strategy on the same chunks of ``seed`` and compare them for ``car``.
+
+    ``first_chunk`` starts at that chunk of the seed's sequence instead of the first: a later
+    round of a search runs fresh races, the ones a longer evaluation would run there.
 
     With ``precision`` it stops after the first round of chunks, once at least
     ``min_replicas`` races ran, where every interval half-width on mean class position is
@@ -150,6 +154,8 @@ def evaluate(
         raise ValueError(f"precision must be a positive width in positions, got {precision}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    if first_chunk < 0:
+        raise ValueError(f"first_chunk must be >= 0, got {first_chunk}")
     check_cvar_alpha(cvar_alpha)
     number = focus_car(scenario, car)
     labels = strategy_labels(strategies)
@@ -183,7 +189,7 @@ def evaluate(
                     car=number,
                     strategy=strategies[s],
                     seed=seed,
-                    chunk=k,
+                    chunk=first_chunk + k,
                     replicas=sizes[k],
                     chunk_replicas=chunk_replicas,
                     forced=tuple(forced),

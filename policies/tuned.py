@@ -35,7 +35,10 @@ from engine.montecarlo import (
     CVAR_METRIC,
     Comparison,
     Interval,
+    Outcomes,
+    StrategySummary,
     check_cvar_alpha,
+    compare,
     cvar_label,
 )
 from engine.scenario import Scenario
@@ -48,6 +51,12 @@ triple stint is stretched in endurance racing, and the grid must reach past wher
 lies."""
 
 PACES = (PaceMode.SAVE, PaceMode.NORMAL, PaceMode.PUSH)
+
+DROP_CONFIDENCE = 0.95
+"""Confidence, shared out over a round's comparisons, that a plan dropped while racing is
+worse than the leader."""
+MIN_DROP_REPLICAS = 32
+"""Races before racing drops any plan: fewer make the paired intervals unreliable."""
 
 
 def fixed_plan(
@@ -81,10 +90,13 @@ class PlanScore:
     """Mean class position of the worst ``TunedPlan.cvar_alpha`` share of races."""
     retired: Interval
     """Share of races the car does not finish."""
+    races: int
+    """Races the plan ran: all of them, or fewer if racing dropped it early."""
 
     def to_dict(self) -> dict:
         return {
             "plan": self.plan,
+            "races": self.races,
             "class_position": self.class_position.to_dict(),
             "cvar_class_position": self.cvar_class_position.to_dict(),
             "retired": self.retired.to_dict(),
@@ -102,6 +114,9 @@ class TunedPlan:
     """Level of the CVaR column (and of the objective when ``by_cvar``)."""
     by_cvar: bool
     """Whether the plans were ranked by CVaR of class position instead of its mean."""
+    round_replicas: int | None = None
+    """Races per round when racing (plans significantly worse than the leader dropped after
+    each round), None when every plan ran every race."""
 
     @property
     def objective(self) -> str:
@@ -114,6 +129,7 @@ class TunedPlan:
             "cvar_alpha": self.cvar_alpha,
             "replicas": self.replicas,
             "seed": self.seed,
+            "round_replicas": self.round_replicas,
             "plans": [row.to_dict() for row in self.table],
         }
 
@@ -129,6 +145,8 @@ def tune_fixed_plan(
     paces: Sequence[PaceMode] = PACES,
     by_cvar: bool = False,
     cvar_alpha: float = CVAR_ALPHA,
+    round_replicas: int | None = None,
+    drop_confidence: float = DROP_CONFIDENCE,
     backend: Backend | None = None,
     progress: bool = False,
 ) -> TunedPlan:
@@ -136,9 +154,22 @@ def tune_fixed_plan(
 
     The best plan has the lowest mean class position, or ``by_cvar`` the lowest CVaR of class
     position at ``cvar_alpha`` (ties, common where the worst races are all retirements, go to
-    the better mean); the table's CVaR column is at ``cvar_alpha`` either way."""
+    the better mean); the table's CVaR column is at ``cvar_alpha`` either way.
+
+    With ``round_replicas`` the plans race (F-race style): they run in rounds of that many
+    races, and from the second round on (and at least :data:`MIN_DROP_REPLICAS` races) a
+    plan whose objective is worse than the current leader's, paired race by race with an
+    interval at ``drop_confidence`` shared out over the comparisons (Bonferroni), runs no
+    more races, until one plan is left or every race has run. Survivors rank first; dropped
+    plans follow, later drops first, each with the figures of the races it ran."""
     if replicas < 1:
         raise ValueError(f"the search needs at least one race per plan, got {replicas}")
+    if round_replicas is not None and round_replicas < 1:
+        raise ValueError(f"a round needs at least one race, got {round_replicas}")
+    if not 0 < drop_confidence < 1:
+        raise ValueError(
+            f"drop_confidence must lie strictly between 0 and 1, got {drop_confidence}"
+        )
     check_cvar_alpha(cvar_alpha)
     stints = tuple(stints or stint_grid(scenario, car))
     if not stints or not tyre_stints or not paces:
@@ -147,31 +178,80 @@ def tune_fixed_plan(
         if not value > 0:
             raise ValueError(f"every {what} must be a positive number of laps / stints")
     candidates = [fixed_plan(n, k, p) for n in stints for k in tyre_stints for p in paces]
-    comparison = _compare_plans(
-        scenario, car, candidates, replicas, seed, cvar_alpha, backend, progress
-    )
-    scores = [
-        PlanScore(
-            plan=s.label,
-            class_position=s.metrics["class_position"],
-            cvar_class_position=s.metrics[CVAR_METRIC],
-            retired=s.metrics["retired"],
+    racing = round_replicas is not None and round_replicas < replicas
+    per_round = round_replicas if racing else replicas
+    # One chunk per round when racing, so that round r is chunk r of the seed's races.
+    chunk = per_round if racing else min(replicas, 128)
+    metric = CVAR_METRIC if by_cvar else "class_position"
+
+    def rank(summary: StrategySummary) -> tuple[float, ...]:
+        mean = summary.metrics["class_position"].estimate
+        return (summary.metrics[CVAR_METRIC].estimate, mean) if by_cvar else (mean,)
+
+    def ranked(group: list[int]) -> list[tuple[int, StrategySummary]]:
+        """The group's plans with their figures on the races they all ran, best first."""
+        rows = [(candidates[i].name, candidates[i].name, runs[i]) for i in group]
+        found = compare(scenario.name, car, seed, rows, cvar_alpha=cvar_alpha).strategies
+        return sorted(zip(group, found, strict=True), key=lambda pair: rank(pair[1]))
+
+    runs: dict[int, Outcomes] = {}
+    alive = list(range(len(candidates)))
+    dropped: list[list[int]] = []  # the plans dropped after each round, in order
+    done = 0
+    while not runs or (done < replicas and len(alive) > 1):
+        n = min(per_round, replicas - done)
+        ev = evaluate(
+            scenario,
+            [candidates[i] for i in alive],
+            n,
+            seed,
+            car=car,
+            backend=backend,
+            chunk_replicas=chunk,
+            first_chunk=done // chunk,
+            progress=progress,
+            cvar_alpha=cvar_alpha,
         )
-        for s in comparison.strategies
-    ]
+        for i, o in zip(alive, ev.outcomes.values(), strict=True):
+            runs[i] = Outcomes.concat([runs[i], o]) if i in runs else o
+        done += n
+        if not racing or done >= replicas or done < max(2 * per_round, MIN_DROP_REPLICAS):
+            continue
+        # Bonferroni over the comparisons with the leader: the chance of dropping a plan
+        # as good as the leader stays below 1 - drop_confidence per round.
+        level = 1.0 - (1.0 - drop_confidence) / (len(alive) - 1)
+        order = [i for i, _ in ranked(alive)]
+        rows = [(candidates[i].name, candidates[i].name, runs[i]) for i in order]
+        against_leader = compare(scenario.name, car, seed, rows, level, cvar_alpha=cvar_alpha)
+        worse = [
+            i
+            for i, d in zip(order[1:], against_leader.differences, strict=True)
+            if d.metrics[metric].low > 0
+        ]
+        if worse:
+            dropped.append(worse)
+            alive = [i for i in alive if i not in worse]
 
-    def rank(i: int) -> tuple[float, ...]:
-        mean = scores[i].class_position.estimate
-        return (scores[i].cvar_class_position.estimate, mean) if by_cvar else (mean,)
-
-    order = sorted(range(len(scores)), key=rank)
+    table = [_plan_score(sm) for group in [alive, *reversed(dropped)] for _, sm in ranked(group)]
+    best = next(c for c in candidates if c.name == table[0].plan)
     return TunedPlan(
-        best=candidates[order[0]],
-        table=[scores[i] for i in order],
+        best=best,
+        table=table,
         replicas=replicas,
         seed=seed,
         cvar_alpha=cvar_alpha,
         by_cvar=by_cvar,
+        round_replicas=per_round if racing else None,
+    )
+
+
+def _plan_score(summary: StrategySummary) -> PlanScore:
+    return PlanScore(
+        plan=summary.label,
+        class_position=summary.metrics["class_position"],
+        cvar_class_position=summary.metrics[CVAR_METRIC],
+        retired=summary.metrics["retired"],
+        races=summary.replicas,
     )
 
 
@@ -290,6 +370,25 @@ def _parser() -> argparse.ArgumentParser:
         help=f"share of worst races the CVaR column averages, in (0, 1] (default {CVAR_ALPHA:g})",
     )
     p.add_argument(
+        "--racing",
+        type=int,
+        default=0,
+        metavar="N",
+        help="race the plans in rounds of N races: from the second round on (and at least "
+        f"{MIN_DROP_REPLICAS} races) a plan worse than the leader in the objective, paired "
+        "race by race, stops running, so most of the time goes to the plans that could still "
+        "win (default 0: every plan runs every race)",
+    )
+    p.add_argument(
+        "--drop-confidence",
+        type=float,
+        default=DROP_CONFIDENCE,
+        metavar="C",
+        help="with --racing, how sure the search must be that a plan is worse than the leader "
+        "to drop it, shared out over the round's comparisons (Bonferroni; default "
+        f"{DROP_CONFIDENCE:g})",
+    )
+    p.add_argument(
         "--verify",
         type=int,
         default=0,
@@ -315,21 +414,35 @@ def _parser() -> argparse.ArgumentParser:
 def format_table(tuned: TunedPlan, scenario: str, car: str) -> str:
     from engine.report import format_interval, text_grid
 
+    racing = tuned.round_replicas is not None
+    races = (
+        f"up to {tuned.replicas} races each, raced in rounds of {tuned.round_replicas}"
+        if racing
+        else f"{tuned.replicas} races each"
+    )
     head = (
-        f"{scenario}: car #{car}, {len(tuned.table)} fixed plans, {tuned.replicas} races each, "
+        f"{scenario}: car #{car}, {len(tuned.table)} fixed plans, {races}, "
         f"seed {tuned.seed}, ranked by {tuned.objective} (95 % intervals)"
     )
     rows = [
         [
             str(rank),
             row.plan,
+            *([str(row.races)] if racing else []),
             format_interval("class_position", row.class_position),
             format_interval(CVAR_METRIC, row.cvar_class_position),
             format_interval("retired", row.retired),
         ]
         for rank, row in enumerate(tuned.table, start=1)
     ]
-    header = ["rank", "plan", "mean class position", cvar_label(tuned.cvar_alpha), "P(retired)"]
+    header = [
+        "rank",
+        "plan",
+        *(["races"] if racing else []),
+        "mean class position",
+        cvar_label(tuned.cvar_alpha),
+        "P(retired)",
+    ]
     grid = text_grid(header, rows)
     return f"{head}\n\n{grid}\n\nbest: {tuned.best.name}"
 
@@ -341,6 +454,11 @@ def main(argv: list[str] | None = None) -> int:
 
     scenario = load_scenario_arg(args.scenario)
     if scenario is None:
+        return 2
+    if args.racing < 0:
+        print(
+            f"error: --racing takes a number of races per round, got {args.racing}", file=sys.stderr
+        )
         return 2
     if args.verify < 0 or args.verify_top < 1:
         # checked before the search, which can take minutes
@@ -364,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
             paces=args.paces,
             by_cvar=args.objective == "cvar",
             cvar_alpha=args.cvar_alpha,
+            round_replicas=args.racing or None,
+            drop_confidence=args.drop_confidence,
             backend=backend,
             progress=not args.no_progress,
         )

@@ -120,6 +120,23 @@ def test_summary_figures_match_the_outcomes(scenario) -> None:
     assert len([r for r in rows if r["section"] == "strategy"]) == 2 * len(METRIC_LABELS)
 
 
+def test_first_chunk_continues_the_seeds_races(scenario) -> None:
+    """Two rounds from chunk 0 and chunk 1 are the races one evaluation of both chunks runs."""
+    whole = evaluate(scenario, ["fuel-reserve"], 8, seed=4, chunk_replicas=4).outcomes
+    first = evaluate(scenario, ["fuel-reserve"], 4, seed=4, chunk_replicas=4).outcomes
+    second = evaluate(
+        scenario, ["fuel-reserve"], 4, seed=4, chunk_replicas=4, first_chunk=1
+    ).outcomes
+    joined = Outcomes.concat([first["fuel-reserve"], second["fuel-reserve"]])
+    for name, values in vars(whole["fuel-reserve"]).items():
+        np.testing.assert_array_equal(getattr(joined, name), values)
+    assert not np.array_equal(
+        first["fuel-reserve"].finish_time_s, second["fuel-reserve"].finish_time_s
+    )
+    with pytest.raises(ValueError, match="first_chunk"):
+        evaluate(scenario, ["fuel-reserve"], 4, seed=4, first_chunk=-1)
+
+
 def test_precision_stops_early_and_interrupt_keeps_finished_chunks(scenario, monkeypatch) -> None:
     wide = evaluate(
         scenario, ["fuel-reserve"], 6, seed=6, chunk_replicas=2, precision=1e9, min_replicas=2

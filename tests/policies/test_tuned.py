@@ -8,6 +8,7 @@ import math
 import pytest
 
 from engine.baselines import make_strategy
+from engine.evaluate import evaluate
 from engine.race import StrategyAssignment, simulate
 from engine.scenario import load_scenario
 from policies.tuned import (
@@ -96,6 +97,31 @@ def test_search_by_cvar_ranks_the_tail_then_the_mean() -> None:
         verify(sc, "1", tuned, 4, tuned.seed)
 
 
+def test_racing_drops_only_plans_beaten_on_the_same_races_and_keeps_the_winner() -> None:
+    sc = load_scenario("test_race")
+    grid = dict(stints=(4.0, 6.0, 7.0), tyre_stints=(1.0,), paces=(PaceMode.NORMAL, PaceMode.PUSH))
+    full = tune_fixed_plan(sc, "1", 64, 3, **grid)
+    raced = tune_fixed_plan(sc, "1", 64, 3, round_replicas=16, **grid)
+    assert raced.round_replicas == 16 and full.round_replicas is None
+    races = {row.plan: row.races for row in raced.table}
+    assert set(races) == {row.plan for row in full.table}
+    # Four-lap stints are far behind on test_race (about 2.8 against 1.0): dropped at the
+    # first chance (32 races), while the winner, and the full grid's winner (the races differ:
+    # one chunk of 64 there, four of 16 here), run every race.
+    assert races["fixed:laps=4,tyres=1"] == races["fixed:laps=4,tyres=1,pace=push"] == 32
+    assert races[raced.best.name] == races[full.best.name] == 64
+    assert sum(races.values()) < 64 * len(races)
+    # Every dropped plan was worse than the winner on the races both ran.
+    kept = [row for row in raced.table if row.races == 64]
+    assert kept == raced.table[: len(kept)]  # survivors first
+    winner = evaluate(sc, [raced.best], 32, 3, car="1", chunk_replicas=16).outcomes
+    best_first32 = next(iter(winner.values())).class_position.mean()
+    for row in raced.table[len(kept) :]:
+        assert row.races == 32 and row.class_position.estimate > best_first32
+    with pytest.raises(ValueError, match="at least one race"):
+        tune_fixed_plan(sc, "1", 64, 3, round_replicas=0, **grid)
+
+
 def test_cli_prints_every_plan_as_json_and_refuses_bad_input(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -121,6 +147,11 @@ def test_cli_prints_every_plan_as_json_and_refuses_bad_input(
     assert "99" in capsys.readouterr().err
     assert main([*args, "--verify", "-1"]) == 2
     assert "--verify takes a number of races" in capsys.readouterr().err
+    assert main([*args, "--racing", "-4"]) == 2
+    assert "--racing takes a number of races" in capsys.readouterr().err
+    assert main([*args, "--racing", "4", "--json"]) == 0
+    raced = json.loads(capsys.readouterr().out)
+    assert raced["round_replicas"] == 4 and all(1 <= r["races"] <= 8 for r in raced["plans"])
     with pytest.raises(SystemExit) as exc:
         main([*args, "--paces", "flat-out"])
     assert exc.value.code == 2
