@@ -97,7 +97,12 @@ def test_search_by_cvar_ranks_the_tail_then_the_mean() -> None:
         verify(sc, "1", tuned, 4, tuned.seed)
 
 
-def test_racing_drops_only_plans_beaten_on_the_same_races_and_keeps_the_winner() -> None:
+def test_racing_drops_only_plans_beaten_on_the_same_races_and_keeps_the_winner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import policies.tuned as tuned_module
+
+    monkeypatch.setattr(tuned_module, "CHUNK_REPLICAS", 16)  # small batches for a fast test
     sc = load_scenario("test_race")
     grid = dict(stints=(4.0, 6.0, 7.0), tyre_stints=(1.0,), paces=(PaceMode.NORMAL, PaceMode.PUSH))
     full = tune_fixed_plan(sc, "1", 64, 3, **grid)
@@ -106,14 +111,21 @@ def test_racing_drops_only_plans_beaten_on_the_same_races_and_keeps_the_winner()
     races = {row.plan: row.races for row in raced.table}
     assert set(races) == {row.plan for row in full.table}
     # Four-lap stints are far behind on test_race (about 2.8 against 1.0): dropped at the
-    # first chance (32 races), while the winner, and the full grid's winner (the races differ:
-    # one chunk of 64 there, four of 16 here), run every race.
+    # first chance (32 races), while the full grid's winner runs every race and wins again.
     assert races["fixed:laps=4,tyres=1"] == races["fixed:laps=4,tyres=1,pace=push"] == 32
-    assert races[raced.best.name] == races[full.best.name] == 64
     assert sum(races.values()) < 64 * len(races)
-    # Every dropped plan was worse than the winner on the races both ran.
+    assert raced.best.name == full.best.name and races[raced.best.name] == 64
+    # Rounds made of whole chunks run the full grid's races: a survivor's figures are its
+    # figures there, and the survivors come first, in the full grid's order.
     kept = [row for row in raced.table if row.races == 64]
-    assert kept == raced.table[: len(kept)]  # survivors first
+    assert kept == raced.table[: len(kept)]
+    in_full = {row.plan: row for row in full.table}
+    assert [row.plan for row in kept] == [
+        r.plan for r in full.table if r.plan in races and races[r.plan] == 64
+    ]
+    for row in kept:
+        assert row.class_position == in_full[row.plan].class_position
+    # Every dropped plan was worse than the winner on the races both ran.
     winner = evaluate(sc, [raced.best], 32, 3, car="1", chunk_replicas=16).outcomes
     best_first32 = next(iter(winner.values())).class_position.mean()
     for row in raced.table[len(kept) :]:
