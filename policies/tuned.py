@@ -161,8 +161,7 @@ def tune_fixed_plan(
     the better mean); the table's CVaR column is at ``cvar_alpha`` either way.
 
     With ``round_replicas`` the plans race (F-race style): they run in rounds of that many
-    races, and from the second round on (and at least :data:`MIN_DROP_REPLICAS` races) a
-    plan whose objective is worse than the current leader's, paired race by race with an
+    races, and after each round (once :data:`MIN_DROP_REPLICAS` races have run) a plan whose objective is worse than the current leader's, paired race by race with an
     interval at ``drop_confidence`` shared out over the comparisons (Bonferroni), runs no
     more races, until one plan is left or every race has run. Survivors rank first; dropped
     plans follow, later drops first, each with the figures of the races it ran."""
@@ -223,7 +222,7 @@ def tune_fixed_plan(
         for i, o in zip(alive, ev.outcomes.values(), strict=True):
             runs[i] = Outcomes.concat([runs[i], o]) if i in runs else o
         done += n
-        if not racing or done >= replicas or done < max(2 * per_round, MIN_DROP_REPLICAS):
+        if not racing or done >= replicas or done < MIN_DROP_REPLICAS:
             continue
         # Bonferroni over the comparisons with the leader: the chance of dropping a plan
         # as good as the leader stays below 1 - drop_confidence per round.
@@ -382,8 +381,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="race the plans in rounds of N races: from the second round on (and at least "
-        f"{MIN_DROP_REPLICAS} races) a plan worse than the leader in the objective, paired "
+        help="race the plans in rounds of N races: after each round (once "
+        f"{MIN_DROP_REPLICAS} races have run) a plan worse than the leader in the objective, paired "
         "race by race, stops running, so most of the time goes to the plans that could still "
         f"win. A round is one engine batch per plan: rounds under {CHUNK_REPLICAS} races cost "
         "more per race than they save; with multiples of it the races are those of the full "
