@@ -161,10 +161,11 @@ def tune_fixed_plan(
     the better mean); the table's CVaR column is at ``cvar_alpha`` either way.
 
     With ``round_replicas`` the plans race (F-race style): they run in rounds of that many
-    races, and after each round (once :data:`MIN_DROP_REPLICAS` races have run) a plan whose objective is worse than the current leader's, paired race by race with an
-    interval at ``drop_confidence`` shared out over the comparisons (Bonferroni), runs no
-    more races, until one plan is left or every race has run. Survivors rank first; dropped
-    plans follow, later drops first, each with the figures of the races it ran."""
+    races, and after each round (once :data:`MIN_DROP_REPLICAS` races have run) a plan whose
+    objective is worse than the current leader's, paired race by race with an interval at
+    ``drop_confidence`` shared out over the comparisons (Bonferroni), runs no more races,
+    until one plan is left or every race has run. Survivors rank first; dropped plans
+    follow, later drops first, each with the figures of the races it ran."""
     if replicas < 1:
         raise ValueError(f"the search needs at least one race per plan, got {replicas}")
     if round_replicas is not None and round_replicas < 1:
@@ -382,11 +383,11 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="race the plans in rounds of N races: after each round (once "
-        f"{MIN_DROP_REPLICAS} races have run) a plan worse than the leader in the objective, paired "
-        "race by race, stops running, so most of the time goes to the plans that could still "
-        f"win. A round is one engine batch per plan: rounds under {CHUNK_REPLICAS} races cost "
-        "more per race than they save; with multiples of it the races are those of the full "
-        "grid (default 0: every plan runs every race)",
+        f"{MIN_DROP_REPLICAS} races have run) a plan worse than the leader in the objective, "
+        "paired race by race, stops running, so most of the time goes to the plans that could "
+        f"still win. A round is one engine batch per plan: rounds under {CHUNK_REPLICAS} "
+        "races cost more per race than they save; with multiples of it the races are those of "
+        "the full grid (default 0: every plan runs every race)",
     )
     p.add_argument(
         "--drop-confidence",
