@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from data.entry import run_main
 from engine.backends import Backend, add_backend_arguments
 from engine.baselines import RuleStrategy, make_strategy
-from engine.evaluate import evaluate
+from engine.evaluate import DEFAULT_CHUNK_REPLICAS, evaluate
 from engine.montecarlo import (
     CVAR_ALPHA,
     CVAR_METRIC,
@@ -42,7 +42,6 @@ from engine.montecarlo import (
     cvar_label,
 )
 from engine.scenario import Scenario
-from engine.strategy import Strategy
 from world_model.interface import PaceMode
 
 TYRE_STINTS = (1.0, 2.0, 3.0, 4.0)
@@ -55,10 +54,6 @@ PACES = (PaceMode.SAVE, PaceMode.NORMAL, PaceMode.PUSH)
 DROP_CONFIDENCE = 0.95
 """Confidence, shared out over a round's comparisons, that a plan dropped while racing is
 worse than the leader."""
-CHUNK_REPLICAS = 128
-"""Races per engine batch: fewer cost more per race (the 24-hour race: 0.46 s a race in
-batches of 32, 0.17 s in batches of 128, on this project's machine), so racing rounds should
-be at least this large."""
 MIN_DROP_REPLICAS = 32
 """Races before racing drops any plan: fewer make the paired intervals unreliable."""
 
@@ -151,6 +146,7 @@ def tune_fixed_plan(
     cvar_alpha: float = CVAR_ALPHA,
     round_replicas: int | None = None,
     drop_confidence: float = DROP_CONFIDENCE,
+    chunk_replicas: int = DEFAULT_CHUNK_REPLICAS,
     backend: Backend | None = None,
     progress: bool = False,
 ) -> TunedPlan:
@@ -170,6 +166,8 @@ def tune_fixed_plan(
         raise ValueError(f"the search needs at least one race per plan, got {replicas}")
     if round_replicas is not None and round_replicas < 1:
         raise ValueError(f"a round needs at least one race, got {round_replicas}")
+    if chunk_replicas < 1:
+        raise ValueError(f"chunk_replicas must be positive, got {chunk_replicas}")
     if not 0 < drop_confidence < 1:
         raise ValueError(
             f"drop_confidence must lie strictly between 0 and 1, got {drop_confidence}"
@@ -184,11 +182,11 @@ def tune_fixed_plan(
     candidates = [fixed_plan(n, k, p) for n in stints for k in tyre_stints for p in paces]
     racing = round_replicas is not None and round_replicas < replicas
     per_round = round_replicas if racing else replicas
-    # Chunks of 128 races, as without racing, when the rounds are made of them (the races are
-    # then the full grid's), else one chunk per round. Either way a round starts on a chunk
-    # boundary, so round r runs fresh races.
-    chunk = min(replicas, CHUNK_REPLICAS)
-    if racing and per_round % CHUNK_REPLICAS:
+    # Chunks of chunk_replicas races, as without racing, when the rounds are made of them (the
+    # races are then the full grid's), else one chunk per round. Either way a round starts on a
+    # chunk boundary, so each round runs fresh races.
+    chunk = min(replicas, chunk_replicas)
+    if racing and per_round % chunk:
         chunk = per_round
     metric = CVAR_METRIC if by_cvar else "class_position"
 
@@ -271,6 +269,7 @@ def verify(
     seed: int,
     *,
     top: int = 3,
+    chunk_replicas: int = DEFAULT_CHUNK_REPLICAS,
     backend: Backend | None = None,
     progress: bool = False,
 ) -> Comparison:
@@ -280,31 +279,16 @@ def verify(
         raise ValueError(f"verify at least one plan, got {top}")
     if seed == tuned.seed:
         raise ValueError("verify on another seed than the search's: its races chose the winner")
-    plans = [make_strategy(row.plan) for row in tuned.table[:top]]
-    return _compare_plans(scenario, car, plans, replicas, seed, tuned.cvar_alpha, backend, progress)
-
-
-def _compare_plans(
-    scenario: Scenario,
-    car: str,
-    plans: Sequence[Strategy],
-    replicas: int,
-    seed: int,
-    cvar_alpha: float,
-    backend: Backend | None,
-    progress: bool,
-) -> Comparison:
-    """``plans`` on the same ``replicas`` races of ``seed`` (chunks of at most 128 races)."""
     return evaluate(
         scenario,
-        plans,
+        [make_strategy(row.plan) for row in tuned.table[:top]],
         replicas,
         seed,
         car=car,
         backend=backend,
-        chunk_replicas=min(replicas, CHUNK_REPLICAS),
+        chunk_replicas=min(replicas, chunk_replicas),
         progress=progress,
-        cvar_alpha=cvar_alpha,
+        cvar_alpha=tuned.cvar_alpha,
     ).comparison
 
 
@@ -385,9 +369,9 @@ def _parser() -> argparse.ArgumentParser:
         help="race the plans in rounds of N races: after each round (once "
         f"{MIN_DROP_REPLICAS} races have run) a plan worse than the leader in the objective, "
         "paired race by race, stops running, so most of the time goes to the plans that could "
-        f"still win. A round is one engine batch per plan: rounds under {CHUNK_REPLICAS} "
-        "races cost more per race than they save; with multiples of it the races are those of "
-        "the full grid (default 0: every plan runs every race)",
+        "still win. A round of a multiple of --chunk-replicas races runs the full grid's races, "
+        "any other round is one engine batch per plan (small batches cost more per race than "
+        "racing saves; default 0: every plan runs every race)",
     )
     p.add_argument(
         "--drop-confidence",
@@ -397,6 +381,15 @@ def _parser() -> argparse.ArgumentParser:
         help="with --racing, how sure the search must be that a plan is worse than the leader "
         "to drop it, shared out over the round's comparisons (Bonferroni; default "
         f"{DROP_CONFIDENCE:g})",
+    )
+    p.add_argument(
+        "--chunk-replicas",
+        type=int,
+        default=DEFAULT_CHUNK_REPLICAS,
+        metavar="N",
+        help="races per engine batch; results depend on it. Larger batches run faster (the "
+        f"24-hour race: 0.17 s a race at 128, 0.09 s at 512; default {DEFAULT_CHUNK_REPLICAS}, as "
+        "`stintsim evaluate`)",
     )
     p.add_argument(
         "--verify",
@@ -465,6 +458,11 @@ def main(argv: list[str] | None = None) -> int:
     scenario = load_scenario_arg(args.scenario)
     if scenario is None:
         return 2
+    if args.chunk_replicas < 1:
+        print(
+            f"error: --chunk-replicas must be positive, got {args.chunk_replicas}", file=sys.stderr
+        )
+        return 2
     if args.racing < 0:
         print(
             f"error: --racing takes a number of races per round, got {args.racing}", file=sys.stderr
@@ -494,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
             cvar_alpha=args.cvar_alpha,
             round_replicas=args.racing or None,
             drop_confidence=args.drop_confidence,
+            chunk_replicas=args.chunk_replicas,
             backend=backend,
             progress=not args.no_progress,
         )
@@ -506,6 +505,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.verify,
                 args.seed + 1,
                 top=args.verify_top,
+                chunk_replicas=args.chunk_replicas,
                 backend=backend,
                 progress=not args.no_progress,
             )

@@ -97,14 +97,10 @@ def test_search_by_cvar_ranks_the_tail_then_the_mean() -> None:
         verify(sc, "1", tuned, 4, tuned.seed)
 
 
-def test_racing_drops_only_plans_beaten_on_the_same_races_and_keeps_the_winner(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import policies.tuned as tuned_module
-
-    monkeypatch.setattr(tuned_module, "CHUNK_REPLICAS", 16)  # small batches for a fast test
+def test_racing_drops_only_plans_beaten_on_the_same_races_and_keeps_the_winner() -> None:
     sc = load_scenario("test_race")
     grid = dict(stints=(4.0, 6.0, 7.0), tyre_stints=(1.0,), paces=(PaceMode.NORMAL, PaceMode.PUSH))
+    grid["chunk_replicas"] = 16  # small batches for a fast test
     full = tune_fixed_plan(sc, "1", 64, 3, **grid)
     raced = tune_fixed_plan(sc, "1", 64, 3, round_replicas=16, **grid)
     assert raced.round_replicas == 16 and full.round_replicas is None
@@ -132,6 +128,8 @@ def test_racing_drops_only_plans_beaten_on_the_same_races_and_keeps_the_winner(
         assert row.races == 32 and row.class_position.estimate > best_first32
     with pytest.raises(ValueError, match="at least one race"):
         tune_fixed_plan(sc, "1", 64, 3, round_replicas=0, **grid)
+    with pytest.raises(ValueError, match="chunk_replicas must be positive"):
+        tune_fixed_plan(sc, "1", 64, 3, **{**grid, "chunk_replicas": 0})
 
 
 def test_cli_prints_every_plan_as_json_and_refuses_bad_input(
