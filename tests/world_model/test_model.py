@@ -57,6 +57,29 @@ def test_chunked_sampling_equals_one_call(conditions, monkeypatch):
     assert torch.allclose(whole.wear, chunked.wear, rtol=1e-6)
 
 
+@pytest.mark.parametrize("arch", ["mlp", "gru"])
+def test_two_threads_sample_chunks_in_parallel_with_the_same_result(arch, monkeypatch):
+    """With two intra-op threads ``sample`` runs whole chunks on two threads: same laps, bit
+    for bit, as one thread (the shipped checkpoint, bfloat16 matmuls included)."""
+    model = world_model.load_default() if arch == "mlp" else _model(arch)
+    monkeypatch.setattr("world_model.learned.CHUNK_ROWS", 1_000)  # 7 chunks: uneven shares
+    cond = make_conditions(6_500, seed=4)
+    member = torch.arange(cond.batch_size)
+    one = model.sample(cond, torch.Generator().manual_seed(2), member)
+    calls: list[int] = []
+    real = model._run_chunks_in_threads
+    monkeypatch.setattr(model, "_run_chunks_in_threads", lambda *a: calls.append(a[2]) or real(*a))
+    torch.set_num_threads(2)  # the package fixture restores one thread
+    try:
+        two = model.sample(cond, torch.Generator().manual_seed(2), member)
+        assert torch.get_num_threads() == 2  # restored after the call
+    finally:
+        torch.set_num_threads(1)
+    assert calls == [2]
+    for name in ("lap_time_s", "fuel_used", "energy_used", "wear", "tyre_temp_c"):
+        assert torch.equal(getattr(one, name), getattr(two, name)), name
+
+
 def test_routing_gives_each_row_its_members_output():
     g = torch.Generator().manual_seed(0)
     model = _model("mlp")
