@@ -293,6 +293,19 @@ def write_atomic(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def add_chunk_argument(parser: argparse.ArgumentParser) -> None:
+    """``--chunk-replicas``, as every command that runs Monte Carlo chunks takes it."""
+    parser.add_argument(
+        "--chunk-replicas",
+        type=int,
+        default=DEFAULT_CHUNK_REPLICAS,
+        metavar="N",
+        help="races per simulate call, the unit of progress, early stops and Ray tasks; results "
+        "depend on it. Larger chunks run faster: the 24-hour race took 0.17 s a race in chunks "
+        f"of 128 and 0.09 s in chunks of 512 (default {DEFAULT_CHUNK_REPLICAS})",
+    )
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``evaluate`` and ``whatif``."""
     parser.add_argument(
@@ -329,14 +342,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=32,
         help="with --precision: races per strategy before it may stop (default 32)",
     )
-    parser.add_argument(
-        "--chunk-replicas",
-        type=int,
-        default=DEFAULT_CHUNK_REPLICAS,
-        help="races per simulate call, the unit of progress, early stop and Ray tasks; results "
-        "depend on it. Larger chunks run faster: the 24-hour race took 0.17 s a race in chunks "
-        f"of 128 and 0.09 s in chunks of 512 (default {DEFAULT_CHUNK_REPLICAS})",
-    )
+    add_chunk_argument(parser)
     parser.add_argument("--confidence", type=float, default=0.95, help="interval level (0.95)")
     parser.add_argument(
         "--cvar-alpha",

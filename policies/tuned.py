@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from data.entry import run_main
 from engine.backends import Backend, add_backend_arguments
 from engine.baselines import RuleStrategy, make_strategy
-from engine.evaluate import DEFAULT_CHUNK_REPLICAS, evaluate
+from engine.evaluate import DEFAULT_CHUNK_REPLICAS, add_chunk_argument, evaluate
 from engine.montecarlo import (
     CVAR_ALPHA,
     CVAR_METRIC,
@@ -382,15 +382,7 @@ def _parser() -> argparse.ArgumentParser:
         "to drop it, shared out over the round's comparisons (Bonferroni; default "
         f"{DROP_CONFIDENCE:g})",
     )
-    p.add_argument(
-        "--chunk-replicas",
-        type=int,
-        default=DEFAULT_CHUNK_REPLICAS,
-        metavar="N",
-        help="races per engine batch; results depend on it. Larger batches run faster (the "
-        f"24-hour race: 0.17 s a race at 128, 0.09 s at 512; default {DEFAULT_CHUNK_REPLICAS}, as "
-        "`stintsim evaluate`)",
-    )
+    add_chunk_argument(p)
     p.add_argument(
         "--verify",
         type=int,
