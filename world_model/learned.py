@@ -700,7 +700,7 @@ class LearnedLapModel:
         own inputs and noise, so the result equals the one-thread call's."""
         while len(self._chunk_workspaces) < workers:
             self._chunk_workspaces.append(Workspace())
-        if isinstance(self.net, MLPEnsemble):
+        if isinstance(self.net, MLPEnsemble) and self.net.n_layers >= 1:
             self._fused_weights(dtype)  # build the shared weight cache before the threads
         parts: list[LapOutcome | None] = [None] * len(chunks)
 
