@@ -26,6 +26,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from data.entry import run_main
 from engine.backends import Backend, add_backend_arguments
 from engine.baselines import RuleStrategy, make_strategy
@@ -39,6 +41,7 @@ from engine.montecarlo import (
     StrategySummary,
     check_cvar_alpha,
     compare,
+    cvar,
     cvar_label,
 )
 from engine.scenario import Scenario
@@ -190,15 +193,19 @@ def tune_fixed_plan(
         chunk = per_round
     metric = CVAR_METRIC if by_cvar else "class_position"
 
-    def rank(summary: StrategySummary) -> tuple[float, ...]:
-        mean = summary.metrics["class_position"].estimate
-        return (summary.metrics[CVAR_METRIC].estimate, mean) if by_cvar else (mean,)
+    def rank(i: int) -> tuple[float, ...]:
+        """Plan ``i``'s sort key: the point estimates the summaries report."""
+        positions = np.asarray(runs[i].class_position, dtype=np.float64)
+        mean = float(positions.mean())
+        return (float(cvar(positions, cvar_alpha)), mean) if by_cvar else (mean,)
 
-    def ranked(group: list[int]) -> list[tuple[int, StrategySummary]]:
+    def rows(group: list[int]) -> list[tuple[str, str, Outcomes]]:
+        return [(candidates[i].name, candidates[i].name, runs[i]) for i in group]
+
+    def summaries(group: list[int]) -> list[StrategySummary]:
         """The group's plans with their figures on the races they all ran, best first."""
-        rows = [(candidates[i].name, candidates[i].name, runs[i]) for i in group]
-        found = compare(scenario.name, car, seed, rows, cvar_alpha=cvar_alpha).strategies
-        return sorted(zip(group, found, strict=True), key=lambda pair: rank(pair[1]))
+        found = compare(scenario.name, car, seed, rows(group), cvar_alpha=cvar_alpha).strategies
+        return [found[j] for j in sorted(range(len(group)), key=lambda j: rank(group[j]))]
 
     runs: dict[int, Outcomes] = {}
     alive = list(range(len(candidates)))
@@ -226,9 +233,10 @@ def tune_fixed_plan(
         # Bonferroni over the comparisons with the leader: the chance of dropping a plan
         # as good as the leader stays below 1 - drop_confidence per round.
         level = 1.0 - (1.0 - drop_confidence) / (len(alive) - 1)
-        order = [i for i, _ in ranked(alive)]
-        rows = [(candidates[i].name, candidates[i].name, runs[i]) for i in order]
-        against_leader = compare(scenario.name, car, seed, rows, level, cvar_alpha=cvar_alpha)
+        order = sorted(alive, key=rank)
+        against_leader = compare(
+            scenario.name, car, seed, rows(order), level, cvar_alpha=cvar_alpha
+        )
         worse = [
             i
             for i, d in zip(order[1:], against_leader.differences, strict=True)
@@ -238,7 +246,7 @@ def tune_fixed_plan(
             dropped.append(worse)
             alive = [i for i in alive if i not in worse]
 
-    table = [_plan_score(sm) for group in [alive, *reversed(dropped)] for _, sm in ranked(group)]
+    table = [_plan_score(sm) for group in [alive, *reversed(dropped)] for sm in summaries(group)]
     best = next(c for c in candidates if c.name == table[0].plan)
     return TunedPlan(
         best=best,
