@@ -20,7 +20,7 @@ from tianshou.algorithm import Algorithm
 from tianshou.data import ReplayBuffer
 
 from engine.vec_env import ObservationEncoder, RewardSpec
-from policies.agents import AgentConfig, build_algorithm
+from policies.algorithms import AgentConfig, build_algorithm
 
 FORMAT = 1
 
