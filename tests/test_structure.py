@@ -38,7 +38,6 @@ KNOWN: frozenset[str] = frozenset(
         "function data.readers.sharedmem._read_scoring",
         "function engine.scenario_builder._build",
         # To split next.
-        "function data.lmu_fixture.write_lmu_session",
     }
 )
 """Exceptions, as ``"module NAME"``, ``"function MODULE.QUALNAME"``, ``"cycle A -> B"``
