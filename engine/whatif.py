@@ -39,6 +39,7 @@ import torch
 
 from data.entry import run_main
 from engine.actions import ACTION_TABLE, Fuel, Tyres, action_index
+from engine.cli_types import non_negative_int, positive_int
 from engine.evaluate import (
     Evaluation,
     add_run_arguments,
@@ -465,7 +466,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--pit-after",
         action="append",
-        type=int,
+        type=non_negative_int,
         default=[],
         metavar="K",
         help="with --from-state: add the candidate 'stay out K laps, then pit' (0: pit now), "
@@ -478,7 +479,7 @@ def _parser() -> argparse.ArgumentParser:
         "the car completes --state-lap (or crosses the line after --state-after) and save "
         "that race state as JSON",
     )
-    parser.add_argument("--state-lap", type=int, help="lap at which --save-state saves")
+    parser.add_argument("--state-lap", type=positive_int, help="lap at which --save-state saves")
     parser.add_argument(
         "--state-after", metavar="TIME", help='race time (e.g. "3h12m") after which it saves'
     )
