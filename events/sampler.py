@@ -203,7 +203,8 @@ class PosteriorEventModel:
         failure_rate_by_group: torch.Tensor,
         proneness: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(safety-car, FCY and slow-zone scales, trigger rate): per-kind scale of race control's response so that kinds arrive at their rates.
+        """(safety-car, FCY and slow-zone scales, trigger rate): per-kind scale of race
+        control's response so that kinds arrive at their rates.
 
         An incident of severity ``s`` becomes a safety car with probability
         ``c_sc s² / E[s²]`` and an FCY or slow zone with ``c_k s / E[s]``, where ``c_k`` is
