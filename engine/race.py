@@ -9,8 +9,7 @@ one call bit for bit.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -22,6 +21,7 @@ from engine.stepper import ChunkSim
 from engine.strategy import Observation, Strategy
 from events.interface import EventModel, ForcedEvent
 from world_model.interface import LapModel
+from world_model.threads import torch_threads
 
 __all__ = [
     "DecisionPoint",
@@ -91,22 +91,6 @@ def _car_strategies(
                 cache[e.strategy] = make_strategy(e.strategy)
             out.append(cache[e.strategy])
     return out
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` intra-op threads (restored after). The stepper's tensors are small and
-    many: one thread avoids the threads' spin-waiting on a loaded machine; parallelism comes
-    from running chunks in separate processes (engine.backends)."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _start_state(start: RaceSnapshot | None, replicas: int) -> tuple[RaceState | None, float]:
