@@ -79,6 +79,12 @@ def _car_strategies(
         strategies = StrategyAssignment(default=strategies)
     for number in strategies.per_car:
         scenario.entry_index(number)
+    for number, given in [*strategies.per_car.items(), ("every car", strategies.default)]:
+        if given is not None and not isinstance(given, Strategy):
+            raise TypeError(
+                f"the strategy for {number} is not a Strategy (it needs a name and "
+                f"decide(obs, legal, generator)): {given!r}"
+            )
     cache: dict[str, Strategy] = {}
     out: list[Strategy] = []
     for e in scenario.entries:
@@ -159,7 +165,7 @@ def _simulate(
     if event_model is None:
         event_model = load_event_model(scenario)
     cars = _car_strategies(scenario, strategies)
-    names = [getattr(s, "name", type(s).__name__) for s in cars]
+    names = [s.name for s in cars]
     parts: list[RaceResult] = []
     n_chunks = -(-replicas // chunk_replicas)
     bar = None
@@ -241,7 +247,7 @@ class RaceSim:
         if event_model is None:
             event_model = load_event_model(scenario)
         cars = _car_strategies(scenario, strategies)
-        self.strategy_names = [getattr(s, "name", type(s).__name__) for s in cars]
+        self.strategy_names = [s.name for s in cars]
         self.strategy_names[self.car] = "external"
         state, t0 = _start_state(start, replicas)
         self.sim = ChunkSim(
