@@ -214,8 +214,8 @@ def _car_figures(
     class_map: Mapping[str, str] | None,
 ) -> CarFigures:
     rows = conn.execute(
-        "SELECT lap, lap_time_s, race_time_s, timed, pit_in, pit_out, flag, compound_name, fuel_start,"
-        " fuel_end, energy_start, energy_end, tread_fl, tread_fr, tread_rl, tread_rr"
+        "SELECT lap, lap_time_s, race_time_s, timed, pit_in, pit_out, flag, compound_name,"
+        " fuel_start, fuel_end, energy_start, energy_end, tread_fl, tread_fr, tread_rl, tread_rr"
         " FROM laps WHERE car_id = ? ORDER BY lap",
         (car["car_id"],),
     ).fetchall()
