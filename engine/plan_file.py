@@ -195,6 +195,8 @@ class PlanStrategy:
     plan: Plan
     conflicts: Counter[tuple[int, str]] = field(default_factory=Counter)
     """(lap, reason) -> times the race changed the plan there (``on_conflict = "adapt"``)."""
+    changed_races: set[int] = field(default_factory=set)
+    """Replicas in which the race changed the plan at least once."""
 
     @property
     def stops(self) -> dict[int, int]:
@@ -228,6 +230,7 @@ class PlanStrategy:
         for i in bad.tolist():
             reason = conflict_reason(obs, i, int(planned[i]), legal[i])
             self.conflicts[(int(lap[i]), reason)] += 1
+            self.changed_races.add(int(obs.replica[i]))
         return torch.where(ok, planned, _nearest_legal(planned, legal, self.plan.pace))
 
 
