@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -101,11 +102,16 @@ class StopRow:
 
     stop: int
     lap: int
-    """The written lap."""
+    """The written lap (laps completed at the pit entry)."""
     lap_window: tuple[int, int]
-    """Fewest and most laps completed at this stop's pit entry over the races."""
+    """The pit window: the first and last lap this stop can be made on at the car's nominal
+    fuel and energy use, the other stops as written (the stint before and after it must fit
+    a full tank with the rules' reserve)."""
     time_window_s: tuple[float, float]
-    """5th and 95th percentile of the race time at the pit entry [s]."""
+    """Race time at the window's first and last line crossing [s] (5th percentile of the
+    first, 95th of the last, over the races)."""
+    entry_s: tuple[float, float]
+    """5th and 95th percentile of the race time at the written pit entry [s]."""
     fuel_to: float
     """Median fuel level after the stop, fraction of the tank (the level to fill to)."""
     energy_to: float | None
@@ -115,14 +121,23 @@ class StopRow:
     stop_time_s: float
     """Mean time in the pit lane [s]."""
     races: float
-    """Share of races that made this stop."""
+    """Share of races that made this stop as written."""
     changed_by_race: float
     """Share of races where the race forced a change at this stop's lap."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["time_window"] = [hms(t) for t in self.time_window_s]
+        out["entry"] = [hms(t) for t in self.entry_s]
         return out
+
+
+def longest_stint(scenario: Scenario, car: str) -> int:
+    """Laps a full tank (and allocation) lasts at the car's nominal use with the rules'
+    reserve: staying out needs ``fuel_margin`` laps' use left at the line."""
+    e = scenario.entries[scenario.entry_index(car)]
+    use = max(e.ref_fuel_per_lap, e.ref_energy_per_lap if scenario.class_of(e).has_energy else 0)
+    return math.floor((1.0 - scenario.rules.fuel_margin * use) / use + 1e-9) + 1
 
 
 @dataclass(frozen=True)
@@ -181,36 +196,41 @@ def _stop_rows(
     assert laps is not None
     c = scenario.entry_index(car)
     entry = scenario.entries[c]
-    mine = laps["car"] == c
+    mine = np.flatnonzero(laps["car"] == c)
+    lap, rep = laps["lap"][mine], laps["replica"][mine] - result.first_replica
+    at_line = np.full((result.replicas, int(lap.max(initial=0)) + 2), np.nan)
+    at_line[rep, lap] = laps["race_time_s"][mine]
+    final_lap = int(np.median(result.laps_completed[:, c]))
+    longest = longest_stint(scenario, car)
+    written = [s.lap for s in plan.stops]
     rows = []
     for k, stop in enumerate(plan.stops):
-        ins, outs = [], []
-        for r in range(result.replicas):
-            sel = mine & (laps["replica"] == r + result.first_replica)
-            pit_rows = np.flatnonzero(sel & (laps["pit_in"] == 1))
-            out_rows = np.flatnonzero(sel & (laps["pit_out"] == 1))
-            if len(pit_rows) > k and len(out_rows) > k:
-                ins.append(pit_rows[k])
-                outs.append(out_rows[k])
-        if not ins:
+        made = mine[(lap == stop.lap) & (laps["pit_in"][mine] == 1)]
+        outs = mine[(lap == stop.lap + 1) & (laps["pit_out"][mine] == 1)]
+        if made.size == 0 or outs.size == 0:
             continue
-        ins_a, outs_a = np.array(ins), np.array(outs)
-        energy = scenario.class_of(entry).has_energy
-        drivers = Counter(int(d) for d in laps["driver"][outs_a])
+        before = written[k - 1] if k else 0
+        after = written[k + 1] if k + 1 < len(written) else final_lap
+        first = max(before + 1, after - longest)
+        last = max(first, min(after - 1, before + longest))
+        drivers = Counter(int(d) for d in laps["driver"][outs])
+        has_energy = scenario.class_of(entry).has_energy
         rows.append(
             StopRow(
                 stop=k + 1,
                 lap=stop.lap,
-                lap_window=(int(laps["lap"][ins_a].min()), int(laps["lap"][ins_a].max())),
-                time_window_s=tuple(
-                    float(x) for x in np.percentile(laps["race_time_s"][ins_a], [5, 95])
-                ),  # type: ignore[arg-type]
-                fuel_to=float(np.median(laps["fuel_start"][outs_a])),
-                energy_to=float(np.median(laps["energy_start"][outs_a])) if energy else None,
+                lap_window=(first, last),
+                time_window_s=(
+                    float(np.nanpercentile(at_line[:, min(first, at_line.shape[1] - 1)], 5)),
+                    float(np.nanpercentile(at_line[:, min(last, at_line.shape[1] - 1)], 95)),
+                ),
+                entry_s=tuple(float(x) for x in np.percentile(laps["race_time_s"][made], [5, 95])),  # type: ignore[arg-type]
+                fuel_to=float(np.median(laps["fuel_start"][outs])),
+                energy_to=float(np.median(laps["energy_start"][outs])) if has_energy else None,
                 tyres=_tyres_label(stop.tyres),
                 driver_in=entry.drivers[drivers.most_common(1)[0][0]].name,
-                stop_time_s=float(np.nanmean(laps["pit_time_s"][outs_a])),
-                races=len(ins) / result.replicas,
+                stop_time_s=float(np.nanmean(laps["pit_time_s"][outs])),
+                races=made.size / result.replicas,
                 changed_by_race=changed[stop.lap] / result.replicas,
             )
         )
@@ -311,15 +331,17 @@ def format_plan(p: PitWallPlan) -> str:
     lines = [
         f"{p.scenario}: plan for car {p.car} from {p.source}, {p.replicas} races (seed {p.seed});"
         f" laps between stops at {p.plan.pace.name.lower()} pace",
-        f"{'stop':>4} {'lap':>4} {'laps':>7} {'pit entry (5-95 %)':>19} {'fuel to':>8}"
-        f" {'energy to':>9} {'tyres':<22} {'driver in':<14} {'in lane':>7} {'changed':>7}",
+        f"{'stop':>4} {'lap':>4} {'window':>7} {'window time':>17} {'pit entry (5-95 %)':>19}"
+        f" {'fuel to':>8} {'energy to':>9} {'tyres':<20} {'driver in':<14} {'in lane':>7}"
+        f" {'changed':>7}",
     ]
     for s in p.stops:
         energy = "-" if s.energy_to is None else f"{100 * s.energy_to:.1f} %"
         lines.append(
             f"{s.stop:>4} {s.lap:>4} {s.lap_window[0]:>3}-{s.lap_window[1]:<3}"
-            f" {hms(s.time_window_s[0]):>9}-{hms(s.time_window_s[1]):<9}"
-            f" {100 * s.fuel_to:>6.1f} % {energy:>9} {s.tyres:<22} {s.driver_in[:14]:<14}"
+            f" {hms(s.time_window_s[0]):>8}-{hms(s.time_window_s[1]):<8}"
+            f" {hms(s.entry_s[0]):>9}-{hms(s.entry_s[1]):<9}"
+            f" {100 * s.fuel_to:>6.1f} % {energy:>9} {s.tyres:<20} {s.driver_in[:14]:<14}"
             f" {s.stop_time_s:>5.1f} s {100 * s.changed_by_race:>5.1f} %"
         )
     if not p.stops:
