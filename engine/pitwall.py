@@ -158,6 +158,8 @@ class PitWallPlan:
     p_class_win: float
     conflicts: dict[str, int]
     """"lap L: reason" -> races, for every change the race forced."""
+    changed_races: frozenset[int]
+    """Replicas in which the race forced a change to the plan."""
     result: RaceResult = field(repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -323,6 +325,7 @@ def summarise_plan(
         mean_class_position=float(result.class_position[:, c].mean()),
         p_class_win=float((result.class_position[:, c] == 1).mean()),
         conflicts={f"lap {lap}: {why}": n for (lap, why), n in sorted(strategy.conflicts.items())},
+        changed_races=frozenset(strategy.changed_races),
         result=result,
     )
 
