@@ -8,7 +8,8 @@ lane (its in-lap), with the service::
 
     [[stop]]
     lap = 27                 # laps completed at the pit entry (the in-lap's number)
-    fuel = "full"            # full (fill the tank / energy allocation) or to_finish (a splash)
+    fuel = "full"            # full (fill the tank / energy allocation) or to_finish (the
+                             # laps left at the nominal use plus one, capped at full)
     tyres = "four_medium"    # keep, four_soft, four_medium, four_hard, four_wet, two_same
     driver_change = true     # the next driver of the line-up gets in
     repair = false           # repair damage (needs damage)
