@@ -32,16 +32,11 @@ from data.entry import run_main
 from engine.actions import ACTIONS, Fuel, Tyres
 from engine.evaluate import DEFAULT_CHUNK_REPLICAS, write_atomic
 from engine.plan_file import Plan, PlanRefused, PlanStop, PlanStrategy
+from engine.readable_state import hms
 from engine.result import RaceResult
 from engine.scenario import Scenario, ScenarioError
 from engine.strategy import Observation, Strategy
 from world_model.interface import PaceMode
-
-
-def hms(seconds: float) -> str:
-    """``h:mm:ss`` of a race time [s] (rounded to the second)."""
-    s = round(float(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 @dataclass
