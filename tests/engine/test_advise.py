@@ -65,3 +65,23 @@ def test_advice_figures_equal_whatif_from_state(state: Path, capsys) -> None:
 def test_advise_refuses_a_state_of_another_scenario(state: Path, capsys) -> None:
     assert advise(["six_hours", str(state), "--replicas", "2"]) == 2
     assert "not 'six_hours'" in capsys.readouterr().err
+
+
+def test_readme_advice_example_runs_as_written(tmp_path: Path, monkeypatch, capsys) -> None:
+    import shlex
+
+    from engine.cli import main as stintsim
+    from tests.engine.test_whatif import readme_blocks
+
+    blocks = [code for lang, code in readme_blocks("Advice during the race") if lang == "bash"]
+    assert len(blocks) == 1
+    monkeypatch.chdir(tmp_path)
+    for line in blocks[0].strip().splitlines():
+        argv = shlex.split(line)
+        assert argv[0] == "stintsim" and stintsim(argv[1:]) == 0, line
+    out = capsys.readouterr().out
+    # the figures the README quotes
+    assert "fuel 29.7 %" in out
+    assert "advice: fuel-reserve (P(class win) 0.969, mean class position 1.06" in out
+    assert "pit now, fill up, keep tyres                0.938      1.09" in out
+    assert "stay out 1                                  0.906      1.16" in out
