@@ -42,15 +42,17 @@ def plan_stop(
     refuel_full_s: torch.Tensor,
     repair_time_s: torch.Tensor,
     rules: Rules,
+    margin_laps: float = 1.0,
 ) -> StopWork:
     """Durations of the stops chosen by ``actions`` (``[n]`` indices of pitting cars).
 
-    ``laps_left`` is the estimated laps to the finish (TO_FINISH fills for those plus one).
+    ``laps_left`` is the estimated laps to the finish (TO_FINISH fills for those plus
+    ``margin_laps``).
     """
     t = ACTION_TABLE
     kind = t.fuel[actions]
-    need_fuel = ((laps_left + 1.0) * ref_fuel_per_lap).clamp(max=1.0)
-    need_energy = ((laps_left + 1.0) * ref_energy_per_lap).clamp(max=1.0)
+    need_fuel = ((laps_left + margin_laps) * ref_fuel_per_lap).clamp(max=1.0)
+    need_energy = ((laps_left + margin_laps) * ref_energy_per_lap).clamp(max=1.0)
     to_finish = kind == int(Fuel.TO_FINISH)
     fuel_to = torch.where(to_finish, torch.maximum(need_fuel, fuel), torch.ones_like(fuel))
     energy_to = torch.where(
