@@ -8,6 +8,7 @@ line crossings under each flag (clustered: a gap of more than :data:`FLAG_GAP_S`
 crossings under the flag starts a new period), so a source's own ``flag_periods`` table (which
 readers split differently) never enters.
 
+Slow-zone periods are a statistic only where the session records any (timing data does not).
 Statistics are named ``group`` or ``group/CLASS`` (classes are the engine's, through
 :func:`data.class_names.engine_class`); a class a race does not run is absent, not zero.
 """
@@ -27,6 +28,13 @@ FLAG_GAP_S = 360.0
 FLAG_KINDS = {"fcy": 2, "sc": 3, "slow_zone": 4}
 """Statistic name -> ``laps.flag`` code."""
 GREEN_QUANTILES = (0.1, 0.5, 0.9)
+GREEN_FLAGS = (0, 1, 4)
+"""Laps counted as green: timing data (Al Kamel's ``FLAG_AT_FL``) knows only green, FCY,
+safety car and chequered, so a lap through a local yellow or a slow zone is green there; a
+simulated store records those flags, and they count as green here so both read alike."""
+UNRECORDED_UNLESS_SEEN = (4,)
+"""Flags whose periods are a statistic only in a session that records any (slow zones: no
+timing source in the store records them, so a real race has none to compare)."""
 
 
 @dataclass(frozen=True)
@@ -134,12 +142,14 @@ def race_stats(
 
     stats["driver_changes"] = float(np.nansum(laps.driver_change))
     for name, code in FLAG_KINDS.items():
+        if code in UNRECORDED_UNLESS_SEEN and not (laps.flag == code).any():
+            continue
         periods = _clusters(laps.race_time_s[laps.flag == code])
         stats[f"{name}_periods"] = float(len(periods))
         stats[f"{name}_minutes"] = sum(b - a for a, b in periods) / 60.0
 
     green = (
-        (laps.flag == 0)
+        np.isin(laps.flag, GREEN_FLAGS)
         & (laps.pit_in == 0)
         & (laps.pit_out == 0)
         & (laps.lap > 1)

@@ -23,6 +23,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "generate-laps": ("world_model.generate", "roll a lap model forward into lap-store laps"),
     "fit-events": ("events.fit", "fit the incident, neutralisation and weather models (Pyro)"),
     "simulate": ("engine.simulate", "simulate races of a scenario and print the classification"),
+    "validate": (
+        "engine.validate",
+        "compare a real race's statistics with races simulated from its scenario",
+    ),
     "evaluate": ("engine.evaluate", "compare strategies by Monte Carlo on common random numbers"),
     "whatif": ("engine.whatif", "what-if: forced events, rule changes, decisions mid-race"),
     "tune": ("policies.tuned", "find the best fixed plan (stints, tyres, pace) by grid search"),

@@ -34,6 +34,7 @@ from engine.conditions import FlagFactors, WeatherGrid, darkness, draw_weather
 from engine.field import FieldTable
 from engine.observe import (
     FINISH_TIEBREAK,
+    LINE_TIEBREAK,
     RETIRED_OFFSET,
     TRAFFIC_WINDOW_S,
     field_positions,
@@ -525,8 +526,10 @@ class ChunkSim(LineSteps, IncidentSteps):
             }
 
         # Positions at the line (every crossing row, for the record and the strategies): the
-        # cars at the line count the lap they just completed.
-        put(key, idx, new_lap.double())
+        # cars at the line count the lap they just completed, and of the cars crossing in
+        # one window the earlier is ahead (without the nudge, equal keys fell back to the
+        # entry order and cars swapped places lap after lap).
+        put(key, idx, new_lap.double() - LINE_TIEBREAK * (t - a))
         pos_all, cls_all, ahead_all, behind_all = field_positions(key, f.class_index)
         ref_row = f.ref_lap_time_s.index_select(0, car)
         overall = take(pos_all, idx).float()
