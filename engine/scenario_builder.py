@@ -322,6 +322,9 @@ def _build(
     return {
         "name": name,
         "lap_model": "default",
+        # The engine draws traffic, incidents, neutralisations and rain itself: the learned
+        # model's slow components (which learnt them from unlabelled timing data) stay out.
+        "lap_model_core_only": True,
         "focus_car": entries[0]["number"],
         "track": {
             "name": track or session,
