@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,6 +292,21 @@ def _parse_kwargs(text: str) -> dict[str, float | int | str]:
     return out
 
 
+def _spec_number(spec: str, kw: dict, key: str, default: float, *, zero_ok: bool) -> float:
+    """``kw[key]`` as a finite number > 0 (>= 0 where ``zero_ok``), or a ValueError naming the
+    spec and the key: ``fixed:laps=-3`` would pit every lap, ``laps=abc`` is no number."""
+    value = kw.get(key, default)
+    if (
+        isinstance(value, str)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not zero_ok)
+    ):
+        bound = ">= 0" if zero_ok else "> 0"
+        raise ValueError(f"strategy {spec!r}: {key} must be a number {bound}, got {value!r}")
+    return float(value)
+
+
 BUILTIN = ("fixed", "fuel-reserve", "double-stint", "triple-stint", "opportunistic", "plan")
 
 
@@ -326,11 +342,10 @@ def make_strategy(spec: str) -> Strategy:
         if head == "fixed":
             if "laps" not in kw:
                 raise ValueError("strategy 'fixed' needs laps: 'fixed:laps=N'")
-            tyres = float(kw.get("tyres", 2.0))
-            return RuleStrategy(
-                name=spec, stint_laps=float(kw["laps"]), tyre_stints=tyres, **common
-            )
-        reserve = float(kw.get("laps", 1.0))
+            tyres = _spec_number(spec, kw, "tyres", 2.0, zero_ok=False)
+            laps = _spec_number(spec, kw, "laps", 0.0, zero_ok=False)
+            return RuleStrategy(name=spec, stint_laps=laps, tyre_stints=tyres, **common)
+        reserve = _spec_number(spec, kw, "laps", 1.0, zero_ok=True)
         tyre_stints = float(
             kw.get("stints", {"double-stint": 2.0, "triple-stint": 3.0}.get(head, 1.0))
         )

@@ -4,7 +4,8 @@ One ``simpy.Environment`` runs a chunk of replicas. The batched lap stepper is i
 process that yields ``timeout(window)``; race control is a set of processes that own the
 discrete events: each neutralisation (FCY, safety car, slow zone) is a process of its replica
 that waits for its deployment, holds the track, and hands it back; scripted (forced)
-neutralisations are announced before their window; the race-time expiry is a process too.
+neutralisations are announced before their window. The end of the race is not race control's:
+the stepper's chequered-flag phase (:meth:`engine.stepper.ChunkSim._chequered_flag`) decides it.
 SimPy orders them: the stepper resolves the window ``[a, a + window)`` at time ``a``, after
 every race-control event up to ``a`` and before any inside the window, so it sees the flag
 schedule of the window it advances (scripted flags are announced a window ahead; incidents
@@ -50,7 +51,6 @@ class RaceControl:
         self.state = state
         self.flags = FlagLog()
         self.log: list[tuple[float, str]] | None = [] if keep_log else None
-        self.time_expired = False
         self.on_reschedule: Callable[[torch.Tensor, bool], None] | None = None
 
     def _note(self, what: str) -> None:
@@ -110,13 +110,3 @@ class RaceControl:
             )
 
         self.env.process(announce())
-
-    def race_clock(self, duration_s: float) -> None:
-        """The race-time expiry (time-certain races): the leader's next crossing ends it."""
-
-        def expire() -> Generator:
-            yield self.env.timeout(max(duration_s - self.env.now, 0.0))
-            self.time_expired = True
-            self._note("race time expired")
-
-        self.env.process(expire())

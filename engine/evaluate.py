@@ -33,6 +33,13 @@ from engine.backends import (
     add_backend_arguments,
     make_backend,
 )
+from engine.cli_types import (
+    finite_float,
+    non_negative_int,
+    open_unit,
+    positive_int,
+    random_seed,
+)
 from engine.montecarlo import (
     CVAR_ALPHA,
     Comparison,
@@ -297,7 +304,7 @@ def add_chunk_argument(parser: argparse.ArgumentParser) -> None:
     """``--chunk-replicas``, as every command that runs Monte Carlo chunks takes it."""
     parser.add_argument(
         "--chunk-replicas",
-        type=int,
+        type=positive_int,
         default=DEFAULT_CHUNK_REPLICAS,
         metavar="N",
         help="races per simulate call, the unit of progress, early stops and Ray tasks; results "
@@ -323,30 +330,32 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--replicas",
-        type=int,
+        type=positive_int,
         default=256,
         help="races per strategy (maximum with --precision; default 256)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the common random numbers")
+    parser.add_argument(
+        "--seed", type=random_seed, default=0, help="seed of the common random numbers"
+    )
     parser.add_argument("--car", help="race number of the evaluated car (default: focus_car)")
     parser.add_argument(
         "--precision",
-        type=float,
+        type=finite_float,
         metavar="W",
         help="stop once every interval half-width on mean class position (each strategy and "
         "each paired difference) is below W positions",
     )
     parser.add_argument(
         "--min-replicas",
-        type=int,
+        type=positive_int,
         default=32,
         help="with --precision: races per strategy before it may stop (default 32)",
     )
     add_chunk_argument(parser)
-    parser.add_argument("--confidence", type=float, default=0.95, help="interval level (0.95)")
+    parser.add_argument("--confidence", type=open_unit, default=0.95, help="interval level (0.95)")
     parser.add_argument(
         "--cvar-alpha",
-        type=float,
+        type=finite_float,
         default=CVAR_ALPHA,
         metavar="A",
         help="share of worst races the CVaR of class position averages, in (0, 1]; read "
@@ -370,7 +379,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--report-races",
-        type=int,
+        type=non_negative_int,
         default=4,
         help="races per strategy recorded lap by lap for the report's plots (default 4)",
     )

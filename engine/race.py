@@ -299,10 +299,10 @@ class RaceSim:
         if self.sim.over():
             return None
         env = self.sim.env
-        self.sim.decision_needed = env.event()
+        self.sim.external.needed = env.event()
         with torch_threads(self.threads):
-            env.run(until=env.any_of([self.sim.decision_needed, self.sim.process]))
-        pending = self.sim.pending
+            env.run(until=env.any_of([self.sim.external.needed, self.sim.process]))
+        pending = self.sim.external.pending
         if pending is None:
             if not self.sim.over():  # pragma: no cover - the stepper only stops to ask
                 raise RuntimeError("race stopped without a pending decision")
@@ -323,10 +323,11 @@ class RaceSim:
             )
         pos = {int(r): i for i, r in enumerate(replicas.tolist())}
         ordered = actions[torch.tensor([pos[int(r)] for r in want.tolist()])]
-        self.sim.pending_actions = ordered.to(torch.int64)
+        external = self.sim.external
+        external.actions = ordered.to(torch.int64)
         self._waiting = None
-        assert self.sim._decisions_given is not None
-        self.sim._decisions_given.succeed()
+        assert external.given is not None
+        external.given.succeed()
 
     def result(self) -> RaceResult:
         """Classification so far (complete once ``advance`` returned None)."""

@@ -186,18 +186,12 @@ class RaceSnapshot:
 
     @staticmethod
     def load(path: str | Path) -> RaceSnapshot:
-        path = Path(path)
-        try:
-            payload = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: not a readable race snapshot ({exc})") from exc
-        if payload.get("format") != "stintsim-race-snapshot/1":
-            raise ValueError(f"{path}: expected format 'stintsim-race-snapshot/1'")
-        return RaceSnapshot(
-            scenario_name=payload["scenario_name"],
-            race_time_s=float(payload["race_time_s"]),
-            state=payload["state"],
-        )
+        """The snapshot saved at ``path``; StateFileError (a ValueError) naming the file and
+        the problem when it is not one."""
+        from engine.state_file import read_state_file
+
+        name, race_time_s, state = read_state_file(path)
+        return RaceSnapshot(scenario_name=name, race_time_s=race_time_s, state=state)
 
 
 class LapRecorder:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from data.entry import run_main
+from engine.cli_types import positive_int, random_seed
 from engine.result import RaceResult
 
 
@@ -30,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "scenario", help="shipped scenario name (lemans_24h, six_hours, test_race) or TOML"
     )
-    p.add_argument("--replicas", type=int, default=1, help="races to simulate (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same races")
+    p.add_argument("--replicas", type=positive_int, default=1, help="races to simulate (default 1)")
+    p.add_argument("--seed", type=random_seed, default=0, help="random seed: same seed, same races")
     p.add_argument(
         "--strategy",
         default=None,
@@ -50,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="write every lap, pit stop, flag period and incident to this SQLite lap store",
     )
-    p.add_argument("--chunk", type=int, default=256, help="replicas per batch (memory bound)")
+    p.add_argument(
+        "--chunk", type=positive_int, default=256, help="replicas per batch (memory bound)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return p

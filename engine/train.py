@@ -27,6 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from data.entry import run_main
+from engine.cli_types import (
+    finite_float,
+    non_negative_int,
+    positive_int,
+    random_seed,
+)
 
 DEFAULT_SCENARIO = "six_hours"
 DEFAULT_BUDGET = "500000"
@@ -65,13 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--cvar-alpha",
-        type=float,
+        type=finite_float,
         default=1.0,
         help="IQN only: act on the CVaR of the return at this level, e.g. 0.1 for the worst "
         "10 %% (default 1: risk-neutral mean); the comparison after training then reports the "
         "CVaR of class position at this level instead of 10 %%",
     )
-    p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    p.add_argument("--seed", type=random_seed, default=0, help="run seed (default 0)")
     p.add_argument(
         "--budget",
         type=parse_budget,
@@ -79,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"training budget: env steps or time (90s, 6m) (default {DEFAULT_BUDGET})",
     )
     p.add_argument(
-        "--replicas", type=int, default=128, help="races simulated together (default 128)"
+        "--replicas", type=positive_int, default=128, help="races simulated together (default 128)"
     )
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/NAME)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
@@ -91,13 +97,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--eval-replicas",
-        type=int,
+        type=non_negative_int,
         default=256,
         help="held-out races per strategy in the final comparison (0 skips it; default 256)",
     )
     p.add_argument(
         "--tune-replicas",
-        type=int,
+        type=positive_int,
         default=64,
         help="races per candidate in the fixed-plan grid search over stint length, tyre "
         "interval and pace (policies.tuned, ranked by mean class position; default 64)",
@@ -109,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--teacher-generations",
-        type=int,
+        type=non_negative_int,
         default=None,
         help="generations of races driven by the teacher (--teacher) before learning starts: PPO "
         "imitates them, DQN and IQN learn from them as demonstrations (policies.demonstrations). "
@@ -127,16 +133,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--demo-margin",
-        type=float,
+        type=finite_float,
         default=None,
         help="DQN / IQN: how far below the teacher's action every other action's score is held "
         "on the teacher's races, in reward units (one class position of 18 is 1/17; default: "
         "AgentConfig.demo_margin, 0.05)",
     )
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
     p.add_argument(
         "--env-workers",
-        type=int,
+        type=positive_int,
         default=1,
         help="processes the training races are split over (engine.sharded_env; each runs a "
         "chunk of --replicas with the chunk's own random streams, so a resumed run must use "

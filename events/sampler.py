@@ -46,11 +46,6 @@ _KIND_FLAG: dict[str, FlagState] = {
     "sc": FlagState.SAFETY_CAR,
     "sz": FlagState.SLOW_ZONE,
 }
-_FORCED_FLAG: dict[ForcedKind, FlagState] = {
-    ForcedKind.SAFETY_CAR: FlagState.SAFETY_CAR,
-    ForcedKind.FCY: FlagState.FCY,
-    ForcedKind.SLOW_ZONE: FlagState.SLOW_ZONE,
-}
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ import numpy as np
 from data.entry import run_main
 from engine.backends import Backend, add_backend_arguments
 from engine.baselines import RuleStrategy, make_strategy
+from engine.cli_types import finite_float, open_unit, positive_int, random_seed
 from engine.evaluate import DEFAULT_CHUNK_REPLICAS, add_chunk_argument, evaluate
 from engine.montecarlo import (
     CVAR_ALPHA,
@@ -332,8 +333,10 @@ def _parser() -> argparse.ArgumentParser:
         help='shipped scenario name ("lemans_24h", "six_hours", "test_race") or a TOML path',
     )
     p.add_argument("--car", help="race number of the car (default: the scenario's focus_car)")
-    p.add_argument("--replicas", type=int, default=128, help="races per plan (default 128)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the common random numbers")
+    p.add_argument(
+        "--replicas", type=positive_int, default=128, help="races per plan (default 128)"
+    )
+    p.add_argument("--seed", type=random_seed, default=0, help="seed of the common random numbers")
     p.add_argument(
         "--stints",
         type=_numbers,
@@ -364,7 +367,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--cvar-alpha",
-        type=float,
+        type=finite_float,
         default=CVAR_ALPHA,
         metavar="A",
         help=f"share of worst races the CVaR column averages, in (0, 1] (default {CVAR_ALPHA:g})",
@@ -383,7 +386,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--drop-confidence",
-        type=float,
+        type=open_unit,
         default=DROP_CONFIDENCE,
         metavar="C",
         help="with --racing, how sure the search must be that a plan is worse than the leader "
