@@ -82,6 +82,21 @@ def strategy_labels(strategies: Sequence[str | Strategy]) -> list[str]:
     return labels
 
 
+def check_strategies(strategies: Sequence[str | Strategy]) -> None:
+    """Build every strategy spec once, before any race runs: a bad spec (a missing agent
+    checkpoint, an unknown factory) fails in a second, naming the spec, instead of after the
+    other strategies' races as each worker builds its own."""
+    from engine.baselines import make_strategy
+
+    for spec in strategies:
+        if not isinstance(spec, str):
+            continue
+        try:
+            make_strategy(spec)
+        except (OSError, ImportError, TypeError, KeyError) as exc:
+            raise ValueError(f"strategy {spec!r}: {exc}") from None
+
+
 def focus_car(scenario: Scenario, car: str | None) -> str:
     """The car to evaluate: ``car`` or the scenario's focus car, checked against the entries."""
     number = car if car is not None else scenario.focus_car
@@ -144,6 +159,7 @@ def evaluate(
     """
     _check_arguments(len(strategies), replicas, chunk_replicas, precision, confidence, first_chunk)
     check_cvar_alpha(cvar_alpha)
+    check_strategies(strategies)
     number = focus_car(scenario, car)
     labels = strategy_labels(strategies)
     backend = backend or LocalBackend()
