@@ -47,7 +47,10 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
     ),
     "advise": ("engine.advise", "rank the options now from a race state (whatif --save-state)"),
     "plan": ("engine.pitwall", "the best plan as a pit-wall table; writes the plan: file"),
-    "train": ("engine.train", "train a strategy agent (PPO, DQN, CVaR IQN) and compare it"),
+    "train": (
+        "engine.commands.train",
+        "train a strategy agent (PPO, DQN, CVaR IQN) and compare it",
+    ),
 }
 
 
