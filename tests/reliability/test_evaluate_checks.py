@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import evaluate as evaluate_cmd
+from engine.commands import evaluate as evaluate_cmd
 
 
 def test_case10_a_missing_agent_checkpoint_fails_before_any_race(
