@@ -25,6 +25,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "scenario": ("engine.scenario_from_log", "write a scenario for my race from my car in a log"),
     "fit-events": ("events.fit", "fit the incident, neutralisation and weather models (Pyro)"),
     "simulate": ("engine.simulate", "simulate races of a scenario and print the classification"),
+    "validate": (
+        "engine.validate",
+        "compare a real race's statistics with races simulated from its scenario",
+    ),
     "evaluate": ("engine.evaluate", "compare strategies by Monte Carlo on common random numbers"),
     "whatif": ("engine.whatif", "what-if: forced events, rule changes, decisions mid-race"),
     "tune": ("policies.tuned", "find the best fixed plan (stints, tyres, pace) by grid search"),

@@ -193,6 +193,10 @@ class Scenario:
     events: EventsSettings = EventsSettings()
     lap_model: str = "default"
     """"default" (world_model.load_default), "parametric" or a checkpoint path."""
+    lap_model_core_only: bool = False
+    """Draw a learned lap model's lap time from its core pace component only, leaving
+    traffic, incidents, neutralisations and rain to the engine (see
+    ``LearnedLapModel.with_core_only``); scenarios built from timing data set it."""
     forced_events: tuple[ForcedEvent, ...] = ()
     focus_car: str | None = None
     """Race number of the strategist's own car."""
@@ -339,10 +343,11 @@ def _validate_rules(s: Scenario, where: str) -> None:
         race__laps=s.race.laps,
         rules__max_stint_driving_s=r.max_stint_driving_s,
         rules__max_total_driving_s=r.max_total_driving_s,
-        rules__fuel_margin=r.fuel_margin,
     )
     _check_non_negative(
         where,
+        # 0 is a plan to the last drop (no reserve lap), a choice a strategist may test.
+        rules__fuel_margin=r.fuel_margin,
         rules__tyre_change_4_s=r.tyre_change_4_s,
         rules__tyre_change_2_s=r.tyre_change_2_s,
         rules__driver_change_s=r.driver_change_s,
@@ -350,6 +355,7 @@ def _validate_rules(s: Scenario, where: str) -> None:
         rules__min_total_driving_s=r.min_total_driving_s,
         rules__overtake_cost_s=r.overtake_cost_s,
         rules__puncture_loss_s=r.puncture_loss_s,
+        rules__fuel_margin=r.fuel_margin,
     )
     for c in s.classes:
         place = f"{where}: class {c.name!r}"
