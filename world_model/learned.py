@@ -162,7 +162,7 @@ class LearnedLapModel:
     ) -> None:
         self.net = net.eval()
         self.core_only = core_only
-        """Draw lap time from the fastest mixture component only (see :meth:`with_core_only`)."""
+        """Draw lap time from the core mixture component only (see :meth:`with_core_only`)."""
         self.features = features
         self.targets = targets
         self.physics = physics or ParametricLapParams()
@@ -222,7 +222,7 @@ class LearnedLapModel:
 
     def with_core_only(self, on: bool = True) -> LearnedLapModel:
         """The same model drawing lap time from its core pace component only (the mixture
-        component with the fastest location), for an engine that simulates the rest itself.
+        component of most weight, per lap), for an engine that simulates the rest itself.
 
         The timing data labels neither traffic nor local incidents, slow zones, laps partly
         under a neutralisation or rain (WEC timing has no wetness), so the slower components
@@ -439,8 +439,8 @@ class LearnedLapModel:
         without building the ``[N, N_TARGETS]`` slope and offset matrices."""
         m, g = N_MIX, N_GAUSS
         if self.core_only:
-            # The fastest component; ``u`` chose nothing, so it stays a fresh uniform.
-            comp = raw[:, m : 2 * m].argmin(dim=1, keepdim=True)
+            # The component of most weight; ``u`` chose nothing, so it stays a fresh uniform.
+            comp = raw[:, :m].argmax(dim=1, keepdim=True)
             v = u.clamp(0.0, _BELOW_ONE)
         else:
             logits = raw[:, :m]

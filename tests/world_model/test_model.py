@@ -365,3 +365,24 @@ def test_bfloat16_network_calls_keep_to_few_shapes(monkeypatch):
             c = make_conditions(n, seed=n)
             model._raw_rows(model.inputs(c), torch.arange(n) % model.members)
     assert len(shapes) <= 8 * 12
+
+
+def test_core_only_draws_lap_time_from_the_component_of_most_weight():
+    """Each core-only lap time is a normal draw of its row's heaviest lap-time component,
+    so the slow tail of the full mixture is gone while the other heads are unchanged."""
+    full = world_model.load_default()
+    core = full.with_core_only()
+    c = make_conditions(4000, seed=3)
+    member = torch.arange(c.batch_size)
+    a = full.sample(c, torch.Generator().manual_seed(1), member)
+    b = core.sample(c, torch.Generator().manual_seed(1), member)
+    mix = core.predictive(c, member)["lap_time_s"]
+    k = mix.weight.argmax(dim=1, keepdim=True)
+    z = (b.lap_time_s - mix.loc.gather(1, k).squeeze(1)) / mix.scale.gather(1, k).squeeze(1)
+    n = c.batch_size
+    assert abs(float(z.mean())) < 4.0 / n**0.5  # mean 0 within 4 standard errors
+    assert abs(float(z.std()) - 1.0) < 0.05
+    ratio = lambda out: out.lap_time_s / c.ref_lap_time_s  # noqa: E731
+    assert torch.quantile(ratio(b), 0.9) < torch.quantile(ratio(a), 0.9)
+    assert torch.equal(a.wear, b.wear) and torch.equal(a.tyre_temp_c, b.tyre_temp_c)
+    assert core.with_flag_effects(True).core_only and not full.core_only
