@@ -45,6 +45,9 @@ class RaceState:
     """Green-equivalent seconds the car may still gain closing up behind the safety car [s]."""
     green_lap_s: torch.Tensor
     """The lap model's green lap time of the current lap [s] (float32)."""
+    recent_pace_pct: torch.Tensor
+    """The car's recent pace, the lap model's ``LapConditions.recent_pace_pct`` (float32,
+    NaN before its first lap), updated with each lap drawn."""
     fuel: torch.Tensor
     energy: torch.Tensor
     tread: torch.Tensor
@@ -175,6 +178,7 @@ def initial_state(field: FieldTable, replicas: int, track_temp_c: float) -> Race
         next_cross_s=torch.full((r, c), float("inf"), dtype=F64),
         catch_s=zeros(F64),
         green_lap_s=zeros(),
+        recent_pace_pct=torch.full((r, c), float("nan")),
         fuel=torch.ones(r, c),
         energy=torch.ones(r, c),
         tread=torch.ones(r, c, N_WHEELS),
