@@ -7,7 +7,8 @@ fuel or energy left would leave less than 1.5 laps in reserve at the next line),
 ``"double-stint"`` / ``"triple-stint"`` (fuel-reserve stops, tyres and driver every second /
 third stint; ``stints=N`` on any fuel-reserve rule: every N-th stint, a driver spell),
 ``"opportunistic"`` (fuel-reserve, plus a stop under FCY or safety car once half
-the tank is gone), ``"plan:FILE"`` (a scripted plan, TOML with ``[[stop]]`` tables).
+the tank is gone), ``"plan:FILE"`` (a scripted plan, TOML with ``[[stop]]`` tables; see
+:mod:`engine.plan_file`).
 Every rule but ``plan`` also takes ``pace=save|normal|push`` (the pace of every lap; default
 normal) and ``rain=W`` (stop at once for wets when the track's wetness passes W on dry tyres,
 and for dry tyres when it falls below W / 2 on wets; default ``WET_TRACK``, as a team calls its
@@ -27,13 +28,12 @@ from __future__ import annotations
 import functools
 import importlib
 import math
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from engine.actions import ACTION_TABLE, ACTIONS, Fuel, Tyres, action_index
+from engine.plan_file import PlanStrategy
 from engine.strategy import Observation, Strategy
 from world_model.interface import Compound, FlagState, PaceMode
 
@@ -212,63 +212,6 @@ class RuleStrategy:
         repair = obs.damage > 0.15
         prefs = _stop_prefs(tyres, driver, repair, Fuel.TO_FINISH)
         return first_legal(prefs, legal, rows)
-
-
-@dataclass
-class PlanStrategy:
-    """A scripted plan: stop at the listed laps with the listed service (any car using it)."""
-
-    name: str
-    stops: dict[int, int]
-    """Lap completed -> action index."""
-
-    @staticmethod
-    def from_file(path: str | Path) -> PlanStrategy:
-        path = Path(path)
-        try:
-            table = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"plan {path}: {exc}") from exc
-        stops: dict[int, int] = {}
-        allowed = {"lap", "fuel", "tyres", "driver_change", "repair", "pace"}
-        for i, st in enumerate(table.get("stop", [])):
-            unknown = set(st) - allowed
-            if unknown:
-                raise ValueError(f"plan {path}: stop[{i}]: unknown key {sorted(unknown)[0]!r}")
-            try:
-                stops[int(st["lap"])] = action_index(
-                    PaceMode[str(st.get("pace", "normal")).upper()],
-                    True,
-                    Fuel[str(st.get("fuel", "full")).upper()],
-                    Tyres[str(st.get("tyres", "keep")).upper()],
-                    bool(st.get("driver_change", False)),
-                    bool(st.get("repair", False)),
-                )
-            except KeyError as exc:
-                raise ValueError(f"plan {path}: stop[{i}]: bad value {exc}") from exc
-        extra = set(table) - {"stop"}
-        if extra:
-            raise ValueError(f"plan {path}: unknown key {sorted(extra)[0]!r}")
-        return PlanStrategy(name=f"plan:{path.name}", stops=stops)
-
-    def decide(
-        self, obs: Observation, legal: torch.Tensor, generator: torch.Generator
-    ) -> torch.Tensor:
-        stay = action_index(PaceMode.NORMAL, False)
-        planned = torch.full_like(obs.car, stay)
-        for lap, act in self.stops.items():
-            planned = torch.where(obs.lap.long() == lap, act, planned)
-        pit = ACTION_TABLE.pit[planned]
-        fallback = _stop_prefs(
-            torch.full_like(obs.car, int(Tyres.KEEP)),
-            torch.zeros_like(obs.car, dtype=torch.bool),
-            obs.damage > 0.15,
-        )
-        prefs = torch.cat(
-            [planned.unsqueeze(1), fallback, torch.full_like(planned, stay).unsqueeze(1)], 1
-        )
-        stay_prefs = torch.cat([planned.unsqueeze(1), fallback], 1)
-        return torch.where(pit, first_legal(prefs, legal), first_legal(stay_prefs, legal))
 
 
 def _number_or_text(text: str) -> float | int | str:

@@ -343,7 +343,6 @@ def _validate_rules(s: Scenario, where: str) -> None:
         race__laps=s.race.laps,
         rules__max_stint_driving_s=r.max_stint_driving_s,
         rules__max_total_driving_s=r.max_total_driving_s,
-        rules__fuel_margin=r.fuel_margin,
     )
     _check_non_negative(
         where,

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from data import ingest
+from data.errors import IngestError
+from data.ingest import read_file
 from data.tempfiles import remove_stale_temp_files
-from tests.data.helpers import small_race
+from tests.data.helpers import small_race, write_csv
 
 
 def _laps(db: Path) -> int:
@@ -144,3 +146,107 @@ def test_case12_a_read_only_store_is_blamed_on_the_store(
     capsys.readouterr()
     assert ingest.main([str(good), "--db", str(db)]) == 2
     assert "read-only" in capsys.readouterr().err
+
+
+def _write_sharedmem(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "clock", ["NaN", "Infinity", "null", '"abc"', None], ids=["nan", "inf", "null", "text", "none"]
+)
+def test_case2_sharedmem_without_a_finite_clock_is_an_ingest_error(
+    tmp_path: Path, clock: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    field = "" if clock is None else f', "mCurrentET": {clock}'
+    bad = _write_sharedmem(folder / "a_bad.json", f'[{{"Type": "ScoringInfoV01"{field}}}]')
+    good = small_race(folder / "wec_2030_spa_1h_race_analysis.csv")  # read after the bad file
+    with pytest.raises(IngestError) as err:
+        read_file(bad)
+    assert str(bad) in str(err.value) and "finite session clock" in str(err.value)
+    db = tmp_path / "store.sqlite"
+    assert ingest.main([str(folder), "--db", str(db), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert "finite session clock" in report["files"][str(bad)]["error"]
+    assert report["files"][str(good)]["laps"] > 0 and _laps(db) > 0
+
+
+def test_case2_records_with_bad_clocks_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    def record(clock: str, lap: int) -> str:
+        vehicle = (
+            f'{{"mID": 1, "mVehicleName": "Car #7", "mTotalLaps": {lap}, "mLastLapTime": 100}}'
+        )
+        return f'{{"Type": "ScoringInfoV01", "mCurrentET": {clock}, "mVehicles": [{vehicle}]}}'
+
+    records = [
+        record(t, lap)
+        for t, lap in [("10.0", 0), ("NaN", 1), ("110.0", 1), ("null", 2), ("210.0", 2)]
+    ]
+    path = _write_sharedmem(tmp_path / "rec.json", "[" + ",".join(records) + "]")
+    result = read_file(path)
+    (session,) = result.sessions
+    assert [r["lap"] for r in session.laps] == [1, 2]
+    assert any("record 2" in w and "mCurrentET" in w for w in result.warnings)
+    assert any("record 4: no mCurrentET" in w for w in result.warnings)
+
+
+def test_case3_a_csv_cut_mid_line_warns_and_skips_the_partial_row(tmp_path: Path) -> None:
+    path = small_race(tmp_path / "wec_2030_spa_1h_race_analysis.csv")
+    whole = read_file(path)
+    raw = path.read_bytes()
+    cut = raw[: raw.rstrip().rfind(b";", 0, len(raw) - 80)]  # mid-way through the last line
+    path.write_bytes(cut)
+    result = read_file(path)
+    assert len(result.sessions[0].laps) == len(whole.sessions[0].laps) - 1
+    assert any("cut short" in w for w in result.warnings)
+    assert any("does not end with a line end" in w for w in result.warnings)
+    assert all(r["driver"] is not None for r in result.sessions[0].laps)
+
+
+def test_case3_short_rows_are_warned_and_skipped(tmp_path: Path) -> None:
+    path = small_race(tmp_path / "wec_2030_spa_1h_race_analysis.csv")
+    lines = path.read_bytes().decode("utf-8-sig").splitlines()
+    lines.insert(3, "007;1;99;1:40.000;0;")
+    write_csv(path, lines)
+    result = read_file(path)
+    assert any(w.startswith("line 4:") and "cut short" in w for w in result.warnings)
+    assert 99 not in [r["lap"] for r in result.sessions[0].laps]
+
+
+@pytest.mark.parametrize("absurd", ["99999", "1666:39.000"])
+def test_case4_an_absurd_lap_time_is_stored_untimed(tmp_path: Path, absurd: str) -> None:
+    path = small_race(tmp_path / "wec_2030_spa_1h_race_analysis.csv")
+    lines = path.read_bytes().decode("utf-8-sig").splitlines()
+    target = next(i for i, line in enumerate(lines) if line.startswith("007;") and ";3;" in line)
+    fields = lines[target].split(";")
+    fields[3] = absurd
+    lines[target] = ";".join(fields)
+    write_csv(path, lines)
+    result = read_file(path)
+    row = next(r for r in result.sessions[0].laps if r["car"] == "007" and r["lap"] == 3)
+    assert row["timed"] == 0 and row["lap_time_s"] is None
+    assert any("car 007 lap 3" in w and "untimed" in w for w in result.warnings)
+    timed = [r for r in result.sessions[0].laps if r["timed"]]
+    assert (
+        len(timed)
+        == len(
+            [
+                r
+                for r in read_file(small_race(tmp_path / "x_race.csv")).sessions[0].laps
+                if r["timed"]
+            ]
+        )
+        - 1
+    )
+
+
+def test_case12_a_utf16_csv_is_named_utf16(tmp_path: Path) -> None:
+    path = small_race(tmp_path / "wec_2030_spa_1h_race_analysis.csv")
+    text = path.read_bytes().decode("utf-8-sig")
+    for encoding in ("utf-16", "utf-16-le"):
+        path.write_bytes(text.encode(encoding))
+        with pytest.raises(IngestError, match="UTF-16 text"):
+            read_file(path)

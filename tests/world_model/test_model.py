@@ -192,7 +192,7 @@ def test_fused_two_regime_forward_equals_two_passes(activation):
     # The MLP's one-pass forward (biases folded into its matmuls through constant units)
     # must compute exactly what the two separate passes do: lap-time head on the
     # timing-regime inputs, every other head on the full inputs.
-    from world_model.learned import _LAP_OUTPUTS
+    from world_model.fused_mlp import LAP_OUTPUTS as _LAP_OUTPUTS
 
     net = build_network("mlp", N_FEATURES, 3, 16, 2, torch.Generator().manual_seed(2), activation)
     unit = lambda n: Standardiser(torch.zeros(n), torch.ones(n))  # noqa: E731
@@ -347,7 +347,7 @@ def test_bfloat16_network_calls_keep_to_few_shapes(monkeypatch):
     # 216 batch sizes from 1,000 to 9,000 rows must reuse a few dozen call shapes (8 per
     # octave of the last call's rows), and padding must stay under an eighth of the rows
     # (16 for small calls).
-    from world_model.learned import _bucket
+    from world_model.fused_mlp import bucket as _bucket
 
     assert all(r <= _bucket(r) < r + max(16, r // 8 + 1) for r in range(1, 5_000))
     model = _model("mlp", seed=1)
