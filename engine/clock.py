@@ -50,6 +50,8 @@ class RaceControl:
         self.env = env
         self.state = state
         self.flags = FlagLog()
+        self._last_period: dict[int, int] = {}
+        """Replica -> index in ``flags`` of its latest period."""
         self.log: list[tuple[float, str]] | None = [] if keep_log else None
         self.on_reschedule: Callable[[torch.Tensor, bool], None] | None = None
 
@@ -80,6 +82,10 @@ class RaceControl:
         for r, k, a, b in zip(
             replicas.tolist(), kinds.tolist(), start_s.tolist(), end_s.tolist(), strict=True
         ):
+            last = self._last_period.get(r)
+            if last is not None and self.flags.end_s[last] > a:  # the replaced period ends
+                self.flags.end_s[last] = max(self.flags.start_s[last], a)
+            self._last_period[r] = len(self.flags.replica)
             self.flags.replica.append(r)
             self.flags.kind.append(k)
             self.flags.start_s.append(a)

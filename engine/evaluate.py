@@ -17,7 +17,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -168,28 +168,37 @@ def evaluate(
     intervals of a few identical races). A KeyboardInterrupt stops it too, keeping every
     chunk that finished for all strategies.
     """
-    if not strategies:
-        raise ValueError("give at least one strategy")
-    if replicas < 1 or chunk_replicas < 1:
-        raise ValueError("replicas and chunk_replicas must be positive")
-    if precision is not None and not precision > 0:
-        raise ValueError(f"precision must be a positive width in positions, got {precision}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
-    if first_chunk < 0:
-        raise ValueError(f"first_chunk must be >= 0, got {first_chunk}")
+    _check_arguments(len(strategies), replicas, chunk_replicas, precision, confidence, first_chunk)
     check_cvar_alpha(cvar_alpha)
     check_strategies(strategies)
     number = focus_car(scenario, car)
     labels = strategy_labels(strategies)
     backend = backend or LocalBackend()
     sizes = _chunk_sizes(replicas, chunk_replicas)
-    done: dict[tuple[int, int], Outcomes] = {}
-    stop_reason = "replicas"
     started = time.perf_counter()
 
-    def complete_chunks() -> list[int]:
-        return [k for k in range(len(sizes)) if all((k, s) in done for s in range(len(labels)))]
+    def job(k: int, s: int) -> ChunkJob:
+        return ChunkJob(
+            scenario=scenario,
+            car=number,
+            strategy=strategies[s],
+            seed=seed,
+            chunk=first_chunk + k,
+            replicas=sizes[k],
+            chunk_replicas=chunk_replicas,
+            forced=tuple(forced),
+            start=start,
+            lap_model=lap_model,
+            event_model=event_model,
+        )
+
+    def precise(done: dict[tuple[int, int], Outcomes]) -> bool:
+        joined = _join(done, _complete_chunks(done, len(sizes), len(labels)), len(labels))
+        assert precision is not None
+        return (
+            len(joined[0]) >= max(2, min_replicas)
+            and _widest_class_position_half_width(joined, confidence) < precision
+        )
 
     bar = tqdm(
         total=replicas * len(labels),
@@ -198,49 +207,12 @@ def evaluate(
         disable=not progress,
         file=sys.stderr,
     )
-    try:
-        next_chunk = 0
-        while next_chunk < len(sizes):
-            # Without a precision target every chunk goes at once (no idle workers between
-            # rounds); with one, a round is as many chunks as run in parallel.
-            step = len(sizes) if precision is None else backend.parallelism
-            round_chunks = range(next_chunk, min(len(sizes), next_chunk + step))
-            keys = [(k, s) for k in round_chunks for s in range(len(labels))]
-            jobs = [
-                ChunkJob(
-                    scenario=scenario,
-                    car=number,
-                    strategy=strategies[s],
-                    seed=seed,
-                    chunk=first_chunk + k,
-                    replicas=sizes[k],
-                    chunk_replicas=chunk_replicas,
-                    forced=tuple(forced),
-                    start=start,
-                    lap_model=lap_model,
-                    event_model=event_model,
-                )
-                for k, s in keys
-            ]
-            for i, result in backend.map(jobs):
-                done[keys[i]] = Outcomes.from_result(result, number)
-                bar.update(jobs[i].replicas)
-            next_chunk = round_chunks.stop
-            if precision is not None and next_chunk < len(sizes):
-                joined = _join(done, complete_chunks(), len(labels))
-                if (
-                    len(joined[0]) >= max(2, min_replicas)
-                    and _widest_class_position_half_width(joined, confidence) < precision
-                ):
-                    stop_reason = "precision"
-                    break
-    except KeyboardInterrupt:
-        backend.cancel()
-        stop_reason = "interrupted"
-    finally:
-        bar.close()
+    with bar:
+        done, stop_reason = _run_rounds(
+            backend, job, len(sizes), len(labels), None if precision is None else precise, bar
+        )
     elapsed = time.perf_counter() - started
-    kept = complete_chunks()
+    kept = _complete_chunks(done, len(sizes), len(labels))
     if not kept:
         raise KeyboardInterrupt("interrupted before any chunk finished for every strategy")
     joined = _join(done, kept, len(labels))
@@ -265,6 +237,69 @@ def evaluate(
         elapsed_s=elapsed,
         chunk_replicas=chunk_replicas,
     )
+
+
+def _run_rounds(
+    backend: Backend,
+    job: Callable[[int, int], ChunkJob],
+    n_chunks: int,
+    n_strategies: int,
+    precise: Callable[[dict[tuple[int, int], Outcomes]], bool] | None,
+    bar: tqdm,
+) -> tuple[dict[tuple[int, int], Outcomes], str]:
+    """Run chunk ``k`` of strategy ``s`` (``job(k, s)``) for every chunk and strategy, in
+    rounds as wide as the backend with a precision target (stopping once ``precise``); the
+    outcomes by ``(k, s)`` and why it stopped ("replicas", "precision" or "interrupted")."""
+    done: dict[tuple[int, int], Outcomes] = {}
+    stop_reason = "replicas"
+    try:
+        next_chunk = 0
+        while next_chunk < n_chunks:
+            # Without a precision target every chunk goes at once (no idle workers between
+            # rounds); with one, a round is as many chunks as run in parallel.
+            step = n_chunks if precise is None else backend.parallelism
+            round_chunks = range(next_chunk, min(n_chunks, next_chunk + step))
+            keys = [(k, s) for k in round_chunks for s in range(n_strategies)]
+            jobs = [job(k, s) for k, s in keys]
+            for i, result in backend.map(jobs):
+                done[keys[i]] = Outcomes.from_result(result, jobs[i].car)
+                bar.update(jobs[i].replicas)
+            next_chunk = round_chunks.stop
+            if precise is not None and next_chunk < n_chunks and precise(done):
+                stop_reason = "precision"
+                break
+    except KeyboardInterrupt:
+        backend.cancel()
+        stop_reason = "interrupted"
+    return done, stop_reason
+
+
+def _complete_chunks(
+    done: dict[tuple[int, int], Outcomes], n_chunks: int, n_strategies: int
+) -> list[int]:
+    """The chunks that finished for every strategy."""
+    return [k for k in range(n_chunks) if all((k, s) in done for s in range(n_strategies))]
+
+
+def _check_arguments(
+    n_strategies: int,
+    replicas: int,
+    chunk_replicas: int,
+    precision: float | None,
+    confidence: float,
+    first_chunk: int,
+) -> None:
+    """Raise ValueError naming the first of :func:`evaluate`'s arguments out of range."""
+    if not n_strategies:
+        raise ValueError("give at least one strategy")
+    if replicas < 1 or chunk_replicas < 1:
+        raise ValueError("replicas and chunk_replicas must be positive")
+    if precision is not None and not precision > 0:
+        raise ValueError(f"precision must be a positive width in positions, got {precision}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    if first_chunk < 0:
+        raise ValueError(f"first_chunk must be >= 0, got {first_chunk}")
 
 
 def _join(done: dict[tuple[int, int], Outcomes], chunks: list[int], n: int) -> list[Outcomes]:

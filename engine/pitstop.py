@@ -45,20 +45,23 @@ class StoppingCars:
     ref_fuel_per_lap: torch.Tensor
     ref_energy_per_lap: torch.Tensor
     laps_left: torch.Tensor
-    """Estimated laps to the finish (TO_FINISH fills for those plus one)."""
+    """Estimated laps to the finish (TO_FINISH fills for those plus ``margin_laps``)."""
     refuel_full_s: torch.Tensor
     """Time to fill an empty tank [s]."""
     repair_time_s: torch.Tensor
     """Time a repair of the car's damage takes [s] (0 undamaged)."""
 
 
-def plan_stop(actions: torch.Tensor, cars: StoppingCars, rules: Rules) -> StopWork:
-    """Durations of the stops chosen by ``actions`` (``[n]`` indices of pitting cars)."""
+def plan_stop(
+    actions: torch.Tensor, cars: StoppingCars, rules: Rules, margin_laps: float = 1.0
+) -> StopWork:
+    """Durations of the stops chosen by ``actions`` (``[n]`` indices of pitting cars);
+    TO_FINISH fills for the laps left plus ``margin_laps``."""
     t = ACTION_TABLE
     kind = t.fuel[actions]
     fuel, energy, laps_left = cars.fuel, cars.energy, cars.laps_left
-    need_fuel = ((laps_left + 1.0) * cars.ref_fuel_per_lap).clamp(max=1.0)
-    need_energy = ((laps_left + 1.0) * cars.ref_energy_per_lap).clamp(max=1.0)
+    need_fuel = ((laps_left + margin_laps) * cars.ref_fuel_per_lap).clamp(max=1.0)
+    need_energy = ((laps_left + margin_laps) * cars.ref_energy_per_lap).clamp(max=1.0)
     to_finish = kind == int(Fuel.TO_FINISH)
     fuel_to = torch.where(to_finish, torch.maximum(need_fuel, fuel), torch.ones_like(fuel))
     energy_to = torch.where(

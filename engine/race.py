@@ -51,7 +51,11 @@ def load_lap_model(scenario: Scenario) -> LapModel:
 
     if scenario.lap_model == "parametric":
         return ParametricLapModel(ParametricLapParams(noise_scale=scenario.noise_scale))
-    return world_model.load(scenario.lap_model)
+    model = world_model.load(scenario.lap_model)
+    core_only = getattr(model, "with_core_only", None)
+    if scenario.lap_model_core_only and core_only is not None:
+        model = core_only()
+    return model
 
 
 def load_event_model(scenario: Scenario) -> EventModel | None:

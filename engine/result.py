@@ -166,13 +166,15 @@ class RaceSnapshot:
     state: dict[str, list]
     """``RaceState`` fields of the one replica, as nested lists (leading dimension 1)."""
 
-    def save(self, path: str | Path) -> None:
-        """Write JSON atomically (temp file in the same folder, then ``os.replace``)."""
+    def save(self, path: str | Path, readable: dict[str, Any] | None = None) -> None:
+        """Write JSON atomically (temp file in the same folder, then ``os.replace``), with
+        ``readable`` (``engine.readable_state``) beside the state for people and tools."""
         path = Path(path)
         payload = {
             "format": "stintsim-race-snapshot/1",
             "scenario_name": self.scenario_name,
             "race_time_s": self.race_time_s,
+            **({} if readable is None else {"readable": readable}),
             "state": self.state,
         }
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -193,6 +193,10 @@ class Scenario:
     events: EventsSettings = EventsSettings()
     lap_model: str = "default"
     """"default" (world_model.load_default), "parametric" or a checkpoint path."""
+    lap_model_core_only: bool = False
+    """Draw a learned lap model's lap time from its core pace component only, leaving
+    traffic, incidents, neutralisations and rain to the engine (see
+    ``LearnedLapModel.with_core_only``); scenarios built from timing data set it."""
     forced_events: tuple[ForcedEvent, ...] = ()
     focus_car: str | None = None
     """Race number of the strategist's own car."""
@@ -342,6 +346,8 @@ def _validate_rules(s: Scenario, where: str) -> None:
     )
     _check_non_negative(
         where,
+        # 0 is a plan to the last drop (no reserve lap), a choice a strategist may test.
+        rules__fuel_margin=r.fuel_margin,
         rules__tyre_change_4_s=r.tyre_change_4_s,
         rules__tyre_change_2_s=r.tyre_change_2_s,
         rules__driver_change_s=r.driver_change_s,

@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from engine.baselines import make_strategy
     from engine.export import write_lap_store
+    from engine.plan_file import PlanRefused
     from engine.race import StrategyAssignment, simulate
     from engine.scenario import ScenarioError, load_scenario
 
@@ -129,15 +130,19 @@ def main(argv: list[str] | None = None) -> int:
     except (ScenarioError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = simulate(
-        scenario,
-        StrategyAssignment(default=default, per_car=per_car),
-        args.replicas,
-        args.seed,
-        record_laps=args.laps_out is not None,
-        chunk_replicas=args.chunk,
-        progress=not args.no_progress and not args.json,
-    )
+    try:
+        result = simulate(
+            scenario,
+            StrategyAssignment(default=default, per_car=per_car),
+            args.replicas,
+            args.seed,
+            record_laps=args.laps_out is not None,
+            chunk_replicas=args.chunk,
+            progress=not args.no_progress and not args.json,
+        )
+    except PlanRefused as exc:  # a plan: file the race cannot run as written
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     written = 0
     if args.laps_out:
         label = (

@@ -260,6 +260,10 @@ class IncidentSteps:
         kind = neut.kind.long()
         wanted = (severity > 0) & torch.isin(kind, torch.tensor(_NEUTRAL_KINDS))
         free = (s.neut_kind == int(FlagState.GREEN)) | (s.neut_end_s <= b)
+        # A slow zone is local: an incident that calls for an FCY or a safety car ends it.
+        free |= (s.neut_kind == int(FlagState.SLOW_ZONE)) & (
+            (kind == int(FlagState.FCY)) | (kind == int(FlagState.SAFETY_CAR))
+        )
         go = wanted & free & torch.isinf(s.chequer_s)
         if not bool(go.any()):
             return

@@ -11,15 +11,24 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from engine.actions import ACTION_TABLE, N_ACTIONS
+from engine.actions import ACTION_TABLE, N_ACTIONS, Fuel
 from engine.chunk_context import ChunkContext
 from engine.damage_cache import DamageCache
 from engine.legal import CarsAtLine, legal_mask
 from engine.line_rows import AtLine, Continuing, LapDone, LapEnd
-from engine.pitstop import StoppingCars, fit_tyres, garage_queue, plan_stop
+from engine.pitstop import StoppingCars, StopWork, fit_tyres, garage_queue, plan_stop
 from engine.result import LapRecorder
 from engine.state import F64, RaceState, add, put, take
 from engine.strategy import Observation
+
+TO_FINISH_MARGIN_LAPS = 0.3
+"""Fuel to finish carries this much more than the laps to the flag (lap-to-lap variation of
+the fuel used)."""
+PACE_FACTOR = 1.01
+"""Laps to the flag run this much slower than the reference pace (a 10th percentile; the
+median green lap is about 1 % slower)."""
+FLAG_TIME_UNCERTAINTY = 0.005
+"""The chequer's time is taken late by this share of the race time left [s per s]."""
 
 
 class LineSteps:
@@ -120,6 +129,42 @@ class LineSteps:
         lead = self.state.lap.amax(dim=1).index_select(0, rep).double()
         return (float(laps_target or 0) - lead).clamp(min=0.0) * ref_lap.double()
 
+    def _laps_to_flag(
+        self, rep: torch.Tensor, car: torch.Tensor, t: torch.Tensor, hold_s: torch.Tensor
+    ) -> torch.Tensor:
+        """Laps each stopping car (``rep``, ``car``, at the line at ``t``, then ``hold_s`` in
+        the pit lane) drives to the flag, counting the lap it ends on. The chequer falls at
+        the overall leader's first crossing once time is up, so the leader's next predicted
+        crossing and its pace place it, taken late by an uncertainty growing with the time
+        left (a leader crossing just before the clock runs out means one more lap; in a
+        distance race, the leader's laps to go set it); the car's own laps after the stop
+        are counted up to it."""
+        f, s = self.ctx.field, self.state
+        duration, laps_target = self.ctx.duration_s, self.ctx.laps_target
+        ref_lap = f.ref_lap_time_s.index_select(0, car).double()
+        time_left = self._time_left(rep, t, ref_lap)
+        running = ~(s.retired | s.finished).index_select(0, rep)
+        lead_key = torch.where(
+            running,
+            s.lap.index_select(0, rep).double() - 1e-7 * s.lap_start_s.index_select(0, rep),
+            -1e18,
+        )
+        leader = lead_key.argmax(dim=1)
+        lead_next = s.next_cross_s.index_select(0, rep).gather(1, leader.unsqueeze(1)).squeeze(1)
+        lead_lap = f.ref_lap_time_s.index_select(0, leader).double() * PACE_FACTOR
+        slack = FLAG_TIME_UNCERTAINTY * time_left
+        if duration is not None:
+            after = ((duration + slack - lead_next) / lead_lap).clamp(min=0.0).ceil()
+            end_s = torch.full_like(lead_next, duration)
+        else:  # a distance race: the leader's laps still to go after its next crossing
+            lead_laps = s.lap.index_select(0, rep).gather(1, leader.unsqueeze(1)).squeeze(1)
+            after = (float(laps_target or 0) - lead_laps.double() - 1.0).clamp(min=0.0)
+            end_s = t
+        flag_s = torch.where(torch.isfinite(lead_next), lead_next + after * lead_lap, t + time_left)
+        flag_s = torch.maximum(flag_s, end_s) + slack
+        drive_s = (flag_s - t - hold_s).clamp(min=0.0)
+        return (drive_s / (ref_lap * PACE_FACTOR)).ceil().clamp(min=1.0).float()
+
     def _serve_pit_stops(
         self, cont: Continuing, actions: torch.Tensor, pit: torch.Tensor
     ) -> torch.Tensor:
@@ -138,20 +183,26 @@ class LineSteps:
         tp = cont.t[pi]
         rep, car = r // self.ctx.n_cars, r % self.ctx.n_cars
         _, repair = self.damage.effects(s)
-        ref_lap = f.ref_lap_time_s.index_select(0, car)
-        laps_left = (self._time_left(rep, tp, ref_lap) / ref_lap.double()).float() + 1.0
-        stopping = StoppingCars(
-            fuel=take(s.fuel, r),
-            energy=take(s.energy, r),
-            has_energy=f.has_energy.index_select(0, car),
-            ref_fuel_per_lap=f.ref_fuel_per_lap.index_select(0, car),
-            ref_energy_per_lap=f.ref_energy_per_lap.index_select(0, car),
-            laps_left=laps_left,
-            refuel_full_s=f.refuel_full_s.index_select(0, car),
-            repair_time_s=take(repair, r),
-        )
-        work = plan_stop(a, stopping, rules)
         loss = self.ctx.scenario.track.pit_lane_loss_s
+
+        def plan(hold_s: torch.Tensor) -> StopWork:
+            stopping = StoppingCars(
+                fuel=take(s.fuel, r),
+                energy=take(s.energy, r),
+                has_energy=f.has_energy.index_select(0, car),
+                ref_fuel_per_lap=f.ref_fuel_per_lap.index_select(0, car),
+                ref_energy_per_lap=f.ref_energy_per_lap.index_select(0, car),
+                laps_left=self._laps_to_flag(rep, car, tp, hold_s),
+                refuel_full_s=f.refuel_full_s.index_select(0, car),
+                repair_time_s=take(repair, r),
+            )
+            return plan_stop(a, stopping, rules, margin_laps=TO_FINISH_MARGIN_LAPS)
+
+        # Fuel to finish counts the laps after the stop: plan it once with the lane's loss,
+        # then again with that plan's stationary time (the fill shrinks, never the time).
+        work = plan(torch.full_like(tp, loss))
+        if bool((ACTION_TABLE.fuel[a] == int(Fuel.TO_FINISH)).any()):
+            work = plan(loss + work.stationary_s)
         arrival = tp + 0.5 * loss
         gkey = rep * f.n_teams + f.team_index.index_select(0, car)
         wait, free = garage_queue(arrival, work.stationary_s, gkey, s.garage_free_s.view(-1))

@@ -39,7 +39,7 @@ from engine.chunk_context import ChunkContext
 from engine.clock import RaceControl
 from engine.damage_cache import DamageCache
 from engine.line_rows import AtLine, Continuing, LapDone
-from engine.observe import field_positions, final_order
+from engine.observe import LINE_TIEBREAK, field_positions, final_order
 from engine.result import LapRecorder, RaceResult, incident_columns
 from engine.scenario import Scenario
 from engine.state import F64, RaceState, add, initial_state, put, take
@@ -320,7 +320,9 @@ class ChunkSim(TrackSteps, LineSteps, LapSteps, IncidentSteps):
         the line count the lap they just completed); ``key`` is overwritten for them."""
         f = self.ctx.field
         idx, rep, t = done.idx, done.rep, done.t
-        put(key, idx, done.lap.double())
+        # Of the cars crossing in one window the earlier is ahead (equal keys fell back to
+        # the entry order, and cars swapped places lap after lap).
+        put(key, idx, done.lap.double() - LINE_TIEBREAK * (t - t.min()))
         pos_all, cls_all, ahead_all, behind_all = field_positions(key, f.class_index)
         ref_row = f.ref_lap_time_s.index_select(0, done.car)
         rain, wet, temp = self.ctx.weather.at(rep, t)

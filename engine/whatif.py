@@ -553,7 +553,9 @@ def main(argv: list[str] | None = None) -> int:
             if (args.state_lap is None) == (args.state_after is None):
                 raise ValueError("--save-state needs one of --state-lap and --state-after")
             snap = w.snapshot(args.state_lap, after=args.state_after, strategy=args.strategy[0])
-            snap.save(args.save_state)
+            from engine.readable_state import readable_state
+
+            snap.save(args.save_state, readable=readable_state(snap, w.scenario))
             lap = snapshot_lap(snap, w.scenario, w.focus)
             saved = {"state": args.save_state, "lap": lap, "race_time_s": snap.race_time_s}
             if args.json:

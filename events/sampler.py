@@ -190,6 +190,33 @@ class PosteriorEventModel:
 
     # -- incidents --------------------------------------------------------------------------
 
+    @staticmethod
+    def _hazards(
+        params: EventParams, exposure: CarExposure
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``[R, C]`` hazards per car-hour of a contact, a puncture and a failure.
+
+        Every car's hazard over the dense field: a few fused elementwise passes over
+        ``[R, C]`` cost less than gathering candidates (a bound on the field's worst car is
+        useless once any car sits in heavy traffic or on a punctured tyre)."""
+        p = {k: params[k].unsqueeze(-1) for k in _PER_CAR_KEYS}
+        pace = exposure.pace_mode
+        features = (
+            exposure.traffic,
+            exposure.faster_class_traffic,
+            exposure.night,
+            exposure.wetness,
+            (pace == PaceMode.PUSH).float(),
+            (pace == PaceMode.SAVE).float(),
+            exposure.driver_skill,
+        )
+        h_contact = contacts.log_hazard(p, features).exp_()
+        h_puncture = punctures.log_hazard(p, exposure.tread_min).exp_()
+        table = params["_failure_rate_by_class"]
+        rate = table.gather(1, exposure.class_index.clamp(0, table.shape[1] - 1))
+        age_h = exposure.race_time_s * (1.0 / 3600.0)
+        return h_contact, h_puncture, failures.hazard(rate, p["failure_shape"], age_h)
+
     def car_incidents(
         self, params: EventParams, exposure: CarExposure, generator: torch.Generator
     ) -> CarIncidents:
@@ -213,26 +240,7 @@ class PosteriorEventModel:
         dt = exposure.dt_s
         r, c = dt.shape
         u = torch.rand((r, c), generator=generator, dtype=torch.float64)
-        # Every car's hazard over the dense field: a few fused elementwise passes over
-        # [R, C] cost less than gathering candidates (a bound on the field's worst car is
-        # useless once any car sits in heavy traffic or on a punctured tyre).
-        p = {k: params[k].unsqueeze(-1) for k in _PER_CAR_KEYS}
-        pace = exposure.pace_mode
-        features = (
-            exposure.traffic,
-            exposure.faster_class_traffic,
-            exposure.night,
-            exposure.wetness,
-            (pace == PaceMode.PUSH).float(),
-            (pace == PaceMode.SAVE).float(),
-            exposure.driver_skill,
-        )
-        h_contact = contacts.log_hazard(p, features).exp_()
-        h_puncture = punctures.log_hazard(p, exposure.tread_min).exp_()
-        table = params["_failure_rate_by_class"]
-        rate = table.gather(1, exposure.class_index.clamp(0, table.shape[1] - 1))
-        age_h = exposure.race_time_s * (1.0 / 3600.0)
-        h_failure = failures.hazard(rate, p["failure_shape"], age_h)
+        h_contact, h_puncture, h_failure = self._hazards(params, exposure)
         h_total = h_contact + h_puncture + h_failure
         p_any = torch.expm1(-h_total * (dt * (1.0 / 3600.0))).neg_()
         hit = (u < p_any).view(-1).nonzero().squeeze(-1)

@@ -20,7 +20,7 @@ from tianshou.data import ReplayBuffer
 
 from data.tempfiles import make_temp_file, remove_stale_temp_files
 from engine.vec_env import ObservationEncoder, RewardSpec
-from policies.agents import AgentConfig, build_algorithm
+from policies.algorithms import AgentConfig, build_algorithm
 
 FORMAT = 1
 

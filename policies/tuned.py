@@ -137,6 +137,53 @@ class TunedPlan:
         }
 
 
+def _check_search(
+    replicas: int, round_replicas: int | None, chunk_replicas: int, drop_confidence: float
+) -> None:
+    """Raise ValueError naming the first of the search's race counts out of range."""
+    if replicas < 1:
+        raise ValueError(f"the search needs at least one race per plan, got {replicas}")
+    if round_replicas is not None and round_replicas < 1:
+        raise ValueError(f"a round needs at least one race, got {round_replicas}")
+    if chunk_replicas < 1:
+        raise ValueError(f"chunk_replicas must be positive, got {chunk_replicas}")
+    if not 0 < drop_confidence < 1:
+        raise ValueError(
+            f"drop_confidence must lie strictly between 0 and 1, got {drop_confidence}"
+        )
+
+
+def _check_grid(
+    stints: Sequence[float], tyre_stints: Sequence[float], paces: Sequence[PaceMode]
+) -> None:
+    """Raise ValueError for an empty grid or a grid value that is not positive."""
+    if not stints or not tyre_stints or not paces:
+        raise ValueError("give at least one stint length, tyre interval and pace")
+    for value, what in ((min(stints), "stint length"), (min(tyre_stints), "tyre interval")):
+        if not value > 0:
+            raise ValueError(f"every {what} must be a positive number of laps / stints")
+
+
+def _worse_than_leader(order: list[int], against_leader: Comparison, metric: str) -> list[int]:
+    """The plans of ``order`` (leader first) whose paired difference to the leader on
+    ``metric`` lies above zero."""
+    return [
+        i
+        for i, d in zip(order[1:], against_leader.differences, strict=True)
+        if d.metrics[metric].low > 0
+    ]
+
+
+def _search_chunk(replicas: int, per_round: int, chunk_replicas: int, racing: bool) -> int:
+    """Races per chunk: chunk_replicas, as without racing, when the rounds are made of them
+    (the races are then the full grid's), else one chunk per round. Either way a round
+    starts on a chunk boundary, so each round runs fresh races."""
+    chunk = min(replicas, chunk_replicas)
+    if racing and per_round % chunk:
+        chunk = per_round
+    return chunk
+
+
 def tune_fixed_plan(
     scenario: Scenario,
     car: str,
@@ -166,32 +213,14 @@ def tune_fixed_plan(
     ``drop_confidence`` shared out over the comparisons (Bonferroni), runs no more races,
     until one plan is left or every race has run. Survivors rank first; dropped plans
     follow, later drops first, each with the figures of the races it ran."""
-    if replicas < 1:
-        raise ValueError(f"the search needs at least one race per plan, got {replicas}")
-    if round_replicas is not None and round_replicas < 1:
-        raise ValueError(f"a round needs at least one race, got {round_replicas}")
-    if chunk_replicas < 1:
-        raise ValueError(f"chunk_replicas must be positive, got {chunk_replicas}")
-    if not 0 < drop_confidence < 1:
-        raise ValueError(
-            f"drop_confidence must lie strictly between 0 and 1, got {drop_confidence}"
-        )
+    _check_search(replicas, round_replicas, chunk_replicas, drop_confidence)
     check_cvar_alpha(cvar_alpha)
     stints = tuple(stints or stint_grid(scenario, car))
-    if not stints or not tyre_stints or not paces:
-        raise ValueError("give at least one stint length, tyre interval and pace")
-    for value, what in ((min(stints), "stint length"), (min(tyre_stints), "tyre interval")):
-        if not value > 0:
-            raise ValueError(f"every {what} must be a positive number of laps / stints")
+    _check_grid(stints, tyre_stints, paces)
     candidates = [fixed_plan(n, k, p) for n in stints for k in tyre_stints for p in paces]
     racing = round_replicas is not None and round_replicas < replicas
     per_round = round_replicas if racing else replicas
-    # Chunks of chunk_replicas races, as without racing, when the rounds are made of them (the
-    # races are then the full grid's), else one chunk per round. Either way a round starts on a
-    # chunk boundary, so each round runs fresh races.
-    chunk = min(replicas, chunk_replicas)
-    if racing and per_round % chunk:
-        chunk = per_round
+    chunk = _search_chunk(replicas, per_round, chunk_replicas, racing)
     metric = CVAR_METRIC if by_cvar else "class_position"
 
     def rank(i: int) -> tuple[float, ...]:
@@ -238,11 +267,7 @@ def tune_fixed_plan(
         against_leader = compare(
             scenario.name, car, seed, rows(order), level, cvar_alpha=cvar_alpha
         )
-        worse = [
-            i
-            for i, d in zip(order[1:], against_leader.differences, strict=True)
-            if d.metrics[metric].low > 0
-        ]
+        worse = _worse_than_leader(order, against_leader, metric)
         if worse:
             dropped.append(worse)
             alive = [i for i in alive if i not in worse]
