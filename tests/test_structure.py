@@ -35,7 +35,6 @@ KNOWN: frozenset[str] = frozenset(
         "function world_model.dataset.build_table",
         "function world_model.generate.simulate_field",
         "function data.readers.lmu_duckdb._Reader._laps",
-        "function data.readers.sharedmem._read_scoring",
         "function engine.scenario_builder._build",
         # To split next.
     }
