@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import SUBCOMMANDS
+from engine.cli import COMMAND_MODULES
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -40,14 +40,17 @@ def _block_commands() -> list[str]:
 
 def _prose_commands() -> list[str]:
     """Commands quoted in the prose with their arguments (``python -m engine.x DB --y Z``),
-    without syntax summaries (``[--car N]``, ``A|B``, ``...``) or a placeholder subcommand."""
+    without syntax summaries (``[--car N]``, ``A|B``, ``...``), a placeholder subcommand or
+    mentions of one option (``stintsim whatif --set X=Y``)."""
     prose = re.sub(r"```.*?```", "", README, flags=re.S)
     out = []
     for span in re.findall(r"`((?:python -m|stintsim) [^`]+)`", prose):
         if any(mark in span for mark in ("[", "|", "...", "SUBCOMMAND")):
             continue
         words = span.split()
-        if len(words) > (3 if words[0] == "python" else 2):  # a bare name is no command
+        first_arg = 3 if words[0] == "python" else 2
+        # a bare name, or a name with one of its options, is a mention, not a command
+        if len(words) > first_arg and not words[first_arg].startswith("--"):
             out.append(span)
     return out
 
@@ -55,8 +58,17 @@ def _prose_commands() -> list[str]:
 def _module_and_args(command: str) -> tuple[str, list[str]]:
     words = shlex.split(command)
     if words[0] == "stintsim":
-        return SUBCOMMANDS[words[1]][0], words[2:]
+        return COMMAND_MODULES[words[1]][0], words[2:]
     return words[2], words[3:]
+
+
+def _command(module_name: str):
+    """The module whose ``main`` / ``_parser`` a ``python -m`` name runs: itself, or the
+    :mod:`engine.commands` module its ``__main__`` block hands over to."""
+    module = importlib.import_module(module_name)
+    if hasattr(module, "main"):
+        return module
+    return importlib.import_module(f"engine.commands.{module_name.rsplit('.', 1)[-1]}")
 
 
 COMMANDS = _block_commands()
@@ -72,7 +84,7 @@ def test_every_readme_command_parses_with_its_options(command: str) -> None:
     module_name, args = _module_and_args(command)
     if module_name.split(".")[0] not in PROJECT_PACKAGES:
         pytest.skip(f"{module_name} is not this project's (pip, pytest, tensorboard)")
-    module = importlib.import_module(module_name)
+    module = _command(module_name)
     parser = getattr(module, "_parser", None)
     if parser is None:  # a bench script with its parser inside main: --help must work
         with pytest.raises(SystemExit) as ended:
@@ -110,8 +122,7 @@ def test_the_quick_readme_commands_run_as_written(
         words = shlex.split(command)
         argv = words[1:] if words[0] == "stintsim" else None
         if argv is None:
-            module = importlib.import_module(words[2])
-            code = module.main(words[3:])
+            code = _command(words[2]).main(words[3:])
         else:
             code = main([*argv, "--no-progress"] if _takes_no_progress(argv[0]) else argv)
         err = capsys.readouterr().err
@@ -120,7 +131,7 @@ def test_the_quick_readme_commands_run_as_written(
 
 
 def _takes_no_progress(subcommand: str) -> bool:
-    module = importlib.import_module(SUBCOMMANDS[subcommand][0])
+    module = importlib.import_module(COMMAND_MODULES[subcommand][0])
     return "--no-progress" in module._parser().format_help()
 
 

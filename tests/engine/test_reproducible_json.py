@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from engine import evaluate, whatif
+from engine.commands import evaluate, whatif
 from policies import tuned
 
 
