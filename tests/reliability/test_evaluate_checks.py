@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import evaluate as evaluation
 from engine.commands import evaluate as evaluate_cmd
 
 
