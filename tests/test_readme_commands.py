@@ -33,6 +33,10 @@ def _block_commands() -> list[str]:
         for line in block.replace("\\\n", " ").splitlines():
             for part in line.split("&&"):
                 words = shlex.split(part, comments=True)
+                for i, word in enumerate(words):  # the shell's, not the command's
+                    if word in (">", ">>", "2>", "|", "<"):
+                        words = words[:i]
+                        break
                 if words[:2] == ["python", "-m"] or words[:1] == ["stintsim"]:
                     out.append(shlex.join(words))
     return out
