@@ -8,7 +8,7 @@ import json
 import pytest
 
 from engine.commands import evaluate, whatif
-from policies import tuned
+from engine.commands import tune as tuned
 
 
 def _stripped(out: str) -> str:
