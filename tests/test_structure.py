@@ -32,10 +32,6 @@ MAX_MODULE_LINES = 600
 KNOWN: frozenset[str] = frozenset(
     {
         # Being split or rewritten by other work in progress.
-        "module world_model.learned",
-        "function world_model.dataset.build_table",
-        "function world_model.generate.simulate_field",
-        "function data.readers.lmu_duckdb._Reader._laps",
         "function data.readers.sharedmem._read_scoring",
         "function engine.scenario_builder._build",
         # To split next.

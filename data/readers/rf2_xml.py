@@ -230,6 +230,15 @@ def _read_laps(
         for level, used in (("fuel", "_fuel_used"), ("energy", "_energy_used")):
             if row[used] is not None and row[used] > 0 and row[f"{level}_end"] is not None:
                 row[f"{level}_start"] = row[f"{level}_end"] + row[used]
+    _pit_stops(session, number, rows)
+    for row in rows:
+        del row["_start"], row["_fuel_used"], row["_energy_used"]
+    session.laps.extend(rows)
+
+
+def _pit_stops(session: SessionRecord, number: str, rows: list[Row]) -> None:
+    """A stop per in-lap of the car: refuel and fuel added from the fuel at the out-lap's end,
+    tyres changed from tread rises."""
     uses = [
         a["fuel_end"] - b["fuel_end"]
         for a, b in itertools.pairwise(rows)
@@ -252,9 +261,6 @@ def _read_laps(
                 stop["tyres_changed"] = sum(1 for a, b in treads if b > a + 0.005)
             stop["driver_change"] = 0
         session.pit_stops.append(stop)
-    for row in rows:
-        del row["_start"], row["_fuel_used"], row["_energy_used"]
-    session.laps.extend(rows)
 
 
 def _lap_at(session: SessionRecord, number: str, t: float) -> int | None:
