@@ -46,14 +46,17 @@ from world_model.scoring import (  # noqa: F401  (re-exported: the evaluate API)
 )
 
 
-def plot_pit(results: dict, path: str | Path) -> None:
-    """Histogram of lap-time PIT values per method (flat = calibrated), written atomically."""
+def plot_pit(results: dict, path: str | Path) -> bool:
+    """Histogram of lap-time PIT values per method (flat = calibrated), written atomically;
+    False (nothing written) when no method scored a lap time."""
+    names = [n for n in results if results[n]["lap_time_s"].get("n", 0)]
+    if not names:
+        return False
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [n for n in results if results[n]["lap_time_s"].get("n", 0)]
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.0), sharey=True)
     for ax, name in zip(np.atleast_1d(axes), names, strict=True):
         ax.hist(results[name]["lap_time_s"]["pit"], bins=20, range=(0, 1), density=True)
@@ -67,6 +70,7 @@ def plot_pit(results: dict, path: str | Path) -> None:
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(path)
+    return True
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -190,8 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         fitted = fit_baselines(train, columns, args.seed)
         results = evaluate(models, fitted, test)
         by_race = evaluate_by_race(models, fitted, test) if args.by_race else None
-    if args.plot:
-        plot_pit(results, args.plot)
+    if args.plot and not plot_pit(results, args.plot):
+        print(
+            f"warning: no test lap has a lap time to score; {args.plot} not written",
+            file=sys.stderr,
+        )
     baselines = [b.name for b in fitted]
     verdict = {
         name: {
