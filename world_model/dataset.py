@@ -254,14 +254,8 @@ def build_table(df: pd.DataFrame) -> LapTable:
     green = (flag <= 0) & no_stop
     car_key = (df["session_id"].astype(str) + ":" + df["car_id"].astype(str)).to_numpy()
     keys = pd.Series(car_key)
-    ref_src = pd.DataFrame(
-        {
-            "lap": np.where(green, lap_time, np.nan),
-            "fuel": np.where(green, fuel_used, np.nan),
-            "energy": np.where(green, energy_used, np.nan),
-            "wear": np.where(green, wear.mean(axis=1), np.nan),
-        }
-    )
+    per_lap = {"lap": lap_time, "fuel": fuel_used, "energy": energy_used, "wear": wear.mean(1)}
+    ref_src = pd.DataFrame({k: np.where(green, v, np.nan) for k, v in per_lap.items()})
     ref_lap, ref_fuel, ref_energy, ref_wear = _causal_references(ref_src, keys)
 
     recent_pace = _recent_pace(np.where(green, lap_time, np.nan), ref_lap, keys)

@@ -26,8 +26,8 @@ from tqdm import tqdm
 from world_model.baselines import fit_baselines
 from world_model.calibration import leave_one_race_out_coverage, pit_levels
 from world_model.dataset import LapTable
-from world_model.evaluate import CHANNELS, evaluate
 from world_model.fit import FitConfig, fit_model, split_races
+from world_model.scoring import CHANNELS, evaluate
 
 SCORE_KEYS = ("nll", "crps", "coverage_50", "coverage_80", "coverage_90")
 MODEL = "model"
