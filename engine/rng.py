@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-STREAMS = ("weather", "incidents", "laps", "strategies", "params")
-"""The independent random streams of a chunk."""
+STREAMS = ("weather", "incidents", "laps", "strategies", "params", "risks")
+"""The independent random streams of a chunk (a stream added at the end leaves the others'
+numbers unchanged: child ``i`` of a seed sequence does not depend on how many are spawned)."""
 
 
 def chunk_generators(seed: int, chunk: int) -> dict[str, torch.Generator]:

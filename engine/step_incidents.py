@@ -76,6 +76,8 @@ class IncidentSteps:
                 .view(self.R, self.C),
                 wetness=wet.unsqueeze(1).expand(self.R, self.C),
                 night=darkness(self.sc, torch.tensor([b], dtype=F64)).expand(self.R, self.C),
+                compound=s.compound,
+                risks=self.risk_table.hazards,
             )
             drawn = self.event_model.car_incidents(self.params, exposure, self.gens["incidents"])
         forced = self._forced_car_events(a, b)
@@ -92,6 +94,7 @@ class IncidentSteps:
                     drawn.failure.bool() | drawn.retired.bool(),
                     drawn.contact.bool(),
                     drawn.partner.long(),
+                    drawn.off.bool(),
                 )
             )
         if forced is not None:
@@ -105,6 +108,7 @@ class IncidentSteps:
                     forced["failure"],
                     none,
                     alone,
+                    none,
                 )
             )
         idx_parts = [(~torch.isnan(p[0])).view(-1).nonzero().squeeze(1) for p in parts]
@@ -119,7 +123,8 @@ class IncidentSteps:
             failure = torch.zeros(idx.numel(), dtype=torch.bool)
             contact = torch.zeros(idx.numel(), dtype=torch.bool)
             other = torch.full((idx.numel(),), -1, dtype=torch.int64)
-            for t_p, d_p, p_p, f_p, c_p, o_p in parts:
+            off = torch.zeros(idx.numel(), dtype=torch.bool)
+            for t_p, d_p, p_p, f_p, c_p, o_p, x_p in parts:
                 t_k = take(t_p, idx)
                 when = torch.where(torch.isnan(when), t_k, when)
                 damage = torch.maximum(damage, take(d_p, idx))
@@ -127,8 +132,9 @@ class IncidentSteps:
                 failure |= take(f_p, idx)
                 contact |= take(c_p, idx)
                 other = torch.where(other < 0, take(o_p, idx), other)
+                off |= take(x_p, idx)
             when = torch.nan_to_num(when, nan=b)
-            self._apply_incidents(idx, when, damage, puncture, failure, contact, other, b)
+            self._apply_incidents(idx, when, damage, puncture, failure, contact, other, b, off)
             rep = idx // self.C
             severity.scatter_reduce_(
                 0, rep, torch.where(failure | puncture, 1.0, damage), reduce="amax"
@@ -147,9 +153,11 @@ class IncidentSteps:
         contact: torch.Tensor,
         other: torch.Tensor,
         b: float,
+        off: torch.Tensor | None = None,
     ) -> None:
         """Damage, punctures and failures of flat rows ``idx`` (each had an incident);
-        ``other`` is the car index of a contact's partner (-1 for none)."""
+        ``other`` is the car index of a contact's partner (-1 for none); ``off``: the rows
+        whose incident was a car going off alone (slicks in the wet)."""
         s, rules = self.state, self.sc.rules
         # Damage stretches what is left of the current lap by the change of its time loss; a
         # puncture costs a slow crawl; both from the end of the window. Failures stop the car.
@@ -181,11 +189,18 @@ class IncidentSteps:
             put(s.retired, rows, True)
             put(s.next_cross_s, rows, float("inf"))
             put(s.anchor_s, rows, float("inf"))
-        # A contact that ends the race is a crash; a failure without one is mechanical.
+        # A contact or an off that ends the race is a crash; a failure without one is
+        # mechanical.
+        hit = contact if off is None else contact | off
+        alone = np.zeros(idx.numel(), dtype=bool) if off is None else off.numpy()
         kinds = np.where(
             failure.numpy(),
-            np.where(contact.numpy(), "crash", "failure"),
-            np.where(puncture.numpy(), "puncture", np.where(contact.numpy(), "contact", "damage")),
+            np.where(hit.numpy(), "crash", "failure"),
+            np.where(
+                puncture.numpy(),
+                "puncture",
+                np.where(alone, "off", np.where(contact.numpy(), "contact", "damage")),
+            ),
         )
         self._log_incidents(idx, when, kinds, damage, other)
 

@@ -29,7 +29,7 @@ class LineSteps:
     ) -> tuple[Observation, torch.Tensor]:
         s, f, rules = self.state, self.field, self.sc.rules
         rep, car = rows // self.C, rows % self.C
-        fuel = take(s.fuel, rows)
+        fuel = self._fuel_reading(rows)
         energy = take(s.energy, rows)
         has_e = f.has_energy.index_select(0, car)
         ref_fuel = f.ref_fuel_per_lap.index_select(0, car)
@@ -104,6 +104,16 @@ class LineSteps:
         assert legal.shape == (rows.numel(), N_ACTIONS)
         return obs, legal
 
+    def _fuel_reading(self, rows: torch.Tensor) -> torch.Tensor:
+        """The fuel left as the team reads it (what strategies and the legal margin see):
+        the fuel at the stop less the laps run at the planning figure. Exact without the fuel
+        risk; with it, off by the stint's fuel-use factor (:mod:`engine.risks`)."""
+        fuel = take(self.state.fuel, rows)
+        if self._fuel_factor is None:
+            return fuel
+        start = take(self._stint_fuel0, rows)
+        return (start - (start - fuel) / self.stint_fuel_factor(rows)).clamp(min=0.0)
+
     def _time_left(self, rep: torch.Tensor, t: torch.Tensor, ref_lap: torch.Tensor) -> torch.Tensor:
         if self.duration is not None:
             return (self.duration - t).clamp(min=0.0)
@@ -149,6 +159,8 @@ class LineSteps:
         stop_hold = loss + wait + work.stationary_s
         hold[pi] = stop_hold
         put(s.fuel, r, work.fuel_to)
+        if self._fuel_factor is not None:
+            put(self._stint_fuel0, r, work.fuel_to)
         put(s.energy, r, work.energy_to)
         tread, comp, reset, sets_used = fit_tyres(a, take(s.tread, r), take(s.compound, r))
         changed = ACTION_TABLE.tyre_count[a] > 0

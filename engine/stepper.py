@@ -41,6 +41,7 @@ from engine.observe import (
 )
 from engine.progress import FOREVER_S, drive
 from engine.result import LapRecorder, RaceResult, incident_columns
+from engine.risks import RiskTable
 from engine.rng import chunk_generators
 from engine.scenario import Scenario
 from engine.state import F64, RaceState, add, initial_state, put, take
@@ -48,6 +49,7 @@ from engine.step_incidents import IncidentSteps
 from engine.step_line import LineSteps
 from engine.strategy import Observation, Strategy, check_decisions
 from events.interface import EventModel, ForcedEvent, ForcedKind
+from events.models.punctures import cliff_depth
 from world_model.interface import FlagState, LapConditions, LapModel
 
 _SEVERITY = torch.tensor([0, 1, 3, 4, 2, 5])
@@ -172,6 +174,7 @@ class ChunkSim(LineSteps, IncidentSteps):
                     self.control.forced(kind, begin, end, self.window)
         if self.duration is not None:
             self.control.race_clock(self.duration)
+        self._setup_risks(scenario)
         self.pending: Pending | None = None
         self.pending_actions: torch.Tensor | None = None
         self.decision_needed: simpy.Event | None = None
@@ -186,6 +189,28 @@ class ChunkSim(LineSteps, IncidentSteps):
             return self.duration + 6.0 * slowest + 3600.0
         assert self.laps_target is not None
         return self.laps_target * slowest * 2.0 + 3600.0
+
+    def _setup_risks(self, scenario: Scenario) -> None:
+        """The field's risk priors (:mod:`engine.risks`); with the fuel risk on, one fuel-use
+        factor per car and stint, drawn up front from the risks stream (common random
+        numbers: stint ``k`` of a car has the same factor whatever the strategy)."""
+        self.risk_table = RiskTable.build([scenario.risks_of(e) for e in scenario.entries])
+        rt = self.risk_table
+        self._fuel_factor: torch.Tensor | None = None
+        if rt.fuel_on:
+            z = torch.randn((self.R, self.C, rt.max_stints), generator=self.gens["risks"])
+            cv = rt.fuel_stint_cv.view(1, -1, 1)
+            # Lognormal with mean 1: the planning figure is the car's average consumption.
+            self._fuel_factor = (cv * z - 0.5 * cv.square()).exp()
+            self._stint_fuel0 = self.state.fuel.clone()
+
+    def stint_fuel_factor(self, idx: torch.Tensor) -> torch.Tensor:
+        """Fuel-use factor of flat rows ``idx``'s current stint (1 without the fuel risk)."""
+        if self._fuel_factor is None:
+            return torch.ones(idx.numel())
+        k = self._fuel_factor.shape[2]
+        stint = take(self.state.pit_stops, idx).clamp(max=k - 1)
+        return self._fuel_factor.view(-1, k)[idx, stint]
 
     def _forced_end(self, e: ForcedEvent, kind: FlagState, begin: float) -> torch.Tensor:
         """``[R]`` end of a scripted neutralisation: scripted, drawn by the event model
@@ -305,6 +330,14 @@ class ChunkSim(LineSteps, IncidentSteps):
         )
         loss, _ = self._damage_effects()
         green = out.lap_time_s.double()
+        rt = self.risk_table
+        if rt.cliff_on:  # the lap-time cliff of a tyre worn past it (engine.risks)
+            depth = cliff_depth(cond.tread.amin(dim=1), rt.cliff_tread.index_select(0, car))
+            loss_cliff = rt.cliff_lap_time_loss.index_select(0, car) * depth.square()
+            green = green * (1.0 + loss_cliff.double())
+        fuel_used = out.fuel_used
+        if self._fuel_factor is not None:
+            fuel_used = fuel_used * self.stint_fuel_factor(idx)
         total = green * (1.0 + take(loss, idx).double()) + (
             self.sc.rules.overtake_cost_s * slow_traffic.double()
         )
@@ -312,7 +345,7 @@ class ChunkSim(LineSteps, IncidentSteps):
         put(s.lap_total_s, idx, total)
         put(s.rem_s, idx, total)
         put(s.lap_start_s, idx, t)
-        put(s.lap_fuel, idx, out.fuel_used)
+        put(s.lap_fuel, idx, fuel_used)
         put(s.lap_energy, idx, torch.where(f.has_energy.index_select(0, car), out.energy_used, 0.0))
         put(s.lap_wear, idx, out.wear)
         put(s.lap_tyre_temp_c, idx, out.tyre_temp_c)

@@ -38,7 +38,7 @@ from events.models import (
     weather,
 )
 from events.models.neutralisations import KINDS
-from world_model.interface import FlagState, PaceMode
+from world_model.interface import Compound, FlagState, PaceMode
 
 _KIND_FLAG: dict[str, FlagState] = {
     "ly": FlagState.LOCAL_YELLOW,
@@ -238,7 +238,10 @@ class PosteriorEventModel:
         rate = table.gather(1, exposure.class_index.clamp(0, table.shape[1] - 1))
         age_h = exposure.race_time_s * (1.0 / 3600.0)
         h_failure = failures.hazard(rate, p["failure_shape"], age_h)
+        h_off, h_puncture, h_failure = _risk_hazards(exposure, h_puncture, h_failure)
         h_total = h_contact + h_puncture + h_failure
+        if h_off is not None:
+            h_total = h_total + h_off
         p_any = torch.expm1(-h_total * (dt * (1.0 / 3600.0))).neg_()
         hit = (u < p_any).view(-1).nonzero().squeeze(-1)
         rows, cars = hit // c, hit % c
@@ -250,12 +253,15 @@ class PosteriorEventModel:
         h_contact, h_puncture, h_total, p_any = (
             at(x) for x in (h_contact, h_puncture, h_total, p_any)
         )
+        h_off_hit = None if h_off is None else at(h_off)
         col = {k: params[k][rows] for k in _PER_CAR_KEYS if k.startswith("damage_")}
 
         partner = torch.full((r, c), -1, dtype=torch.int64)
         damage_added = torch.zeros_like(dt)
         time_s = torch.full_like(dt, math.nan)
-        contact, puncture, failure, retired = torch.zeros((4, r, c), dtype=torch.bool).unbind(0)
+        contact, off, puncture, failure, retired = torch.zeros((5, r, c), dtype=torch.bool).unbind(
+            0
+        )
         if rows.numel():
             v = u_hit / p_any.double()
             total = h_total.double()
@@ -263,9 +269,28 @@ class PosteriorEventModel:
             share_p = h_puncture.double() / total
             is_c = v < share_c
             is_p = ~is_c & (v < share_c + share_p)
-            is_f = ~is_c & ~is_p
-            v = torch.where(is_c, v / share_c, torch.where(is_p, (v - share_c) / share_p, v))
-            v = torch.where(is_f, (v - share_c - share_p) / (1 - share_c - share_p), v)
+            if h_off_hit is None:
+                is_o = torch.zeros_like(is_c)
+                is_f = ~is_c & ~is_p
+                v = torch.where(is_c, v / share_c, torch.where(is_p, (v - share_c) / share_p, v))
+                v = torch.where(is_f, (v - share_c - share_p) / (1 - share_c - share_p), v)
+            else:
+                # An off (slicks in the wet) is a fourth kind between punctures and failures.
+                share_o = h_off_hit.double() / total
+                is_o = ~is_c & ~is_p & (v < share_c + share_p + share_o)
+                is_f = ~is_c & ~is_p & ~is_o
+                v = torch.where(
+                    is_c,
+                    v / share_c,
+                    torch.where(
+                        is_p,
+                        (v - share_c) / share_p,
+                        torch.where(is_o, (v - share_c - share_p) / share_o, v),
+                    ),
+                )
+                rest = 1 - share_c - share_p - share_o
+                v = torch.where(is_f, (v - share_c - share_p - share_o) / rest, v)
+            is_hit = is_c | is_o
             # The partner: a uniformly random other car on track in the window (-1 if none).
             on_track = dt[rows] > 0
             on_track[torch.arange(rows.numel()), cars] = False
@@ -278,24 +303,26 @@ class PosteriorEventModel:
             bin_, v = _peel(v, 256)
             frac_in_window = (bin_.double() + 0.5) / 256
             cut = col["damage_puncture"].double()
-            also_puncture = is_c & (v < cut)
+            also_puncture = is_hit & (v < cut)
             v = torch.where(v < cut, v / cut, (v - cut) / (1 - cut))
             pt = col["damage_terminal"].double()
-            is_terminal = is_c & (v < pt)
+            is_terminal = is_hit & (v < pt)
             w = torch.where(v < pt, v / pt, (v - pt) / (1 - pt)).clamp(1e-9, 1 - 1e-9).float()
             severity = damage.kumaraswamy_icdf(w, col["damage_a"], col["damage_b"])
             contact[rows, cars] = is_c
+            off[rows, cars] = is_o
             puncture[rows, cars] = is_p | (also_puncture & ~is_terminal)
             failure[rows, cars] = is_f
             retired[rows, cars] = is_f | is_terminal
             partner[rows, cars] = torch.where(is_c, other, -1)
             hit = torch.where(is_terminal, 1.0, severity)
-            damage_added[rows, cars] = torch.where(is_c, hit, 0.0)
+            damage_added[rows, cars] = torch.where(is_hit, hit, 0.0)
             time_s[rows, cars] = (
                 exposure.race_time_s[rows, cars] - dt[rows, cars] * frac_in_window.float()
             )
         return CarIncidents(
             contact=contact,
+            off=off,
             partner=partner,
             damage=damage_added,
             puncture=puncture,
@@ -477,6 +504,30 @@ _PER_CAR_KEYS: tuple[str, ...] = (
     "damage_b",
 )
 """Per-replica parameters of ``car_incidents``."""
+
+
+def _risk_hazards(
+    exposure: CarExposure, h_puncture: torch.Tensor, h_failure: torch.Tensor
+) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """The scenario's risk priors on the fitted hazards per car-hour: (off, puncture,
+    failure hazards); (None, unchanged, unchanged) when the exposure carries no risks.
+
+    Tyre cliff: the puncture hazard times ``factor ** depth`` past the cliff
+    (:func:`events.models.punctures.cliff_depth`). Push: the failure hazard times the push
+    factor at push pace. Slicks in the wet: ``off_per_h x wetness²`` on any compound but wets.
+    """
+    risks = exposure.risks
+    if risks is None:
+        return None, h_puncture, h_failure
+    if exposure.compound is None:
+        raise ValueError("CarExposure.risks needs CarExposure.compound (slicks in the wet)")
+    depth = punctures.cliff_depth(exposure.tread_min, risks.cliff_tread)
+    h_puncture = h_puncture * (risks.cliff_log_factor * depth).exp()
+    pushing = exposure.pace_mode == PaceMode.PUSH
+    h_failure = h_failure * torch.where(pushing, risks.push_failure_factor, 1.0)
+    slick = exposure.compound != int(Compound.WET)
+    h_off = torch.where(slick, risks.slick_wet_off_per_h * exposure.wetness.square(), 0.0)
+    return h_off, h_puncture, h_failure
 
 
 def _peel(v: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
