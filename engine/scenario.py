@@ -213,11 +213,13 @@ class Scenario:
     def class_of(self, entry: Entry) -> CarClass:
         return self.classes[self.class_names.index(entry.car_class)]
 
-    def risks_of(self, entry: Entry) -> Risks:
-        """The risks of one car: the scenario's, then its class's overrides, then its own."""
-        where = f"scenario {self.name!r}: car {entry.number}"
-        out = merge_risks(self.risks, self.class_of(entry).risks, f"{where} class risks")
-        return merge_risks(out, entry.risks, f"{where} risks")
+    def risks_of(self, entry: Entry, where: str | None = None) -> Risks:
+        """The risks of one car: the scenario's, then its class's overrides, then its own;
+        ``where`` names the source in errors."""
+        where = where or f"scenario {self.name!r}"
+        car_class = self.class_of(entry)
+        out = merge_risks(self.risks, car_class.risks, f"{where}: classes.{car_class.name}.risks")
+        return merge_risks(out, entry.risks, f"{where}: entries (car {entry.number}).risks")
 
     def entry_index(self, number: str) -> int:
         for i, e in enumerate(self.entries):
@@ -356,7 +358,7 @@ def validate(s: Scenario, where: str) -> Scenario:
     try:
         s.risks.check(f"{where}: [risks]")
         for e in s.entries:
-            s.risks_of(e)
+            s.risks_of(e, where)
     except ValueError as exc:
         raise ScenarioError(str(exc)) from exc
     if s.focus_car is not None and s.focus_car not in seen:
