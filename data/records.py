@@ -51,6 +51,8 @@ class SessionRecord:
     duration_s: float | None = None  # [s] scheduled length of a time-certain race
     laps_scheduled: int | None = None
     track_length_m: float | None = None  # [m]
+    fuel_mult: float | None = None  # fuel use rate multiplier of a sim session (rF2 FuelMult)
+    tyre_mult: float | None = None  # tyre wear rate multiplier of a sim session (rF2 TireMult)
     cars: dict[str, CarRecord] = field(default_factory=dict)
     laps: list[Row] = field(default_factory=list)
     pit_stops: list[Row] = field(default_factory=list)

@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     start_hour_of_day REAL,              -- local time of day at the start [h]
     duration_s        REAL,              -- scheduled length [s] (time-certain races)
     laps_scheduled    INTEGER,           -- scheduled laps (lap races)
-    track_length_m    REAL
+    track_length_m    REAL,
+    fuel_mult         REAL,              -- sim fuel use rate multiplier (rF2 / LMU FuelMult)
+    tyre_mult         REAL               -- sim tyre wear rate multiplier (rF2 / LMU TireMult)
 );
 
 CREATE TABLE IF NOT EXISTS cars (

@@ -31,7 +31,11 @@ _SESSION_COLUMNS = (
     "duration_s",
     "laps_scheduled",
     "track_length_m",
+    "fuel_mult",
+    "tyre_mult",
 )
+# Columns added to an existing table after stores were made: (table, column, SQL type).
+_ADDED_COLUMNS = (("sessions", "fuel_mult", "REAL"), ("sessions", "tyre_mult", "REAL"))
 
 
 def schema_sql() -> str:
@@ -48,6 +52,7 @@ def open_store(path: str | Path) -> sqlite3.Connection:
     try:
         conn.execute("PRAGMA foreign_keys = ON")
         conn.executescript(schema_sql())
+        _add_missing_columns(conn)
     except sqlite3.Error:
         conn.close()
         raise
@@ -60,6 +65,14 @@ def open_store(path: str | Path) -> sqlite3.Connection:
         conn.close()
         raise ValueError(f"{path}: lap store schema version {row[0]}, expected {SCHEMA_VERSION}")
     return conn
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a store made before a column was added up to the schema (``ALTER TABLE``)."""
+    for table, column, sql_type in _ADDED_COLUMNS:
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
 
 
 def file_digest(path: str | Path) -> tuple[str, int]:

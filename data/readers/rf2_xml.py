@@ -2,10 +2,16 @@
 
 Per driver (one car each): laps with time (``--.----`` for an invalid lap: kept untimed),
 sectors ``s1..s3``, position ``p``, start time ``et`` [s session time], fuel fraction at the
-line ``fuel``, tread left per wheel ``twfl twfr twrl twrr`` (fractions, 1 = new; absent in some
-files), compounds ``fcompound`` / ``rcompound`` ('index,Name') and ``pit="1"`` on the in-lap.
+line ``fuel``, virtual energy left at the line ``ve`` (LMU; fraction of the allocation,
+``veUsed`` the lap's use), tread left per wheel ``twfl twfr twrl twrr`` (fractions, 1 = new;
+absent in some files), compounds ``fcompound`` / ``rcompound`` ('index,Name') and ``pit="1"``
+on the in-lap.
 The ``Stream`` gives incidents (contacts with another car or with an object, with an impact
-strength) and penalties. Race time is measured from the race start (the first lap's ``et``).
+strength) and penalties. LMU anonymises the names in contact lines ("Driver 14 reported contact
+(767.67) Driver 33"): those cannot be tied to cars, so they are kept as incidents without a car
+(one per contact: the two mirrored reports at the same time count once) and counted in a
+warning. The header's ``FuelMult`` / ``TireMult`` (fuel and tyre wear rate multipliers) are kept
+with each session. Race time is measured from the race start (the first lap's ``et``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ _INCIDENT = re.compile(
     r"^(?P<car>.*?)\((?P<slot>-?\d+)\) reported contact \((?P<mag>[-\d.eE]+)\) with "
     r"(?:another vehicle (?P<other>.+?)\((?P<oslot>-?\d+)\)|(?P<object>.+))$"
 )
+_ANONYMOUS_CONTACT = re.compile(
+    r"^(?P<car>Driver \d+) reported contact \((?P<mag>[-\d.eE]+)\) "
+    r"(?:with (?P<object>.+)|(?P<other>Driver \d+))$"
+)
 _PENALTY = re.compile(r"^(?P<car>.+?) (?:received|served) ")
 _WHEELS = ("fl", "fr", "rl", "rr")
 
@@ -50,6 +60,12 @@ def _float(text: str | None) -> float | None:
 def _text(el: ET.Element | None, tag: str) -> str | None:
     child = el.find(tag) if el is not None else None
     return child.text.strip() if child is not None and child.text else None
+
+
+def _is_lmu(results: ET.Element) -> bool:
+    """LMU logs say so in the game version (older ones) or the track's install path."""
+    where = f"{_text(results, 'GameVersion') or ''} {_text(results, 'TrackData') or ''}"
+    return "Le Mans Ultimate" in where
 
 
 def read_rf2_xml(path: Path) -> ReadResult:
@@ -83,13 +99,15 @@ def _read_session(
     stamp = _float(_text(el, "DateTime"))
     session = SessionRecord(
         name=f"{path.stem}_{el.tag.lower()}",
-        series="LMU" if "Le Mans Ultimate" in (_text(results, "GameVersion") or "") else "rF2",
+        series="LMU" if _is_lmu(results) else "rF2",
         track=_text(results, "TrackVenue"),
         session_type=session_type,
         start_time_utc=None if stamp is None else datetime.fromtimestamp(stamp, UTC).isoformat(),
         duration_s=minutes * 60.0 if minutes > 0 else None,
         laps_scheduled=laps_sched if 0 < laps_sched < 100000 else None,
         track_length_m=_float(_text(results, "TrackLength")),
+        fuel_mult=_float(_text(results, "FuelMult")),
+        tyre_mult=_float(_text(results, "TireMult")),
     )
     drivers = el.findall("Driver")
     by_name: dict[str, CarRecord] = {}
@@ -163,6 +181,8 @@ def _read_laps(
         fcomp = lap_el.get("fcompound") or lap_el.get("rcompound")
         comp_name = fcomp.split(",", 1)[-1] if fcomp else None
         fuel = _float(lap_el.get("fuel"))
+        energy = _float(lap_el.get("ve"))
+        energy_used = _float(lap_el.get("veUsed"))
         row: Row = {
             "car": number,
             "driver": driver,
@@ -178,6 +198,13 @@ def _read_laps(
             "compound": compound_code(comp_name),
             "compound_name": comp_name,
             "fuel_end": fuel,
+            "energy_end": energy,
+            # Lap 1 starts from the grid: its start is its end plus its own use.
+            "energy_start": (
+                energy + energy_used
+                if num == 1 and energy is not None and energy_used is not None
+                else None
+            ),
             "_start": None if start is None else start - t0,
         }
         for w in _WHEELS:
@@ -193,6 +220,8 @@ def _read_laps(
         row["pit_out"] = 0 if prev is None else prev["pit_in"]
         if prev is not None:
             row["fuel_start"] = prev["fuel_end"]
+            if prev["energy_end"] is not None:
+                row["energy_start"] = prev["energy_end"]
     uses = [
         a["fuel_end"] - b["fuel_end"]
         for a, b in itertools.pairwise(rows)
@@ -238,13 +267,16 @@ def _read_stream(
     warnings: list[str],
 ) -> None:
     unknown: set[str] = set()
+    anonymous: dict[tuple[float, frozenset[str]], Row] = {}
     for ev in stream:
         et = _float(ev.get("et"))
         text = (ev.text or "").strip()
         if et is None:
             continue
         t = et - t0
-        if ev.tag == "Incident":
+        if ev.tag == "Incident" and (a := _ANONYMOUS_CONTACT.match(text)) is not None:
+            _add_anonymous_contact(session, anonymous, a, t, text)
+        elif ev.tag == "Incident":
             m = _INCIDENT.match(text)
             if m is None:
                 warnings.append(f"incident at et={et}: unrecognised text {text[:60]!r}")
@@ -294,3 +326,32 @@ def _read_stream(
                 )
     if unknown:
         warnings.append(f"incidents of drivers not in the results skipped: {sorted(unknown)}")
+    if anonymous:
+        n_cars = sum(1 for i in anonymous.values() if i["kind"] == "contact")
+        warnings.append(
+            f"{session.name}: {n_cars} car-to-car and {len(anonymous) - n_cars} object contacts "
+            "name anonymised drivers ('Driver N'): kept as incidents without a car"
+        )
+
+
+def _add_anonymous_contact(
+    session: SessionRecord,
+    seen: dict[tuple[float, frozenset[str]], Row],
+    m: re.Match[str],
+    t: float,
+    text: str,
+) -> None:
+    """Keep a car-to-car contact once (both cars report it at the same time), each object hit."""
+    magnitude = float(m["mag"])
+    key = (round(t, 1), frozenset((m["car"], m["other"] or f"{m['object']} #{len(seen)}")))
+    if key in seen:
+        seen[key]["magnitude"] = max(seen[key]["magnitude"], magnitude)
+        return
+    seen[key] = {
+        "car": None,
+        "kind": "object" if m["object"] is not None else "contact",
+        "race_time_s": t,
+        "magnitude": magnitude,
+        "description": text,
+    }
+    session.incidents.append(seen[key])

@@ -91,3 +91,79 @@ def test_monza_without_wear_stores_null_tread(shared_data: Path) -> None:
     assert len(s.cars) == 18 and s.duration_s == 3600.0
     assert all(r["tread_fl"] is None for r in s.laps)
     assert all(r["fuel_end"] is not None for r in s.laps)
+
+
+ANONYMISED = XML.replace(
+    "<Stream>",
+    "<Stream>\n"
+    '<Incident et="120.0">Driver 14 reported contact (767.67) Driver 33</Incident>\n'
+    '<Incident et="120.0">Driver 33 reported contact (778.35) Driver 14</Incident>\n'
+    '<Incident et="125.0">Driver 2 reported contact (12.50) with Sign</Incident>\n',
+).replace("<GameVersion>1.1</GameVersion>", "<FuelMult>2</FuelMult><TireMult>3</TireMult>")
+
+
+def test_anonymised_contacts_kept_without_car_and_multipliers_read(tmp_path: Path) -> None:
+    path = tmp_path / "r.xml"
+    path.write_text(ANONYMISED, encoding="utf-8")
+    result = read_rf2_xml(path)
+    (s,) = result.sessions
+    assert (s.fuel_mult, s.tyre_mult) == (2.0, 3.0)
+    carless = [i for i in s.incidents if i["car"] is None]
+    assert sorted(i["kind"] for i in carless) == ["contact", "object"]  # mirrored report once
+    contact = next(i for i in carless if i["kind"] == "contact")
+    assert contact["magnitude"] == 778.35 and contact["race_time_s"] == pytest.approx(20.0)
+    assert any("1 car-to-car and 1 object" in w for w in result.warnings)
+    assert not any("unrecognised" in w for w in result.warnings)
+
+
+@pytest.mark.shared_data
+def test_lmu_paul_ricard_energy_multipliers_and_anonymised_contacts(shared_data: Path) -> None:
+    result = read_rf2_xml(shared_data / "lmu" / "lmu_2025_paulricard_4h_event_60min_race.xml")
+    (s,) = result.sessions
+    assert s.series == "LMU" and len(s.cars) == 44 and len(s.laps) == 1104
+    assert (s.fuel_mult, s.tyre_mult) == (1.0, 1.0)
+    assert all(0.0 <= r["energy_end"] <= 1.0 for r in s.laps)
+    assert all(r["energy_start"] is not None for r in s.laps)
+    first = [r for r in s.laps if r["lap"] == 1]
+    assert all(r["energy_start"] == pytest.approx(1.0, abs=0.002) for r in first)
+    # Between stops a lap's energy start is the previous lap's end, and energy only goes down.
+    laps = {(r["car"], r["lap"]): r for r in s.laps}
+    green = [
+        r
+        for r in s.laps
+        if r["lap"] > 1 and not r["pit_in"] and not laps[(r["car"], r["lap"] - 1)]["pit_in"]
+    ]
+    assert green and all(
+        r["energy_start"] == laps[(r["car"], r["lap"] - 1)]["energy_end"] for r in green
+    )
+    assert all(r["energy_start"] >= r["energy_end"] for r in green if not r["pit_out"])
+    carless = [i for i in s.incidents if i["car"] is None]
+    assert sum(i["kind"] == "contact" for i in carless) == 184
+    assert sum(i["kind"] == "object" for i in carless) == 72
+    assert any("184 car-to-car and 72 object" in w for w in result.warnings)
+
+
+@pytest.mark.shared_data
+def test_store_keeps_multipliers_and_energy_and_upgrades_old_store(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    from data.store import open_store, write_result
+
+    db = tmp_path / "old.sqlite"
+    old = sqlite3.connect(db)  # a store made before fuel_mult / tyre_mult existed
+    old.executescript(
+        "CREATE TABLE sessions (session_id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL, "
+        "name TEXT NOT NULL, series TEXT, track TEXT, session_type TEXT, start_time_utc TEXT, "
+        "start_hour_of_day REAL, duration_s REAL, laps_scheduled INTEGER, track_length_m REAL);"
+    )
+    old.close()
+    path = shared_data / "lmu" / "lmu_2025_paulricard_4h_event_60min_race.xml"
+    conn = open_store(db)
+    write_result(conn, path, read_rf2_xml(path))
+    assert conn.execute("SELECT fuel_mult, tyre_mult FROM sessions").fetchall() == [(1.0, 1.0)]
+    n_energy = conn.execute("SELECT COUNT(energy_end) FROM laps").fetchone()[0]
+    n_carless = conn.execute("SELECT COUNT(*) FROM incidents WHERE car_id IS NULL").fetchone()[0]
+    assert (n_energy, n_carless) == (1104, 256)
+    conn.close()
