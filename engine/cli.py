@@ -25,6 +25,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("engine.simulate", "simulate races of a scenario and print the classification"),
     "evaluate": ("engine.evaluate", "compare strategies by Monte Carlo on common random numbers"),
     "whatif": ("engine.whatif", "what-if: forced events, rule changes, decisions mid-race"),
+    "sensitivity": (
+        "engine.sensitivity",
+        "vary a risk prior over values: how the best strategy and its tail (CVaR) move",
+    ),
     "tune": ("policies.tuned", "find the best fixed plan (stints, tyres, pace) by grid search"),
     "train": ("engine.train", "train a strategy agent (PPO, DQN, CVaR IQN) and compare it"),
 }
