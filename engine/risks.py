@@ -108,6 +108,9 @@ class PushRisk:
 class Risks:
     """Every risk of the race (the scenario's ``[risks]`` table)."""
 
+    enabled: bool = True
+    """False switches every risk off whatever its own switch says (``--set
+    risks.enabled=false`` reruns a race as the engine ran it before the risks)."""
     fuel: FuelRisk = FuelRisk()
     tyre_cliff: TyreCliffRisk = TyreCliffRisk()
     slick_wet: SlickWetRisk = SlickWetRisk()
@@ -119,8 +122,13 @@ class Risks:
             **{
                 f.name: dataclasses.replace(getattr(self, f.name), enabled=False)
                 for f in dataclasses.fields(self)
+                if f.name != "enabled"
             }
         )
+
+    def effective(self) -> Risks:
+        """These risks, or every one off where the master switch is off."""
+        return self if self.enabled else self.off()
 
     def check(self, where: str) -> None:
         """Raise ValueError naming ``where`` for a value outside its meaning."""
@@ -144,6 +152,9 @@ def merge_risks(base: Risks, overrides: dict[str, Any], where: str) -> Risks:
     changes: dict[str, Any] = {}
     names = {f.name: f for f in dataclasses.fields(base)}
     for key, table in overrides.items():
+        if key == "enabled":
+            changes[key] = _typed(table, bool, f"{where}.enabled")
+            continue
         if key not in names:
             raise ValueError(f"{where}: unknown risk {key!r} (expected one of {sorted(names)})")
         if not isinstance(table, dict):

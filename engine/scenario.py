@@ -219,7 +219,8 @@ class Scenario:
         where = where or f"scenario {self.name!r}"
         car_class = self.class_of(entry)
         out = merge_risks(self.risks, car_class.risks, f"{where}: classes.{car_class.name}.risks")
-        return merge_risks(out, entry.risks, f"{where}: entries (car {entry.number}).risks")
+        out = merge_risks(out, entry.risks, f"{where}: entries (car {entry.number}).risks")
+        return out.effective()
 
     def entry_index(self, number: str) -> int:
         for i, e in enumerate(self.entries):

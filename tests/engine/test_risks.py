@@ -47,6 +47,11 @@ def test_risks_default_to_the_priors_and_override_per_class_and_car() -> None:
     # the shipped races carry the priors; the test race switches them off
     assert load_scenario("six_hours").risks == Risks()
     assert load_scenario("test_race").risks == Risks().off()
+    # the master switch turns every risk off, class and car overrides included
+    quiet = scenario_with(sc, **{"risks.enabled": False})
+    for e in quiet.entries:
+        r = quiet.risks_of(e)
+        assert not any((r.fuel.enabled, r.tyre_cliff.enabled, r.slick_wet.enabled, r.push.enabled))
 
 
 @pytest.mark.parametrize(
