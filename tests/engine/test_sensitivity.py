@@ -9,6 +9,7 @@ import pytest
 from engine.cli import main as cli_main
 from engine.scenario import load_scenario, scenario_with
 from engine.sensitivity import format_rows, sensitivity
+from tests.engine.test_whatif import _run_cli_block, readme_blocks
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +79,14 @@ def test_cli_bad_parameter_is_a_clear_error(capsys) -> None:
     assert cli_main([*argv, "--strategy", "fuel-reserve", "--replicas", "2"]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "pushy" in err and "Traceback" not in err
+
+
+def test_readme_risk_examples_run(tmp_path, monkeypatch, capsys) -> None:
+    blocks = readme_blocks("Risks: the gambles")
+    assert {lang for lang, _ in blocks} >= {"bash", "toml"}
+    monkeypatch.chdir(tmp_path)
+    for lang, code in blocks:
+        if lang == "bash":
+            _run_cli_block(code)
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["param"] == "risks.tyre_cliff.tread"
