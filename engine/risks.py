@@ -87,9 +87,8 @@ class SlickWetRisk:
     off_per_h: float = 1.0
     """Offs per car-hour on slicks on a fully wet track. Prior, rough: when a shower hit Le Mans
     2023 in its fifth hour, a handful (about 6-8) of 62 cars on slicks went off within minutes
-    (~1 per car-hour on the wettest stretch);
-    at the rule strategies' switch-over wetness (0.35) that is ~0.12 per hour, about 1 % a
-    stint. Uncertainty: x0.3-x3."""
+    (~1 per car-hour on the wettest stretch); at the rule strategies' switch-over wetness
+    (0.35) that is ~0.12 per hour, about 1 % a stint. Uncertainty: x0.3-x3."""
 
 
 @dataclass(frozen=True)
