@@ -3,7 +3,7 @@
 Timing: every Al Kamel lap analysis under ``--data`` (default ``../shared/data`` beside the
 repository; a generated 24-hour, 62-car file when absent) is read and written to a fresh lap
 store; the figure is lap rows per second of the whole ingest (detect, read, one transaction).
-LMU: a one-hour session at the real channel rates is generated with ``data.lmu_fixture`` and
+LMU: a one-hour session at the real channel rates is generated with ``bench.lmu_fixture`` and
 read into laps; the figure is continuous samples (rows x values) per second of the read.
 Targets: a 24-hour timing file and a one-hour LMU session each in under 2 s.
 
@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = parser.parse_args(argv)
 
+    from bench.lmu_fixture import write_lmu_session
     from data.ingest import read_file
-    from data.lmu_fixture import write_lmu_session
     from data.readers.lmu_duckdb import read_lmu_duckdb
     from data.store import open_store, write_result
 

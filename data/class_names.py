@@ -36,6 +36,7 @@ DEFAULT_CLASS_MAP: dict[str, str] = {
     "GT3": "LMGT3",
     "GTD": "LMGT3",
     "GTD PRO": "LMGT3",
+    "GTDPRO": "LMGT3",  # IMSA timing writes the class without the space
     "LMGTE": "LMGT3",
     "LMGTE PRO": "LMGT3",
     "LMGTE AM": "LMGT3",

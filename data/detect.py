@@ -12,6 +12,19 @@ from data.readers import alkamel
 Reader = Callable[[Path], "object"]
 
 
+def _looks_utf16(head: bytes) -> bool:
+    """A UTF-16 byte-order mark, or ASCII text with a NUL byte beside every character."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    sample = head[: len(head) // 2 * 2]
+    if len(sample) < 4:
+        return False
+    even, odd = sample[0::2], sample[1::2]
+    return (odd.count(0) == len(odd) and 0 not in even) or (
+        even.count(0) == len(even) and 0 not in odd
+    )
+
+
 def detect(path: Path) -> str:
     """The reader name for ``path``: 'alkamel_csv', 'alkamel_results', 'alkamel_weather',
     'rf2_xml', 'lmu_sharedmem_json', 'lmu_states_sqlite' or 'lmu_duckdb'.
@@ -33,6 +46,13 @@ def detect(path: Path) -> str:
         raise IngestError(path, "line 1", "XML without an <rFactorXML> / <RaceResults> root")
     if text.startswith(("[", "{")):
         return "lmu_sharedmem_json"
+    if _looks_utf16(head):
+        raise IngestError(
+            path,
+            "byte 0",
+            "UTF-16 text: the readers take UTF-8; convert it first, e.g. "
+            f"iconv -f UTF-16 -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix}",
+        )
     if b"\x00" in head:
         raise IngestError(path, "byte 0", "binary file that is neither DuckDB nor SQLite telemetry")
     first = text.splitlines()[0] if text else ""

@@ -24,7 +24,14 @@ from data.detect import detect
 from data.entry import run_main
 from data.errors import IngestError
 from data.records import ReadResult
-from data.store import open_store, summarize, write_result
+from data.store import (
+    StoreWriteError,
+    open_store,
+    store_error_reason,
+    summarize,
+    write_result,
+)
+from data.tempfiles import remove_stale_temp_files
 
 # reader name -> (module, function); imported on use so a missing optional reader costs nothing.
 READERS: dict[str, tuple[str, str]] = {
@@ -82,7 +89,10 @@ def ingest(
                 continue
             try:
                 result = read_file(path)
-                write_result(conn, path, result)
+                try:
+                    write_result(conn, path, result)
+                except sqlite3.OperationalError as e:  # the store's fault, not the file's
+                    raise StoreWriteError(f"{store_error_reason(e)} (writing {path})") from e
                 report[str(path)] = summarize(result)
             except IngestError as e:
                 report[str(path)] = {"error": str(e)}
@@ -144,18 +154,21 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     target = Path(args.db)
     db = target.with_name(f".{target.name}.{os.getpid()}.tmp") if args.fresh else target
+    if args.fresh:
+        remove_stale_temp_files(target)
     try:
         report = ingest(args.paths, db, progress=not args.json, exclude=(target,))
-        if args.fresh:
-            os.replace(db, target)
-            report["db"] = str(target)
-    except (ValueError, sqlite3.Error) as e:
-        print(f"error: lap store {args.db}: {e}", file=sys.stderr)
+        files = report["files"]
+        complete = files and not any("error" in c for c in files.values())
+        if args.fresh and complete:
+            os.replace(db, target)  # the new store replaces the old only once it is complete
+        report["db"] = str(target)
+    except (ValueError, sqlite3.Error, StoreWriteError) as e:
+        print(f"error: lap store {args.db}: {store_error_reason(e)}", file=sys.stderr)
         return 2
     finally:
         if args.fresh and db.exists():
             db.unlink()
-    files = report["files"]
     failed = [p for p, c in files.items() if "error" in c]
     report["ok"] = len(files) - len(failed)
     report["failed"] = len(failed)
@@ -165,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         print(_format(report))
     for p in failed:
         print(files[p]["error"], file=sys.stderr)
+    if args.fresh and not complete:
+        print(
+            f"error: --fresh: not every file was read, so {target} was kept as it was",
+            file=sys.stderr,
+        )
     if not files or len(failed) == len(files):
         return 2
     return 1 if failed else 0

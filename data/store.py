@@ -239,3 +239,20 @@ def summarize(result: ReadResult) -> dict[str, Any]:
         "state_samples": sum(len(s.state_samples) for s in result.sessions),
         "warnings": list(result.warnings),
     }
+
+
+class StoreWriteError(Exception):
+    """The lap store itself could not be written (read-only, locked, disk full): not the input
+    file's fault, and every later file would fail the same way."""
+
+
+def store_error_reason(exc: BaseException) -> str:
+    """What went wrong with the store, in words a user can act on."""
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return f"the store is read-only (check the permissions of the file and its folder): {text}"
+    if "locked" in text:
+        return f"the store is locked by another program (another ingest running?): {text}"
+    if "unable to open" in text:
+        return f"the store cannot be opened (does its folder exist?): {text}"
+    return text

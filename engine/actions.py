@@ -29,7 +29,7 @@ class Fuel(IntEnum):
     FULL = 1
     """Fill the tank (or the stint's energy allocation)."""
     TO_FINISH = 2
-    """Enough to reach the finish with one lap's margin, capped at a full tank (a splash)."""
+    """Enough to reach the finish with a margin, capped at a full tank (a splash)."""
 
 
 class Tyres(IntEnum):

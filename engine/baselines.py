@@ -5,13 +5,17 @@ every third stint instead of every second, the names the tuned fixed plan is pri
 ``"fuel-reserve:laps=1.5"`` (stop when the
 fuel or energy left would leave less than 1.5 laps in reserve at the next line),
 ``"double-stint"`` / ``"triple-stint"`` (fuel-reserve stops, tyres and driver every second /
-third stint), ``"opportunistic"`` (fuel-reserve, plus a stop under FCY or safety car once half
-the tank is gone), ``"plan:FILE"`` (a scripted plan, TOML with ``[[stop]]`` tables).
+third stint; ``stints=N`` on any fuel-reserve rule: every N-th stint, a driver spell),
+``"opportunistic"`` (fuel-reserve, plus a stop under FCY or safety car once half
+the tank is gone), ``"plan:FILE"`` (a scripted plan, TOML with ``[[stop]]`` tables; see
+:mod:`engine.plan_file`).
 Every rule but ``plan`` also takes ``pace=save|normal|push`` (the pace of every lap; default
 normal) and ``rain=W`` (stop at once for wets when the track's wetness passes W on dry tyres,
 and for dry tyres when it falls below W / 2 on wets; default ``WET_TRACK``, as a team calls its
 car in when the rain sets in), or ``rain=off`` (tyres follow the track only at the stops fuel
 or the stint plan call for), e.g. ``"double-stint:pace=push,rain=0.2"``.
+Every rule skips a stop for fuel when the tank reaches the flag and takes fuel to finish at
+its stops (a full tank until the last, then a splash).
 Any other ``"module.path:factory[:k=v,...]"`` is imported (so agents plug in without the
 engine importing them) and ``factory(**kwargs)`` must return a :class:`Strategy`.
 
@@ -23,13 +27,13 @@ from __future__ import annotations
 
 import functools
 import importlib
-import tomllib
+import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from engine.actions import ACTION_TABLE, ACTIONS, Fuel, Tyres, action_index
+from engine.plan_file import PlanStrategy
 from engine.strategy import Observation, Strategy
 from world_model.interface import Compound, FlagState, PaceMode
 
@@ -103,10 +107,19 @@ def _stop_prefs(
     return _stop_table(fuel).index_select(0, flat).view(n, _PREF_TYRES.numel())
 
 
+def laps_to_flag(obs: Observation) -> torch.Tensor:
+    """Green laps a car at the line may still have to drive, taken high: the time left at
+    its reference pace, the lap it ends on, and one more in case the leader crosses just
+    before the clock runs out."""
+    return obs.race_time_left_s / obs.ref_lap_time_s + 2.0
+
+
 @dataclass
 class RuleStrategy:
-    """Stop when the rule says (or the mask forces it); at a stop fill up, choose tyres for
-    the track, change tyres and driver every ``tyre_stints`` stints, repair heavy damage."""
+    """Stop when the rule says (or the mask forces it) unless the fuel reaches the flag; at a
+    stop take fuel to finish (a full tank until the last stop, then what the laps to the flag
+    need: a splash), choose tyres for the track, change tyres and driver every ``tyre_stints``
+    stints, repair heavy damage."""
 
     name: str
     stint_laps: float | None = None
@@ -132,6 +145,8 @@ class RuleStrategy:
         if self.opportunistic:
             neutral = (obs.flag == int(FlagState.FCY)) | (obs.flag == int(FlagState.SAFETY_CAR))
             want |= neutral & (obs.fuel < 0.5)
+        # Endgame: no stop for fuel when the tank already reaches the flag.
+        want &= obs.fuel_laps_left < laps_to_flag(obs) + self.reserve_laps
         pit = want | ~stay_ok
         # The field decides at every crossing: the rain check costs one reduction on a dry
         # track with no wets fitted (most of the races), nothing with the option off.
@@ -191,66 +206,12 @@ class RuleStrategy:
             ),
         )
         tyres = torch.where(wet & on_wets & ~tyres_due, int(Tyres.KEEP), tyres)
-        driver = torch.ones_like(wet)
+        # The driver changes with the tyres (a driver spell of ``tyre_stints`` stints); a
+        # driver's time limit forces a change through the legal mask.
+        driver = tyres_due | (wet != on_wets)
         repair = obs.damage > 0.15
-        return first_legal(_stop_prefs(tyres, driver, repair), legal, rows)
-
-
-@dataclass
-class PlanStrategy:
-    """A scripted plan: stop at the listed laps with the listed service (any car using it)."""
-
-    name: str
-    stops: dict[int, int]
-    """Lap completed -> action index."""
-
-    @staticmethod
-    def from_file(path: str | Path) -> PlanStrategy:
-        path = Path(path)
-        try:
-            table = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"plan {path}: {exc}") from exc
-        stops: dict[int, int] = {}
-        allowed = {"lap", "fuel", "tyres", "driver_change", "repair", "pace"}
-        for i, st in enumerate(table.get("stop", [])):
-            unknown = set(st) - allowed
-            if unknown:
-                raise ValueError(f"plan {path}: stop[{i}]: unknown key {sorted(unknown)[0]!r}")
-            try:
-                stops[int(st["lap"])] = action_index(
-                    PaceMode[str(st.get("pace", "normal")).upper()],
-                    True,
-                    Fuel[str(st.get("fuel", "full")).upper()],
-                    Tyres[str(st.get("tyres", "keep")).upper()],
-                    bool(st.get("driver_change", False)),
-                    bool(st.get("repair", False)),
-                )
-            except KeyError as exc:
-                raise ValueError(f"plan {path}: stop[{i}]: bad value {exc}") from exc
-        extra = set(table) - {"stop"}
-        if extra:
-            raise ValueError(f"plan {path}: unknown key {sorted(extra)[0]!r}")
-        return PlanStrategy(name=f"plan:{path.name}", stops=stops)
-
-    def decide(
-        self, obs: Observation, legal: torch.Tensor, generator: torch.Generator
-    ) -> torch.Tensor:
-        stay = action_index(PaceMode.NORMAL, False)
-        planned = torch.full_like(obs.car, stay)
-        for lap, act in self.stops.items():
-            planned = torch.where(obs.lap.long() == lap, act, planned)
-        pit = ACTION_TABLE.pit[planned]
-        fallback = _stop_prefs(
-            torch.full_like(obs.car, int(Tyres.KEEP)),
-            torch.zeros_like(obs.car, dtype=torch.bool),
-            obs.damage > 0.15,
-        )
-        prefs = torch.cat(
-            [planned.unsqueeze(1), fallback, torch.full_like(planned, stay).unsqueeze(1)], 1
-        )
-        stay_prefs = torch.cat([planned.unsqueeze(1), fallback], 1)
-        return torch.where(pit, first_legal(prefs, legal), first_legal(stay_prefs, legal))
+        prefs = _stop_prefs(tyres, driver, repair, Fuel.TO_FINISH)
+        return first_legal(prefs, legal, rows)
 
 
 def _number_or_text(text: str) -> float | int | str:
@@ -274,6 +235,21 @@ def _parse_kwargs(text: str) -> dict[str, float | int | str]:
     return out
 
 
+def _spec_number(spec: str, kw: dict, key: str, default: float, *, zero_ok: bool) -> float:
+    """``kw[key]`` as a finite number > 0 (>= 0 where ``zero_ok``), or a ValueError naming the
+    spec and the key: ``fixed:laps=-3`` would pit every lap, ``laps=abc`` is no number."""
+    value = kw.get(key, default)
+    if (
+        isinstance(value, str)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not zero_ok)
+    ):
+        bound = ">= 0" if zero_ok else "> 0"
+        raise ValueError(f"strategy {spec!r}: {key} must be a number {bound}, got {value!r}")
+    return float(value)
+
+
 BUILTIN = ("fixed", "fuel-reserve", "double-stint", "triple-stint", "opportunistic", "plan")
 
 
@@ -287,6 +263,8 @@ def make_strategy(spec: str) -> Strategy:
     if head in BUILTIN:
         kw = _parse_kwargs(rest)
         known = {"laps", "tyres", "pace", "rain"} if head == "fixed" else {"laps", "pace", "rain"}
+        if head in ("fuel-reserve", "double-stint", "triple-stint", "opportunistic"):
+            known.add("stints")
         bad = set(kw) - known
         if bad:
             raise ValueError(f"strategy {spec!r}: unknown argument {sorted(bad)[0]!r}")
@@ -307,12 +285,15 @@ def make_strategy(spec: str) -> Strategy:
         if head == "fixed":
             if "laps" not in kw:
                 raise ValueError("strategy 'fixed' needs laps: 'fixed:laps=N'")
-            tyres = float(kw.get("tyres", 2.0))
-            return RuleStrategy(
-                name=spec, stint_laps=float(kw["laps"]), tyre_stints=tyres, **common
-            )
-        reserve = float(kw.get("laps", 1.0))
-        tyre_stints = {"double-stint": 2.0, "triple-stint": 3.0}.get(head, 1.0)
+            tyres = _spec_number(spec, kw, "tyres", 2.0, zero_ok=False)
+            laps = _spec_number(spec, kw, "laps", 0.0, zero_ok=False)
+            return RuleStrategy(name=spec, stint_laps=laps, tyre_stints=tyres, **common)
+        reserve = _spec_number(spec, kw, "laps", 1.0, zero_ok=True)
+        tyre_stints = float(
+            kw.get("stints", {"double-stint": 2.0, "triple-stint": 3.0}.get(head, 1.0))
+        )
+        if not 1.0 <= tyre_stints <= 6.0:
+            raise ValueError(f"strategy {spec!r}: stints must be 1 to 6, got {kw['stints']!r}")
         return RuleStrategy(
             name=spec,
             reserve_laps=reserve,

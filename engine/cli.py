@@ -21,8 +21,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "score lap models on held-out races (NLL, CRPS, coverage) against baselines",
     ),
     "generate-laps": ("world_model.generate", "roll a lap model forward into lap-store laps"),
+    "car": ("engine.car_report", "per car of a session log: pace, fuel and energy per lap, stints"),
+    "scenario": ("engine.scenario_from_log", "write a scenario for my race from my car in a log"),
     "fit-events": ("events.fit", "fit the incident, neutralisation and weather models (Pyro)"),
     "simulate": ("engine.simulate", "simulate races of a scenario and print the classification"),
+    "validate": (
+        "engine.validate",
+        "compare a real race's statistics with races simulated from its scenario",
+    ),
     "evaluate": ("engine.evaluate", "compare strategies by Monte Carlo on common random numbers"),
     "whatif": ("engine.whatif", "what-if: forced events, rule changes, decisions mid-race"),
     "sensitivity": (
@@ -30,6 +36,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "vary a risk prior over values: how the best strategy and its tail (CVaR) move",
     ),
     "tune": ("policies.tuned", "find the best fixed plan (stints, tyres, pace) by grid search"),
+    "advise": ("engine.advise", "rank the options now from a race state (whatif --save-state)"),
+    "plan": ("engine.pitwall", "the best plan as a pit-wall table; writes the plan: file"),
     "train": ("engine.train", "train a strategy agent (PPO, DQN, CVaR IQN) and compare it"),
 }
 

@@ -4,7 +4,8 @@ One ``simpy.Environment`` runs a chunk of replicas. The batched lap stepper is i
 process that yields ``timeout(window)``; race control is a set of processes that own the
 discrete events: each neutralisation (FCY, safety car, slow zone) is a process of its replica
 that waits for its deployment, holds the track, and hands it back; scripted (forced)
-neutralisations are announced before their window; the race-time expiry is a process too.
+neutralisations are announced before their window. The end of the race is not race control's:
+the stepper's chequered-flag phase (:meth:`engine.stepper.ChunkSim._chequered_flag`) decides it.
 SimPy orders them: the stepper resolves the window ``[a, a + window)`` at time ``a``, after
 every race-control event up to ``a`` and before any inside the window, so it sees the flag
 schedule of the window it advances (scripted flags are announced a window ahead; incidents
@@ -49,8 +50,9 @@ class RaceControl:
         self.env = env
         self.state = state
         self.flags = FlagLog()
+        self._last_period: dict[int, int] = {}
+        """Replica -> index in ``flags`` of its latest period."""
         self.log: list[tuple[float, str]] | None = [] if keep_log else None
-        self.time_expired = False
         self.on_reschedule: Callable[[torch.Tensor, bool], None] | None = None
 
     def _note(self, what: str) -> None:
@@ -80,6 +82,10 @@ class RaceControl:
         for r, k, a, b in zip(
             replicas.tolist(), kinds.tolist(), start_s.tolist(), end_s.tolist(), strict=True
         ):
+            last = self._last_period.get(r)
+            if last is not None and self.flags.end_s[last] > a:  # the replaced period ends
+                self.flags.end_s[last] = max(self.flags.start_s[last], a)
+            self._last_period[r] = len(self.flags.replica)
             self.flags.replica.append(r)
             self.flags.kind.append(k)
             self.flags.start_s.append(a)
@@ -110,13 +116,3 @@ class RaceControl:
             )
 
         self.env.process(announce())
-
-    def race_clock(self, duration_s: float) -> None:
-        """The race-time expiry (time-certain races): the leader's next crossing ends it."""
-
-        def expire() -> Generator:
-            yield self.env.timeout(max(duration_s - self.env.now, 0.0))
-            self.time_expired = True
-            self._note("race time expired")
-
-        self.env.process(expire())

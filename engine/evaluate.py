@@ -17,7 +17,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +32,13 @@ from engine.backends import (
     LocalBackend,
     add_backend_arguments,
     make_backend,
+)
+from engine.cli_types import (
+    finite_float,
+    non_negative_int,
+    open_unit,
+    positive_int,
+    random_seed,
 )
 from engine.montecarlo import (
     CVAR_ALPHA,
@@ -84,6 +91,21 @@ def strategy_labels(strategies: Sequence[str | Strategy]) -> list[str]:
             label, k = f"{base}#{k}", k + 1
         labels.append(label)
     return labels
+
+
+def check_strategies(strategies: Sequence[str | Strategy]) -> None:
+    """Build every strategy spec once, before any race runs: a bad spec (a missing agent
+    checkpoint, an unknown factory) fails in a second, naming the spec, instead of after the
+    other strategies' races as each worker builds its own."""
+    from engine.baselines import make_strategy
+
+    for spec in strategies:
+        if not isinstance(spec, str):
+            continue
+        try:
+            make_strategy(spec)
+        except (OSError, ImportError, TypeError, KeyError) as exc:
+            raise ValueError(f"strategy {spec!r}: {exc}") from None
 
 
 def focus_car(scenario: Scenario, car: str | None) -> str:
@@ -146,27 +168,37 @@ def evaluate(
     intervals of a few identical races). A KeyboardInterrupt stops it too, keeping every
     chunk that finished for all strategies.
     """
-    if not strategies:
-        raise ValueError("give at least one strategy")
-    if replicas < 1 or chunk_replicas < 1:
-        raise ValueError("replicas and chunk_replicas must be positive")
-    if precision is not None and not precision > 0:
-        raise ValueError(f"precision must be a positive width in positions, got {precision}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
-    if first_chunk < 0:
-        raise ValueError(f"first_chunk must be >= 0, got {first_chunk}")
+    _check_arguments(len(strategies), replicas, chunk_replicas, precision, confidence, first_chunk)
     check_cvar_alpha(cvar_alpha)
+    check_strategies(strategies)
     number = focus_car(scenario, car)
     labels = strategy_labels(strategies)
     backend = backend or LocalBackend()
     sizes = _chunk_sizes(replicas, chunk_replicas)
-    done: dict[tuple[int, int], Outcomes] = {}
-    stop_reason = "replicas"
     started = time.perf_counter()
 
-    def complete_chunks() -> list[int]:
-        return [k for k in range(len(sizes)) if all((k, s) in done for s in range(len(labels)))]
+    def job(k: int, s: int) -> ChunkJob:
+        return ChunkJob(
+            scenario=scenario,
+            car=number,
+            strategy=strategies[s],
+            seed=seed,
+            chunk=first_chunk + k,
+            replicas=sizes[k],
+            chunk_replicas=chunk_replicas,
+            forced=tuple(forced),
+            start=start,
+            lap_model=lap_model,
+            event_model=event_model,
+        )
+
+    def precise(done: dict[tuple[int, int], Outcomes]) -> bool:
+        joined = _join(done, _complete_chunks(done, len(sizes), len(labels)), len(labels))
+        assert precision is not None
+        return (
+            len(joined[0]) >= max(2, min_replicas)
+            and _widest_class_position_half_width(joined, confidence) < precision
+        )
 
     bar = tqdm(
         total=replicas * len(labels),
@@ -175,49 +207,12 @@ def evaluate(
         disable=not progress,
         file=sys.stderr,
     )
-    try:
-        next_chunk = 0
-        while next_chunk < len(sizes):
-            # Without a precision target every chunk goes at once (no idle workers between
-            # rounds); with one, a round is as many chunks as run in parallel.
-            step = len(sizes) if precision is None else backend.parallelism
-            round_chunks = range(next_chunk, min(len(sizes), next_chunk + step))
-            keys = [(k, s) for k in round_chunks for s in range(len(labels))]
-            jobs = [
-                ChunkJob(
-                    scenario=scenario,
-                    car=number,
-                    strategy=strategies[s],
-                    seed=seed,
-                    chunk=first_chunk + k,
-                    replicas=sizes[k],
-                    chunk_replicas=chunk_replicas,
-                    forced=tuple(forced),
-                    start=start,
-                    lap_model=lap_model,
-                    event_model=event_model,
-                )
-                for k, s in keys
-            ]
-            for i, result in backend.map(jobs):
-                done[keys[i]] = Outcomes.from_result(result, number)
-                bar.update(jobs[i].replicas)
-            next_chunk = round_chunks.stop
-            if precision is not None and next_chunk < len(sizes):
-                joined = _join(done, complete_chunks(), len(labels))
-                if (
-                    len(joined[0]) >= max(2, min_replicas)
-                    and _widest_class_position_half_width(joined, confidence) < precision
-                ):
-                    stop_reason = "precision"
-                    break
-    except KeyboardInterrupt:
-        backend.cancel()
-        stop_reason = "interrupted"
-    finally:
-        bar.close()
+    with bar:
+        done, stop_reason = _run_rounds(
+            backend, job, len(sizes), len(labels), None if precision is None else precise, bar
+        )
     elapsed = time.perf_counter() - started
-    kept = complete_chunks()
+    kept = _complete_chunks(done, len(sizes), len(labels))
     if not kept:
         raise KeyboardInterrupt("interrupted before any chunk finished for every strategy")
     joined = _join(done, kept, len(labels))
@@ -242,6 +237,69 @@ def evaluate(
         elapsed_s=elapsed,
         chunk_replicas=chunk_replicas,
     )
+
+
+def _run_rounds(
+    backend: Backend,
+    job: Callable[[int, int], ChunkJob],
+    n_chunks: int,
+    n_strategies: int,
+    precise: Callable[[dict[tuple[int, int], Outcomes]], bool] | None,
+    bar: tqdm,
+) -> tuple[dict[tuple[int, int], Outcomes], str]:
+    """Run chunk ``k`` of strategy ``s`` (``job(k, s)``) for every chunk and strategy, in
+    rounds as wide as the backend with a precision target (stopping once ``precise``); the
+    outcomes by ``(k, s)`` and why it stopped ("replicas", "precision" or "interrupted")."""
+    done: dict[tuple[int, int], Outcomes] = {}
+    stop_reason = "replicas"
+    try:
+        next_chunk = 0
+        while next_chunk < n_chunks:
+            # Without a precision target every chunk goes at once (no idle workers between
+            # rounds); with one, a round is as many chunks as run in parallel.
+            step = n_chunks if precise is None else backend.parallelism
+            round_chunks = range(next_chunk, min(n_chunks, next_chunk + step))
+            keys = [(k, s) for k in round_chunks for s in range(n_strategies)]
+            jobs = [job(k, s) for k, s in keys]
+            for i, result in backend.map(jobs):
+                done[keys[i]] = Outcomes.from_result(result, jobs[i].car)
+                bar.update(jobs[i].replicas)
+            next_chunk = round_chunks.stop
+            if precise is not None and next_chunk < n_chunks and precise(done):
+                stop_reason = "precision"
+                break
+    except KeyboardInterrupt:
+        backend.cancel()
+        stop_reason = "interrupted"
+    return done, stop_reason
+
+
+def _complete_chunks(
+    done: dict[tuple[int, int], Outcomes], n_chunks: int, n_strategies: int
+) -> list[int]:
+    """The chunks that finished for every strategy."""
+    return [k for k in range(n_chunks) if all((k, s) in done for s in range(n_strategies))]
+
+
+def _check_arguments(
+    n_strategies: int,
+    replicas: int,
+    chunk_replicas: int,
+    precision: float | None,
+    confidence: float,
+    first_chunk: int,
+) -> None:
+    """Raise ValueError naming the first of :func:`evaluate`'s arguments out of range."""
+    if not n_strategies:
+        raise ValueError("give at least one strategy")
+    if replicas < 1 or chunk_replicas < 1:
+        raise ValueError("replicas and chunk_replicas must be positive")
+    if precision is not None and not precision > 0:
+        raise ValueError(f"precision must be a positive width in positions, got {precision}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    if first_chunk < 0:
+        raise ValueError(f"first_chunk must be >= 0, got {first_chunk}")
 
 
 def _join(done: dict[tuple[int, int], Outcomes], chunks: list[int], n: int) -> list[Outcomes]:
@@ -297,7 +355,7 @@ def add_chunk_argument(parser: argparse.ArgumentParser) -> None:
     """``--chunk-replicas``, as every command that runs Monte Carlo chunks takes it."""
     parser.add_argument(
         "--chunk-replicas",
-        type=int,
+        type=positive_int,
         default=DEFAULT_CHUNK_REPLICAS,
         metavar="N",
         help="races per simulate call, the unit of progress, early stops and Ray tasks; results "
@@ -323,30 +381,32 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--replicas",
-        type=int,
+        type=positive_int,
         default=256,
         help="races per strategy (maximum with --precision; default 256)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the common random numbers")
+    parser.add_argument(
+        "--seed", type=random_seed, default=0, help="seed of the common random numbers"
+    )
     parser.add_argument("--car", help="race number of the evaluated car (default: focus_car)")
     parser.add_argument(
         "--precision",
-        type=float,
+        type=finite_float,
         metavar="W",
         help="stop once every interval half-width on mean class position (each strategy and "
         "each paired difference) is below W positions",
     )
     parser.add_argument(
         "--min-replicas",
-        type=int,
+        type=positive_int,
         default=32,
         help="with --precision: races per strategy before it may stop (default 32)",
     )
     add_chunk_argument(parser)
-    parser.add_argument("--confidence", type=float, default=0.95, help="interval level (0.95)")
+    parser.add_argument("--confidence", type=open_unit, default=0.95, help="interval level (0.95)")
     parser.add_argument(
         "--cvar-alpha",
-        type=float,
+        type=finite_float,
         default=CVAR_ALPHA,
         metavar="A",
         help="share of worst races the CVaR of class position averages, in (0, 1]; read "
@@ -370,7 +430,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--report-races",
-        type=int,
+        type=non_negative_int,
         default=4,
         help="races per strategy recorded lap by lap for the report's plots (default 4)",
     )

@@ -121,6 +121,43 @@ def _write(conn: sqlite3.Connection, result: RaceResult, scenario: Scenario, lab
         raise
 
 
+def _insert_cars(
+    conn: sqlite3.Connection,
+    session_id: int | None,
+    result: RaceResult,
+    scenario: Scenario,
+    local: int,
+) -> tuple[list[int], list[list[int]]]:
+    """Insert the cars and drivers of chunk-local replica ``local``; (car row ids, each
+    car's driver row ids)."""
+    car_ids: list[int] = []
+    driver_ids: list[list[int]] = []
+    for c, e in enumerate(scenario.entries):
+        status = "retired" if result.retired[local, c] else "finished"
+        cur = conn.execute(
+            "INSERT INTO cars (session_id, number, class, team, finish_status, laps_completed) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                session_id,
+                e.number,
+                e.car_class,
+                e.team,
+                status,
+                int(result.laps_completed[local, c]),
+            ),
+        )
+        car_ids.append(int(cur.lastrowid or 0))
+        ids = []
+        for k, d in enumerate(e.drivers):
+            cur = conn.execute(
+                "INSERT INTO drivers (car_id, name, driver_number) VALUES (?, ?, ?)",
+                (car_ids[-1], d.name, k + 1),
+            )
+            ids.append(int(cur.lastrowid or 0))
+        driver_ids.append(ids)
+    return car_ids, driver_ids
+
+
 def _write_replica(
     conn: sqlite3.Connection,
     source_id: int | None,
@@ -147,31 +184,7 @@ def _write_replica(
         ),
     )
     session_id = cur.lastrowid
-    car_ids: list[int] = []
-    driver_ids: list[list[int]] = []
-    for c, e in enumerate(scenario.entries):
-        status = "retired" if result.retired[local, c] else "finished"
-        cur = conn.execute(
-            "INSERT INTO cars (session_id, number, class, team, finish_status, laps_completed) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                session_id,
-                e.number,
-                e.car_class,
-                e.team,
-                status,
-                int(result.laps_completed[local, c]),
-            ),
-        )
-        car_ids.append(int(cur.lastrowid or 0))
-        ids = []
-        for k, d in enumerate(e.drivers):
-            cur = conn.execute(
-                "INSERT INTO drivers (car_id, name, driver_number) VALUES (?, ?, ?)",
-                (car_ids[-1], d.name, k + 1),
-            )
-            ids.append(int(cur.lastrowid or 0))
-        driver_ids.append(ids)
+    car_ids, driver_ids = _insert_cars(conn, session_id, result, scenario, local)
     cols = {k: v[sel] for k, v in laps.items()}
     names = ", ".join(_LAP_COLUMNS)
     marks = ", ".join("?" for _ in _LAP_COLUMNS)

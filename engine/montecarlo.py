@@ -81,13 +81,31 @@ class Interval:
     estimate: float
     low: float
     high: float
+    clipped: bool = False
+    """The approximate interval reached past what is possible (a class position below 1, a
+    probability difference beyond +-1: too few races for it) and was cut to the possible
+    range; read it as "the sample is too small" rather than as a calibrated interval."""
 
     @property
     def half_width(self) -> float:
         return (self.high - self.low) / 2
 
-    def to_dict(self) -> dict[str, float | None]:
-        return {k: _finite_or_none(v) for k, v in vars(self).items()}
+    def within(self, lowest: float, highest: float) -> Interval:
+        """This interval cut to ``[lowest, highest]``, marked ``clipped`` when it had to be."""
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            return self
+        low, high = max(self.low, lowest), min(self.high, highest)
+        if low == self.low and high == self.high:
+            return self
+        return Interval(self.estimate, low, high, clipped=True)
+
+    def to_dict(self) -> dict[str, float | bool | None]:
+        out: dict[str, float | bool | None] = {
+            k: _finite_or_none(getattr(self, k)) for k in ("estimate", "low", "high")
+        }
+        if self.clipped:
+            out["clipped"] = True
+        return out
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -128,6 +146,10 @@ class Outcomes:
     retire_cause: np.ndarray
     """Why the car retired (:data:`RETIRE_CAUSES` code; 0 when it did not, or was stranded
     by a stop longer than the race)."""
+    class_size: np.ndarray | None = None
+    """Cars in the car's class in each race (the worst class position); None: unknown."""
+    field_size: np.ndarray | None = None
+    """Cars in each race (the worst overall position); None: unknown."""
 
     @classmethod
     def from_result(cls, result: RaceResult, car: str) -> Outcomes:
@@ -146,13 +168,34 @@ class Outcomes:
             finish_time_s=np.asarray(result.finish_time_s[:, c], dtype=np.float64),
             retired=np.asarray(result.retired[:, c], dtype=bool),
             retire_cause=retire_causes(result, c),
+            class_size=np.full(result.replicas, result.car_classes.count(result.car_classes[c])),
+            field_size=np.full(result.replicas, len(result.car_numbers)),
         )
 
     @classmethod
     def concat(cls, parts: Sequence[Outcomes]) -> Outcomes:
         """Outcomes of consecutive chunks joined in replica order."""
         names = list(vars(parts[0]))
-        return cls(**{n: np.concatenate([getattr(p, n) for p in parts]) for n in names})
+        return cls(
+            **{
+                n: None
+                if any(getattr(p, n) is None for p in parts)
+                else np.concatenate([getattr(p, n) for p in parts])
+                for n in names
+            }
+        )
+
+    def bounds(self, metric: str) -> tuple[float, float]:
+        """The lowest and highest value ``metric``'s mean can take for this car."""
+        if metric == "class_position":
+            worst = self.class_size
+        elif metric == "overall_position":
+            worst = self.field_size
+        elif metric in PROPORTION_METRICS:
+            return 0.0, 1.0
+        else:
+            return 0.0, math.inf  # laps, stops, times: never negative
+        return 1.0, math.inf if worst is None or not len(worst) else float(worst.max())
 
     def __len__(self) -> int:
         return int(self.class_position.shape[0])
@@ -349,7 +392,8 @@ def summarise(
     """Estimates and intervals of every metric of one strategy."""
     metrics: dict[str, Interval] = {}
     for name in MEAN_METRICS:
-        metrics[name] = mean_interval(outcomes.values(name), confidence)
+        interval = mean_interval(outcomes.values(name), confidence)
+        metrics[name] = interval.within(*outcomes.bounds(name))
     for name in PROPORTION_METRICS:
         metrics[name] = proportion_interval(outcomes.values(name), confidence)
     metrics[CVAR_METRIC] = cvar_interval(
@@ -363,6 +407,16 @@ def summarise(
         class_position_counts=_counts(outcomes.class_position),
         overall_position_counts=_counts(outcomes.overall_position),
     )
+
+
+def difference_bounds(metric: str, a: Outcomes, b: Outcomes) -> tuple[float, float]:
+    """The possible range of ``mean(b) - mean(a)`` for ``metric`` (infinite where unbounded,
+    as for lap counts)."""
+    low_a, high_a = a.bounds(metric)
+    low_b, high_b = b.bounds(metric)
+    if metric in ("laps", "pit_stops", "pit_time_s", "finish_time_s"):
+        return -math.inf, math.inf
+    return low_b - high_a, high_b - low_a
 
 
 def paired_difference(
@@ -382,7 +436,8 @@ def paired_difference(
         raise ValueError(f"paired outcomes need equal replicas, got {len(a)} and {len(b)}")
     metrics: dict[str, Interval] = {}
     for name in (*MEAN_METRICS, *PROPORTION_METRICS):
-        metrics[name] = mean_interval(b.values(name) - a.values(name), confidence)
+        interval = mean_interval(b.values(name) - a.values(name), confidence)
+        metrics[name] = interval.within(*difference_bounds(name, a, b))
     metrics[CVAR_METRIC] = paired_cvar_difference(
         a.class_position, b.class_position, rng, alpha, confidence, n_resamples
     )

@@ -13,6 +13,10 @@ import torch
 RETIRED_OFFSET = 1.0e6
 FINISH_TIEBREAK = 1.0e-7
 """Distance [laps] given up per second of finish time, so earlier finishers rank first."""
+LINE_TIEBREAK = 1.0e-9
+"""Distance [laps] a car at the line gives up per second it crossed after the window's start,
+so of the cars crossing in one window the earlier ranks first (45 s of a window stay far
+below the 1e-6 lap a car short of the line is behind it)."""
 TRAFFIC_WINDOW_S = 5.0
 """Cars within this many seconds ahead count as traffic [s]."""
 

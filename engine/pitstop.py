@@ -15,6 +15,7 @@ import torch
 
 from engine.actions import ACTION_TABLE, Fuel, Tyres
 from engine.scenario import Rules
+from world_model.interface import Compound
 
 
 @dataclass(frozen=True)
@@ -31,35 +32,45 @@ class StopWork:
     stationary_s: torch.Tensor
 
 
-def plan_stop(
-    actions: torch.Tensor,
-    fuel: torch.Tensor,
-    energy: torch.Tensor,
-    has_energy: torch.Tensor,
-    ref_fuel_per_lap: torch.Tensor,
-    ref_energy_per_lap: torch.Tensor,
-    laps_left: torch.Tensor,
-    refuel_full_s: torch.Tensor,
-    repair_time_s: torch.Tensor,
-    rules: Rules,
-) -> StopWork:
-    """Durations of the stops chosen by ``actions`` (``[n]`` indices of pitting cars).
+@dataclass(frozen=True)
+class StoppingCars:
+    """The ``n`` cars that stop, as the stop's work needs them; every field ``[n]``."""
 
-    ``laps_left`` is the estimated laps to the finish (TO_FINISH fills for those plus one).
-    """
+    fuel: torch.Tensor
+    """Fuel on arrival, fraction of tank."""
+    energy: torch.Tensor
+    """Virtual energy on arrival, fraction of allocation."""
+    has_energy: torch.Tensor
+    """The class runs on a virtual-energy allocation (bool)."""
+    ref_fuel_per_lap: torch.Tensor
+    ref_energy_per_lap: torch.Tensor
+    laps_left: torch.Tensor
+    """Estimated laps to the finish (TO_FINISH fills for those plus ``margin_laps``)."""
+    refuel_full_s: torch.Tensor
+    """Time to fill an empty tank [s]."""
+    repair_time_s: torch.Tensor
+    """Time a repair of the car's damage takes [s] (0 undamaged)."""
+
+
+def plan_stop(
+    actions: torch.Tensor, cars: StoppingCars, rules: Rules, margin_laps: float = 1.0
+) -> StopWork:
+    """Durations of the stops chosen by ``actions`` (``[n]`` indices of pitting cars);
+    TO_FINISH fills for the laps left plus ``margin_laps``."""
     t = ACTION_TABLE
     kind = t.fuel[actions]
-    need_fuel = ((laps_left + 1.0) * ref_fuel_per_lap).clamp(max=1.0)
-    need_energy = ((laps_left + 1.0) * ref_energy_per_lap).clamp(max=1.0)
+    fuel, energy, laps_left = cars.fuel, cars.energy, cars.laps_left
+    need_fuel = ((laps_left + margin_laps) * cars.ref_fuel_per_lap).clamp(max=1.0)
+    need_energy = ((laps_left + margin_laps) * cars.ref_energy_per_lap).clamp(max=1.0)
     to_finish = kind == int(Fuel.TO_FINISH)
     fuel_to = torch.where(to_finish, torch.maximum(need_fuel, fuel), torch.ones_like(fuel))
     energy_to = torch.where(
-        has_energy,
+        cars.has_energy,
         torch.where(to_finish, torch.maximum(need_energy, energy), torch.ones_like(energy)),
         energy,
     )
     added = torch.maximum(fuel_to - fuel, energy_to - energy).clamp(min=0.0)
-    refuel_s = added.double() * refuel_full_s.double()
+    refuel_s = added.double() * cars.refuel_full_s.double()
     count = t.tyre_count[actions]
     tyre_s = torch.where(
         count == 4,
@@ -69,7 +80,7 @@ def plan_stop(
     driver_s = t.driver_change[actions].double() * rules.driver_change_s
     service = torch.maximum(refuel_s, tyre_s) if rules.refuel_with_tyres else refuel_s + tyre_s
     service = torch.maximum(service, driver_s).clamp(min=rules.min_pit_time_s)
-    repair_s = torch.where(t.repair[actions], repair_time_s.double(), 0.0)
+    repair_s = torch.where(t.repair[actions], cars.repair_time_s.double(), 0.0)
     return StopWork(
         fuel_to=fuel_to,
         energy_to=energy_to,
@@ -97,7 +108,7 @@ def fit_tyres(
     axle = torch.stack([front_worse, front_worse, ~front_worse, ~front_worse], dim=1)
     replace = four.unsqueeze(1) | (two.unsqueeze(1) & axle)
     new_tread = torch.where(replace, torch.ones_like(tread), tread)
-    dry_new = new_comp != 3
+    dry_new = new_comp != int(Compound.WET)
     sets_used = torch.where(four & dry_new, 1.0, torch.where(two & dry_new, 0.5, 0.0))
     return new_tread, new_comp, four, sets_used
 

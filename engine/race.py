@@ -51,7 +51,11 @@ def load_lap_model(scenario: Scenario) -> LapModel:
 
     if scenario.lap_model == "parametric":
         return ParametricLapModel(ParametricLapParams(noise_scale=scenario.noise_scale))
-    return world_model.load(scenario.lap_model)
+    model = world_model.load(scenario.lap_model)
+    core_only = getattr(model, "with_core_only", None)
+    if scenario.lap_model_core_only and core_only is not None:
+        model = core_only()
+    return model
 
 
 def load_event_model(scenario: Scenario) -> EventModel | None:
@@ -295,10 +299,10 @@ class RaceSim:
         if self.sim.over():
             return None
         env = self.sim.env
-        self.sim.decision_needed = env.event()
+        self.sim.external.needed = env.event()
         with torch_threads(self.threads):
-            env.run(until=env.any_of([self.sim.decision_needed, self.sim.process]))
-        pending = self.sim.pending
+            env.run(until=env.any_of([self.sim.external.needed, self.sim.process]))
+        pending = self.sim.external.pending
         if pending is None:
             if not self.sim.over():  # pragma: no cover - the stepper only stops to ask
                 raise RuntimeError("race stopped without a pending decision")
@@ -319,10 +323,11 @@ class RaceSim:
             )
         pos = {int(r): i for i, r in enumerate(replicas.tolist())}
         ordered = actions[torch.tensor([pos[int(r)] for r in want.tolist()])]
-        self.sim.pending_actions = ordered.to(torch.int64)
+        external = self.sim.external
+        external.actions = ordered.to(torch.int64)
         self._waiting = None
-        assert self.sim._decisions_given is not None
-        self.sim._decisions_given.succeed()
+        assert external.given is not None
+        external.given.succeed()
 
     def result(self) -> RaceResult:
         """Classification so far (complete once ``advance`` returned None)."""

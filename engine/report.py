@@ -56,7 +56,20 @@ def format_interval(metric: str, iv: Interval, signed: bool = False) -> str:
 
     if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
         return num(iv.estimate)
-    return f"{num(iv.estimate)} [{num(iv.low)}, {num(iv.high)}]"
+    mark = CLIPPED_MARK if iv.clipped else ""
+    return f"{num(iv.estimate)} [{num(iv.low)}, {num(iv.high)}]{mark}"
+
+
+CLIPPED_MARK = "*"
+CLIPPED_NOTE = (
+    "* interval cut to the possible range (a position from 1 to the class size, a probability "
+    "difference within +-1): too few races for it; run more"
+)
+
+
+def _any_clipped(c: Comparison) -> bool:
+    groups = [s.metrics for s in c.strategies] + [d.metrics for d in c.differences]
+    return any(iv.clipped for metrics in groups for iv in metrics.values())
 
 
 @contextmanager
@@ -126,6 +139,8 @@ def format_table(comparison: Comparison) -> str:
             for p in positions
         ]
         parts.append(text_grid(["position", *labels], rows))
+    if _any_clipped(c):
+        parts += ["", CLIPPED_NOTE]
     return "\n".join(parts)
 
 

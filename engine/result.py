@@ -166,13 +166,15 @@ class RaceSnapshot:
     state: dict[str, list]
     """``RaceState`` fields of the one replica, as nested lists (leading dimension 1)."""
 
-    def save(self, path: str | Path) -> None:
-        """Write JSON atomically (temp file in the same folder, then ``os.replace``)."""
+    def save(self, path: str | Path, readable: dict[str, Any] | None = None) -> None:
+        """Write JSON atomically (temp file in the same folder, then ``os.replace``), with
+        ``readable`` (``engine.readable_state``) beside the state for people and tools."""
         path = Path(path)
         payload = {
             "format": "stintsim-race-snapshot/1",
             "scenario_name": self.scenario_name,
             "race_time_s": self.race_time_s,
+            **({} if readable is None else {"readable": readable}),
             "state": self.state,
         }
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -186,18 +188,12 @@ class RaceSnapshot:
 
     @staticmethod
     def load(path: str | Path) -> RaceSnapshot:
-        path = Path(path)
-        try:
-            payload = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: not a readable race snapshot ({exc})") from exc
-        if payload.get("format") != "stintsim-race-snapshot/1":
-            raise ValueError(f"{path}: expected format 'stintsim-race-snapshot/1'")
-        return RaceSnapshot(
-            scenario_name=payload["scenario_name"],
-            race_time_s=float(payload["race_time_s"]),
-            state=payload["state"],
-        )
+        """The snapshot saved at ``path``; StateFileError (a ValueError) naming the file and
+        the problem when it is not one."""
+        from engine.state_file import read_state_file
+
+        name, race_time_s, state = read_state_file(path)
+        return RaceSnapshot(scenario_name=name, race_time_s=race_time_s, state=state)
 
 
 class LapRecorder:

@@ -12,6 +12,7 @@ tank (fuel) or of a stint allocation (virtual energy), fractions of tread.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -198,6 +199,10 @@ class Scenario:
     events: EventsSettings = EventsSettings()
     lap_model: str = "default"
     """"default" (world_model.load_default), "parametric" or a checkpoint path."""
+    lap_model_core_only: bool = False
+    """Draw a learned lap model's lap time from its core pace component only, leaving
+    traffic, incidents, neutralisations and rain to the engine (see
+    ``LearnedLapModel.with_core_only``); scenarios built from timing data set it."""
     forced_events: tuple[ForcedEvent, ...] = ()
     focus_car: str | None = None
     """Race number of the strategist's own car."""
@@ -255,6 +260,8 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ScenarioError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ScenarioError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -296,7 +303,8 @@ def _build(cls: type, table: dict[str, Any], where: str) -> Any:
         and f.default_factory is dataclasses.MISSING
     ]
     if missing:
-        raise ScenarioError(f"{where}: missing key {missing[0]!r}")
+        key = "class" if missing[0] == "car_class" else missing[0]  # as the TOML spells it
+        raise ScenarioError(f"{where}: missing key {key!r}")
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -315,14 +323,118 @@ def _forced_event(table: dict[str, Any], where: str) -> ForcedEvent:
             f"{where}.kind: expected one of {[k.value for k in ForcedKind]}, "
             f"got {table.get('kind')!r}"
         ) from exc
+
+    def number(key: str) -> float | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        return _convert(value, float, f"{where}.{key}")
+
+    lap = table.get("lap")
+    if lap is not None:
+        lap = _convert(lap, int, f"{where}.lap")
     return ForcedEvent(
         kind=kind,
-        start_s=None if table.get("start_s") is None else float(table["start_s"]),
-        end_s=None if table.get("end_s") is None else float(table["end_s"]),
-        car=None if table.get("car") is None else str(table["car"]),
-        lap=table.get("lap"),
-        intensity=float(table.get("intensity", 1.0)),
+        start_s=number("start_s"),
+        end_s=number("end_s"),
+        car=None if table.get("car") is None else _convert(table["car"], str, f"{where}.car"),
+        lap=lap,
+        intensity=1.0 if table.get("intensity") is None else number("intensity"),
     )
+
+
+def _check_positive(where: str, **values: float | None) -> None:
+    """Each value (keyed by its dotted TOML name, ``__`` for ``.``) must be > 0."""
+    for key, value in values.items():
+        if value is not None and not value > 0:
+            raise ScenarioError(f"{where}: {key.replace('__', '.')} must be > 0, got {value}")
+
+
+def _check_non_negative(where: str, **values: float) -> None:
+    for key, value in values.items():
+        if not value >= 0:
+            raise ScenarioError(f"{where}: {key.replace('__', '.')} must be >= 0, got {value}")
+
+
+def _validate_rules(s: Scenario, where: str) -> None:
+    r = s.rules
+    _check_positive(
+        where,
+        race__duration_h=s.race.duration_h,
+        race__laps=s.race.laps,
+        rules__max_stint_driving_s=r.max_stint_driving_s,
+        rules__max_total_driving_s=r.max_total_driving_s,
+    )
+    _check_non_negative(
+        where,
+        # 0 is a plan to the last drop (no reserve lap), a choice a strategist may test.
+        rules__fuel_margin=r.fuel_margin,
+        rules__tyre_change_4_s=r.tyre_change_4_s,
+        rules__tyre_change_2_s=r.tyre_change_2_s,
+        rules__driver_change_s=r.driver_change_s,
+        rules__min_pit_time_s=r.min_pit_time_s,
+        rules__min_total_driving_s=r.min_total_driving_s,
+        rules__overtake_cost_s=r.overtake_cost_s,
+        rules__puncture_loss_s=r.puncture_loss_s,
+        rules__fuel_margin=r.fuel_margin,
+    )
+    for c in s.classes:
+        place = f"{where}: class {c.name!r}"
+        if c.refuel_full_s < 0:
+            raise ScenarioError(f"{place}: refuel_full_s must be >= 0, got {c.refuel_full_s}")
+        if c.tyre_sets != -1 and c.tyre_sets < 1:
+            raise ScenarioError(
+                f"{place}: tyre_sets must be at least 1 (or -1: unlimited), got {c.tyre_sets}"
+            )
+
+
+def _validate_entry_figures(place: str, e: Entry) -> None:
+    if e.ref_lap_time_s <= 0 or e.ref_fuel_per_lap <= 0 or e.ref_wear_per_lap < 0:
+        raise ScenarioError(f"{place}: ref figures must be positive")
+    for key in ("ref_fuel_per_lap", "ref_energy_per_lap", "ref_wear_per_lap"):
+        value = getattr(e, key)
+        if not 0 <= value <= 1:
+            raise ScenarioError(
+                f"{place}: {key} is a fraction of a tank (or allocation, or tread) per lap, "
+                f"in [0, 1]; {value} would not complete a lap"
+            )
+
+
+def max_race_laps(s: Scenario) -> int:
+    """More laps than any car can complete: the lap count of a lap race, else the race length
+    over the fastest reference lap less a generous margin (no car laps 25 % under it)."""
+    if s.race.laps is not None:
+        return s.race.laps
+    fastest = min(e.ref_lap_time_s for e in s.entries)
+    return math.ceil(s.race.duration_h * 3600.0 / (0.75 * fastest)) + 1
+
+
+def check_forced_in_race(s: Scenario, events: tuple[ForcedEvent, ...], where: str) -> None:
+    """Forced events must name entries and fall inside the race: an event after the end would
+    silently never happen."""
+    numbers = {e.number for e in s.entries}
+    end_s = s.race.duration_s
+    laps = max_race_laps(s)
+    for ev in events:
+        label = f"{where}: forced event {ev.kind.value}"
+        if ev.car is not None and ev.car not in numbers:
+            raise ScenarioError(f"{where}: forced event names unknown car {ev.car!r}")
+        for key in ("start_s", "end_s"):
+            value = getattr(ev, key)
+            if value is not None and value < 0:
+                raise ScenarioError(f"{label}: {key} must be >= 0, got {value}")
+        if ev.start_s is not None and ev.end_s is not None and ev.end_s <= ev.start_s:
+            raise ScenarioError(f"{label}: end_s ({ev.end_s}) must be after start_s")
+        if end_s is not None and ev.start_s is not None and ev.start_s >= end_s:
+            raise ScenarioError(
+                f"{label}: start_s {ev.start_s:g} s is after the end of the race ({end_s:g} s)"
+            )
+        if ev.lap is not None and not 1 <= ev.lap <= laps:
+            raise ScenarioError(
+                f"{label}: lap {ev.lap} is outside the race (laps 1 to at most {laps})"
+            )
+        if not 0 <= ev.intensity <= 1:
+            raise ScenarioError(f"{label}: intensity must lie in [0, 1], got {ev.intensity}")
 
 
 def validate(s: Scenario, where: str) -> Scenario:
@@ -331,6 +443,7 @@ def validate(s: Scenario, where: str) -> Scenario:
         raise ScenarioError(f"{where}: [race] needs exactly one of duration_h and laps")
     if s.race.window_s <= 0:
         raise ScenarioError(f"{where}: race.window_s must be > 0")
+    _validate_rules(s, where)
     if s.rules.neutralisation_delay_s < s.race.window_s:
         raise ScenarioError(
             f"{where}: rules.neutralisation_delay_s ({s.rules.neutralisation_delay_s}) must be "
@@ -352,8 +465,7 @@ def validate(s: Scenario, where: str) -> Scenario:
             raise ScenarioError(f"{place}: unknown class {e.car_class!r}")
         if not e.drivers:
             raise ScenarioError(f"{place}: needs at least one driver")
-        if e.ref_lap_time_s <= 0 or e.ref_fuel_per_lap <= 0 or e.ref_wear_per_lap < 0:
-            raise ScenarioError(f"{place}: ref figures must be positive")
+        _validate_entry_figures(place, e)
         if e.start_compound.upper() not in Compound.__members__:
             raise ScenarioError(f"{place}: unknown compound {e.start_compound!r}")
     try:
@@ -364,9 +476,7 @@ def validate(s: Scenario, where: str) -> Scenario:
         raise ScenarioError(str(exc)) from exc
     if s.focus_car is not None and s.focus_car not in seen:
         raise ScenarioError(f"{where}: focus_car {s.focus_car!r} is not an entry")
-    for ev in s.forced_events:
-        if ev.car is not None and ev.car not in seen:
-            raise ScenarioError(f"{where}: forced event names unknown car {ev.car!r}")
+    check_forced_in_race(s, s.forced_events, where)
     return s
 
 

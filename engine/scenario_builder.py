@@ -27,11 +27,14 @@ import os
 import sqlite3
 import sys
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from data.class_names import engine_class, load_class_map
 from data.entry import run_main
 from engine.scenario import parse_scenario
 from world_model.parametric import ParametricLapParams
@@ -40,14 +43,23 @@ ENERGY_CLASSES = ("HYPERCAR", "LMGT3")
 """Classes racing on a virtual-energy allocation per stint (WEC 2024)."""
 CLASS_ORDER = ("HYPERCAR", "LMP2", "LMGT3")
 """Fastest class first (the scenario's class order sets who is the slower traffic)."""
-TYRE_DOUBLE_STINT_TREAD = 0.45
-"""Assumption (timing data has no tread): a set loses this much tread over two stints."""
+TYRE_SPELL_TREAD = 0.55
+"""Assumption (timing data has no tread): a set loses this much tread over a driver spell
+(the rules change tyres with the driver)."""
+TYRE_SET_MARGIN = 1.25
+TYRE_SPARE_SETS = 2.0
+"""Assumption: the tyre allocation is the sets a change every spell needs over the class's
+busiest car's stops, times TYRE_SET_MARGIN, plus TYRE_SPARE_SETS (punctures, damage)."""
+MAX_STINTS_PER_SPELL = 4
+MIN_PIT_LANE_LOSS_S = 10.0
+"""Floor of the pit lane's loss [s] (noisy in- and out-laps can put the estimate below it)."""
 FUEL_TO_ENERGY = 0.97
 """Assumption: fuel per lap relative to virtual energy per lap (energy is the binding limit)."""
 STATIONARY_TRANSIT_S = 5.0
 """Assumption: the fastest stops in the data stood this long; the rest of their lane time is
 the drive through the pit lane."""
 MIN_STINT_LAPS = 5
+MIN_CLEAN_LAPS = 10
 
 
 def _q(conn: sqlite3.Connection, sql: str, *args: Any) -> list[tuple]:
@@ -73,19 +85,190 @@ def build_table(
     name: str,
     duration_h: float | None = None,
     sun: tuple[float, float] = (5.9, 21.9),
+    class_map: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The scenario of a real race as a TOML-shaped table; ``sun`` = (sunrise, sunset) [h]."""
+    """The scenario of a real race as a TOML-shaped table; ``sun`` = (sunrise, sunset) [h];
+    ``class_map`` extends :data:`data.class_names.DEFAULT_CLASS_MAP`."""
     conn = sqlite3.connect(f"file:{Path(db)}?mode=ro", uri=True)
     try:
-        table = _build(conn, session, name, duration_h)
+        table = _build(conn, session, name, duration_h, class_map)
         table["track"]["sunrise_hour"], table["track"]["sunset_hour"] = sun
         return table
     finally:
         conn.close()
 
 
+@dataclass
+class _PitSamples:
+    """What the field's stops say about the pit lane, pooled over the cars."""
+
+    loss_s: list[float] = field(default_factory=list)
+    lane_s: list[float] = field(default_factory=list)
+    stationary_by_class: dict[str, list[float]] = field(default_factory=dict)
+    flag_laps_s: dict[int, list[float]] = field(default_factory=lambda: {2: [], 3: []})
+
+
+@dataclass
+class _Car:
+    """One car's measurements; ``ref`` None when it ran too few clean laps to have a pace."""
+
+    number: str
+    cls: str
+    team: str | None
+    ref: float | None
+    stint: float | None
+    stints_per_spell: float
+    stops: int
+    drivers: list[dict[str, Any]]
+
+
+_CLEAN = (
+    "timed = 1 AND (flag = 0 OR flag IS NULL) AND pit_in = 0 AND pit_out = 0 AND lap > 1 "
+    "AND lap_time_s IS NOT NULL"
+)
+"""Clean laps: timed, green (a source without flags, such as LMU results, counts as green),
+neither in- nor out-lap, not the standing start."""
+
+
+def _car(
+    conn: sqlite3.Connection, car_id: int, number: str, cls: str, team: str | None
+) -> tuple[_Car, list[tuple]]:
+    clean = np.array(
+        [
+            r[0]
+            for r in _q(conn, f"SELECT lap_time_s FROM laps WHERE car_id = ? AND {_CLEAN}", car_id)
+        ]
+    )
+    ref = float(np.percentile(clean, 10)) if clean.size >= MIN_CLEAN_LAPS else None
+    laps = _q(
+        conn,
+        "SELECT lap, lap_time_s, pit_in, pit_out, pit_time_s, flag, driver_change "
+        "FROM laps WHERE car_id = ? ORDER BY lap",
+        car_id,
+    )
+    pit_in = [int(r[0]) for r in laps if r[2]]
+    stints = [s for s in _stints(pit_in) if s >= MIN_STINT_LAPS]
+    changes = sum(1 for r in laps if r[6])
+    # Stints per driver spell: a race of S stints and D driver changes runs D + 1 spells.
+    per_spell = (len(pit_in) + 1) / (changes + 1)
+    return (
+        _Car(
+            number=number,
+            cls=cls,
+            team=team,
+            ref=ref,
+            stint=float(np.median(stints)) if stints else None,
+            stints_per_spell=per_spell,
+            stops=len(pit_in),
+            drivers=_drivers(conn, car_id, ref) if ref is not None else [],
+        ),
+        laps,
+    )
+
+
+def _drivers(conn: sqlite3.Connection, car_id: int, ref: float) -> list[dict[str, Any]]:
+    """Each driver's rating: their own 10th percentile against the car's, in standard
+    deviations of the lap model's skill effect, centred on the lap-weighted average."""
+    skill_time = ParametricLapParams().skill_time
+    drivers: list[dict[str, Any]] = []
+    driver_laps: list[int] = []
+    for d_name, d_id in _q(
+        conn,
+        "SELECT name, driver_id FROM drivers WHERE car_id = ? "
+        "ORDER BY driver_number IS NULL, driver_number, name",
+        car_id,
+    ):
+        own = [
+            r[0]
+            for r in _q(
+                conn,
+                f"SELECT lap_time_s FROM laps WHERE car_id = ? AND driver_id = ? AND {_CLEAN}",
+                car_id,
+                d_id,
+            )
+        ]
+        skill = 0.0
+        if len(own) >= MIN_CLEAN_LAPS:
+            skill = (ref - float(np.percentile(own, 10))) / (skill_time * ref)
+        drivers.append({"name": d_name, "skill": float(np.clip(skill, -3, 3))})
+        driver_laps.append(len(own) if len(own) >= MIN_CLEAN_LAPS else 0)
+    if sum(driver_laps) > 0:
+        # The reference pace pools the car's drivers, so its reference driver is their
+        # lap-weighted average: centre the ratings there (0 = reference, as the lap and
+        # event models read them).
+        mean_skill = float(np.average([d["skill"] for d in drivers], weights=driver_laps))
+        for d, n_laps in zip(drivers, driver_laps, strict=True):
+            d["skill"] = round(d["skill"] - mean_skill, 3) if n_laps else 0.0
+    for d in drivers:
+        d["skill"] = round(d["skill"], 3)
+    return drivers
+
+
+def _pit_samples(laps: list[tuple], ref: float, cls: str, out: _PitSamples) -> None:
+    by_lap = {int(r[0]): r for r in laps}
+    for lap, lap_time, p_in, p_out, pit_time, flag, dc in laps:
+        if p_out and pit_time is not None and lap_time is not None and flag == 0:
+            prev = by_lap.get(int(lap) - 1)
+            if prev is not None and prev[1] is not None and prev[5] == 0:
+                out.loss_s.append(prev[1] + lap_time - 2.0 * ref - pit_time)
+            out.lane_s.append(pit_time)
+            if not dc and pit_time < 150.0:
+                out.stationary_by_class.setdefault(cls, []).append(pit_time)
+        if flag in out.flag_laps_s and lap_time and not p_in and not p_out:
+            out.flag_laps_s[int(flag)].append(lap_time)
+
+
+def _entry(car: _Car, race_s: float) -> dict[str, Any]:
+    assert car.ref is not None and car.stint is not None
+    energy = 1.0 / (car.stint + 1.0)
+    has_energy = car.cls in ENERGY_CLASSES
+    spell = int(np.clip(round(car.stints_per_spell), 1, MAX_STINTS_PER_SPELL))
+    return {
+        "number": car.number,
+        "class": car.cls,
+        "team": car.team or f"team of #{car.number}",
+        "drivers": car.drivers or [{"name": f"driver of #{car.number}", "skill": 0.0}],
+        "ref_lap_time_s": round(car.ref, 3),
+        "ref_fuel_per_lap": round(energy * (FUEL_TO_ENERGY if has_energy else 1.0), 5),
+        "ref_energy_per_lap": round(energy if has_energy else 0.0, 5),
+        "ref_wear_per_lap": round(TYRE_SPELL_TREAD / (spell * car.stint), 5),
+        "strategy": f"fuel-reserve:stints={spell}",
+    }
+
+
+def _fill_missing(cars: list[_Car]) -> list[_Car]:
+    """Cars with too few clean laps (early retirements) race at their class's median pace,
+    stint and spell: the real field keeps them, and so do its race's statistics."""
+    known = [c for c in cars if c.ref is not None and c.stint is not None]
+    out = []
+    for c in cars:
+        if c.ref is not None and c.stint is not None:
+            out.append(c)
+            continue
+        peers = [k for k in known if k.cls == c.cls] or known
+        if not peers:
+            continue
+        c.ref = c.ref if c.ref is not None else float(np.median([k.ref for k in peers]))
+        c.stint = c.stint or float(np.median([k.stint for k in peers]))
+        c.stints_per_spell = float(np.median([k.stints_per_spell for k in peers]))
+        out.append(c)
+    return out
+
+
+def _tyre_sets(cars: list[_Car], cls: str) -> float:
+    """Assumption (timing data does not say which tyres a car took): the allocation covers
+    a change every driver spell over the class's most stops, plus spares."""
+    own = [c for c in cars if c.cls == cls]
+    need = max((c.stops + 1) / max(round(c.stints_per_spell), 1) for c in own)
+    return float(np.ceil(need * TYRE_SET_MARGIN) + TYRE_SPARE_SETS)
+
+
 def _build(
-    conn: sqlite3.Connection, session: str, name: str, duration_h: float | None
+    conn: sqlite3.Connection,
+    session: str,
+    name: str,
+    duration_h: float | None,
+    class_map: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     sid = _session_id(conn, session)
     track, start_hour, duration_s, lap_len = _q(
@@ -94,137 +277,54 @@ def _build(
         "WHERE session_id = ?",
         sid,
     )[0]
-    skill_time = ParametricLapParams().skill_time
-    cars = _q(
+    rows = _q(
         conn,
         "SELECT c.car_id, c.number, c.class, c.team, "
         "  (SELECT position FROM laps l WHERE l.car_id = c.car_id AND l.lap = 1) AS grid "
         "FROM cars c WHERE c.session_id = ? ORDER BY grid IS NULL, grid, c.number",
         sid,
     )
-    entries: list[dict[str, Any]] = []
-    loss_samples: list[float] = []
-    stationary_by_class: dict[str, list[float]] = {}
-    lane_times: list[float] = []
-    flag_ratio: dict[int, list[float]] = {2: [], 3: []}
-    for car_id, number, cls, team, _grid in cars:
+    pits = _PitSamples()
+    cars: list[_Car] = []
+    for car_id, number, raw_cls, team, _grid in rows:
+        cls = engine_class(raw_cls, class_map)
         if cls not in CLASS_ORDER:
             continue
-        clean = np.array(
-            [
-                r[0]
-                for r in _q(
-                    conn,
-                    "SELECT lap_time_s FROM laps WHERE car_id = ? AND timed = 1 AND flag = 0 "
-                    "AND pit_in = 0 AND pit_out = 0 AND lap > 1 AND lap_time_s IS NOT NULL",
-                    car_id,
-                )
-            ]
-        )
-        if clean.size < 10:
-            continue  # a car with too few clean laps has no measurable pace
-        ref = float(np.percentile(clean, 10))
-        laps = _q(
-            conn,
-            "SELECT lap, lap_time_s, pit_in, pit_out, pit_time_s, flag, driver_change "
-            "FROM laps WHERE car_id = ? ORDER BY lap",
-            car_id,
-        )
-        pit_in = [int(r[0]) for r in laps if r[2]]
-        stints = [s for s in _stints(pit_in) if s >= MIN_STINT_LAPS]
-        stint = float(np.median(stints)) if stints else 12.0
-        by_lap = {int(r[0]): r for r in laps}
-        for lap, lap_time, p_in, p_out, pit_time, flag, dc in laps:
-            if p_out and pit_time is not None and lap_time is not None and flag == 0:
-                prev = by_lap.get(int(lap) - 1)
-                if prev is not None and prev[1] is not None and prev[5] == 0:
-                    loss_samples.append(prev[1] + lap_time - 2.0 * ref - pit_time)
-                lane_times.append(pit_time)
-                if not dc and pit_time < 150.0:
-                    stationary_by_class.setdefault(cls, []).append(pit_time)
-            if flag in flag_ratio and lap_time and not p_in and not p_out:
-                flag_ratio[int(flag)].append(lap_time)
-        drivers = []
-        driver_laps: list[int] = []
-        for d_name, d_id in _q(
-            conn,
-            "SELECT name, driver_id FROM drivers WHERE car_id = ? "
-            "ORDER BY driver_number IS NULL, driver_number, name",
-            car_id,
-        ):
-            own = [
-                r[0]
-                for r in _q(
-                    conn,
-                    "SELECT lap_time_s FROM laps WHERE car_id = ? AND driver_id = ? "
-                    "AND timed = 1 AND flag = 0 AND pit_in = 0 AND pit_out = 0 AND lap > 1",
-                    car_id,
-                    d_id,
-                )
-                if r[0] is not None
-            ]
-            skill = 0.0
-            if len(own) >= 10:
-                skill = (ref - float(np.percentile(own, 10))) / (skill_time * ref)
-            drivers.append({"name": d_name, "skill": float(np.clip(skill, -3, 3))})
-            driver_laps.append(len(own) if len(own) >= 10 else 0)
-        if sum(driver_laps) > 0:
-            # The reference pace pools the car's drivers, so its reference driver is their
-            # lap-weighted average: centre the ratings there (0 = reference, as the lap and
-            # event models read them).
-            mean_skill = float(np.average([d["skill"] for d in drivers], weights=driver_laps))
-            for d, n_laps in zip(drivers, driver_laps, strict=True):
-                d["skill"] = round(d["skill"] - mean_skill, 3) if n_laps else 0.0
-        for d in drivers:
-            d["skill"] = round(d["skill"], 3)
-        if not drivers:
-            drivers = [{"name": f"driver of #{number}", "skill": 0.0}]
-        energy = 1.0 / (stint + 1.0)
-        has_energy = cls in ENERGY_CLASSES
-        entries.append(
-            {
-                "number": number,
-                "class": cls,
-                "team": team or f"team of #{number}",
-                "drivers": drivers,
-                "ref_lap_time_s": round(ref, 3),
-                "ref_fuel_per_lap": round(energy * (FUEL_TO_ENERGY if has_energy else 1.0), 5),
-                "ref_energy_per_lap": round(energy if has_energy else 0.0, 5),
-                "ref_wear_per_lap": round(TYRE_DOUBLE_STINT_TREAD / (2.0 * stint), 5),
-                "strategy": "double-stint",
-            }
-        )
-    if not entries:
+        car, laps = _car(conn, car_id, number, cls, team)
+        if car.ref is not None:
+            _pit_samples(laps, car.ref, cls, pits)
+        cars.append(car)
+    cars = _fill_missing(cars)
+    if not cars:
         raise ValueError(f"session {session!r}: no car of classes {CLASS_ORDER} with clean laps")
-    transit = float(np.percentile(lane_times, 5)) - STATIONARY_TRANSIT_S if lane_times else 40.0
+    race_s = duration_h * 3600.0 if duration_h is not None else float(duration_s or 86400.0)
+    entries = [_entry(c, race_s) for c in cars]
+    transit = float(np.percentile(pits.lane_s, 5)) - STATIONARY_TRANSIT_S if pits.lane_s else 40.0
     # The lap model adds its own cold-tyre out-lap time: leave it out of the pit lane's loss.
+    # Its floor is the drive through the lane at the pit speed limit less the lap's own
+    # stretch of track: never negative, however noisy the samples.
     out_lap = ParametricLapParams().out_lap_time * float(
         np.median([e["ref_lap_time_s"] for e in entries])
     )
-    pit_loss = float(np.median(loss_samples)) + transit - out_lap if loss_samples else 40.0
-    classes = []
-    for cls in CLASS_ORDER:
-        if not any(e["class"] == cls for e in entries):
-            continue
-        stat = stationary_by_class.get(cls, [])
-        refuel = float(np.median(stat)) - transit if stat else 35.0
-        classes.append(
-            {
-                "name": cls,
-                "compounds": ["soft", "medium", "hard", "wet"],
-                "tyre_sets": -1,
-                "refuel_full_s": round(max(refuel, 10.0), 2),
-                "has_energy": cls in ENERGY_CLASSES,
-            }
-        )
+    pit_loss = float(np.median(pits.loss_s)) + transit - out_lap if pits.loss_s else 40.0
+    pit_loss = max(pit_loss, MIN_PIT_LANE_LOSS_S)
+    classes = [
+        _class_table(cls, cars, pits, transit)
+        for cls in CLASS_ORDER
+        if any(c.cls == cls for c in cars)
+    ]
     # Under a neutralisation every car runs the same speed: the engine's factor is on the
     # fastest car's reference pace.
     fastest = min(e["ref_lap_time_s"] for e in entries)
-    fcy = float(np.median(flag_ratio[2])) / fastest if flag_ratio[2] else 1.45
-    sc = float(np.median(flag_ratio[3])) / fastest if flag_ratio[3] else 1.6
+    fcy_laps, sc_laps = pits.flag_laps_s[2], pits.flag_laps_s[3]
+    fcy = float(np.median(fcy_laps)) / fastest if fcy_laps else 1.45
+    sc = float(np.median(sc_laps)) / fastest if sc_laps else 1.6
     return {
         "name": name,
         "lap_model": "default",
+        # The engine draws traffic, incidents, neutralisations and rain itself: the learned
+        # model's slow components (which learnt them from unlabelled timing data) stay out.
+        "lap_model_core_only": True,
         "focus_car": entries[0]["number"],
         "track": {
             "name": track or session,
@@ -237,34 +337,44 @@ def _build(
             "air_temp_c": 22.0,
         },
         "race": {
-            "duration_h": duration_h
-            if duration_h is not None
-            else (duration_s or 86400.0) / 3600.0,
+            "duration_h": race_s / 3600.0,
             "start_hour_of_day": round(float(start_hour or 16.0), 3),
             "window_s": 45.0,  # = the neutralisation delay: fewer, larger batched windows
         },
-        "rules": {
-            "tyre_change_4_s": 25.0,
-            "tyre_change_2_s": 13.0,
-            "driver_change_s": 20.0,
-            "refuel_with_tyres": False,
-            "min_pit_time_s": 0.0,
-            "max_stint_driving_s": 14400.0,
-            "max_total_driving_s": 50400.0,
-            "min_total_driving_s": 0.0,
-            "pit_closed_under_sc": True,
-            "neutralisation_delay_s": 45.0,
-            "overtake_cost_s": 0.4,
-            "fcy": {"lap_time_factor": round(fcy, 3), "fuel_factor": 0.55, "wear_factor": 0.5},
-            "safety_car": {
-                "lap_time_factor": round(sc, 3),
-                "fuel_factor": 0.5,
-                "wear_factor": 0.45,
-            },
-        },
+        "rules": _rules_table(fcy, sc),
         "events": {"incidents": True, "weather": True, "model": "default"},
         "classes": classes,
         "entries": entries,
+    }
+
+
+def _class_table(cls: str, cars: list[_Car], pits: _PitSamples, transit: float) -> dict[str, Any]:
+    stat = pits.stationary_by_class.get(cls, [])
+    refuel = float(np.median(stat)) - transit if stat else 35.0
+    return {
+        "name": cls,
+        "compounds": ["soft", "medium", "hard", "wet"],
+        "tyre_sets": _tyre_sets(cars, cls),
+        "refuel_full_s": round(max(refuel, 10.0), 2),
+        "has_energy": cls in ENERGY_CLASSES,
+    }
+
+
+def _rules_table(fcy: float, sc: float) -> dict[str, Any]:
+    return {
+        "tyre_change_4_s": 25.0,
+        "tyre_change_2_s": 13.0,
+        "driver_change_s": 20.0,
+        "refuel_with_tyres": False,
+        "min_pit_time_s": 0.0,
+        "max_stint_driving_s": 14400.0,
+        "max_total_driving_s": 50400.0,
+        "min_total_driving_s": 0.0,
+        "pit_closed_under_sc": True,
+        "neutralisation_delay_s": 45.0,
+        "overtake_cost_s": 0.4,
+        "fcy": {"lap_time_factor": round(fcy, 3), "fuel_factor": 0.55, "wear_factor": 0.5},
+        "safety_car": {"lap_time_factor": round(sc, 3), "fuel_factor": 0.5, "wear_factor": 0.45},
     }
 
 
@@ -341,18 +451,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sunrise-hour", type=float, default=5.9, help="local sunrise [h]")
     p.add_argument("--sunset-hour", type=float, default=21.9, help="local sunset [h]")
+    p.add_argument(
+        "--class-map",
+        default=None,
+        help="TOML with a [classes] table of session class name = engine class, on top of "
+        "the built-in table (data/class_names.py)",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        class_map = load_class_map(args.class_map) if args.class_map else None
         table = build_table(
             args.db,
             args.session,
             args.name,
             args.duration_h,
             (args.sunrise_hour, args.sunset_hour),
+            class_map,
         )
     except (ValueError, sqlite3.Error) as exc:
         print(f"error: {args.db}: {exc}", file=sys.stderr)

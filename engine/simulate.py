@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from data.entry import run_main
+from engine.cli_types import positive_int, random_seed
 from engine.result import RaceResult
 
 
@@ -30,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "scenario", help="shipped scenario name (lemans_24h, six_hours, test_race) or TOML"
     )
-    p.add_argument("--replicas", type=int, default=1, help="races to simulate (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same races")
+    p.add_argument("--replicas", type=positive_int, default=1, help="races to simulate (default 1)")
+    p.add_argument("--seed", type=random_seed, default=0, help="random seed: same seed, same races")
     p.add_argument(
         "--strategy",
         default=None,
@@ -50,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="write every lap, pit stop, flag period and incident to this SQLite lap store",
     )
-    p.add_argument("--chunk", type=int, default=256, help="replicas per batch (memory bound)")
+    p.add_argument(
+        "--chunk", type=positive_int, default=256, help="replicas per batch (memory bound)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return p
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from engine.baselines import make_strategy
     from engine.export import write_lap_store
+    from engine.plan_file import PlanRefused
     from engine.race import StrategyAssignment, simulate
     from engine.scenario import ScenarioError, load_scenario
 
@@ -126,15 +130,19 @@ def main(argv: list[str] | None = None) -> int:
     except (ScenarioError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = simulate(
-        scenario,
-        StrategyAssignment(default=default, per_car=per_car),
-        args.replicas,
-        args.seed,
-        record_laps=args.laps_out is not None,
-        chunk_replicas=args.chunk,
-        progress=not args.no_progress and not args.json,
-    )
+    try:
+        result = simulate(
+            scenario,
+            StrategyAssignment(default=default, per_car=per_car),
+            args.replicas,
+            args.seed,
+            record_laps=args.laps_out is not None,
+            chunk_replicas=args.chunk,
+            progress=not args.no_progress and not args.json,
+        )
+    except PlanRefused as exc:  # a plan: file the race cannot run as written
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     written = 0
     if args.laps_out:
         label = (

@@ -7,38 +7,80 @@ what follows works on the few rows that had an incident.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
+import simpy
 import torch
 
+from engine.chunk_context import ChunkContext
+from engine.clock import RaceControl
 from engine.conditions import darkness
-from engine.state import F64, add, put, take
+from engine.damage_cache import DamageCache
+from engine.state import F64, RaceState, add, put, take
 from events.interface import CarExposure, ForcedKind
 from world_model.interface import FlagState
 
 _NEUTRAL_KINDS = (int(FlagState.FCY), int(FlagState.SAFETY_CAR), int(FlagState.SLOW_ZONE))
 
 
+@dataclass(frozen=True)
+class CarIncidents:
+    """One source's incidents of a window over the ``[R, C]`` field (drawn or scripted)."""
+
+    time_s: torch.Tensor
+    """Race time of the incident [s] (float64), NaN where none."""
+    damage: torch.Tensor
+    """Damage added, 0 to 1 (float32)."""
+    puncture: torch.Tensor
+    failure: torch.Tensor
+    """The car is out of the race (a failure, or a crash)."""
+    contact: torch.Tensor
+    """The incident was a contact with another car."""
+    partner: torch.Tensor
+    """Car index of the contact's other car, -1 for none (int64)."""
+    off: torch.Tensor
+    """The incident was a car going off alone (slicks on a wet track)."""
+
+
 class IncidentSteps:
     """Window incidents of a :class:`engine.stepper.ChunkSim` (uses its state and models)."""
 
-    def _forced_car_events(self, a: float, b: float) -> dict[str, torch.Tensor] | None:
-        if not self._forced_car:
+    ctx: ChunkContext
+    state: RaceState
+    damage: DamageCache
+    env: simpy.Environment
+    control: RaceControl
+    forced_done: list[torch.Tensor]
+    incident_parts: dict[str, list[np.ndarray]]
+    _settle: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | float], None]
+    """(engine.step_track.TrackSteps) move flat rows (of replicas) to a race time."""
+    _predict: Callable[[torch.Tensor, torch.Tensor], None]
+    """(engine.step_track.TrackSteps) predict the crossing of flat rows (of replicas)."""
+
+    def _forced_car_events(self, a: float, b: float) -> CarIncidents | None:
+        """The scripted car events (puncture, failure, damage) due in the window ``[a, b)``;
+        each happens once per replica."""
+        ctx = self.ctx
+        if not ctx.forced_car:
             return None
         s = self.state
-        damage = torch.zeros(self.R, self.C)
-        puncture = torch.zeros(self.R, self.C, dtype=torch.bool)
-        failure = torch.zeros(self.R, self.C, dtype=torch.bool)
-        when = torch.full((self.R, self.C), float("nan"), dtype=F64)
+        R, C = ctx.n_replicas, ctx.n_cars
+        damage = torch.zeros(R, C)
+        puncture = torch.zeros(R, C, dtype=torch.bool)
+        failure = torch.zeros(R, C, dtype=torch.bool)
+        when = torch.full((R, C), float("nan"), dtype=F64)
         any_ev = False
-        for ev, done in zip(self._forced_car, self._forced_done, strict=True):
-            c = self.sc.entry_index(str(ev.car))
+        for ev, done in zip(ctx.forced_car, self.forced_done, strict=True):
+            c = ctx.scenario.entry_index(str(ev.car))
             if ev.lap is not None:
                 hit = (s.lap[:, c] == ev.lap - 1) & ~done & s.running()[:, c]
-                at = torch.full((self.R,), b, dtype=F64)
+                at = torch.full((R,), b, dtype=F64)
             else:
                 start = float(ev.start_s or 0.0)
-                hit = torch.full((self.R,), a <= start < b) & ~done & s.running()[:, c]
-                at = torch.full((self.R,), start, dtype=F64)
+                hit = torch.full((R,), a <= start < b) & ~done & s.running()[:, c]
+                at = torch.full((R,), start, dtype=F64)
             if not bool(hit.any()):
                 continue
             any_ev = True
@@ -52,70 +94,71 @@ class IncidentSteps:
                 damage[hit, c] = ev.intensity
         if not any_ev:
             return None
-        return {"damage": damage, "puncture": puncture, "failure": failure, "time_s": when}
+        return CarIncidents(
+            time_s=when,
+            damage=damage,
+            puncture=puncture,
+            failure=failure,
+            contact=torch.zeros(R, C, dtype=torch.bool),
+            partner=torch.full((R, C), -1, dtype=torch.int64),
+            off=torch.zeros(R, C, dtype=torch.bool),
+        )
+
+    def _drawn_incidents(self, a: float, b: float) -> CarIncidents:
+        """The event model's incidents of the window ``[a, b)`` for the whole field."""
+        s, ctx = self.state, self.ctx
+        f, R, C = ctx.field, ctx.n_replicas, ctx.n_cars
+        assert ctx.event_model is not None
+        # Time on track in the window: none before the pit exit, none once out of the race.
+        # (a car out of the race has its anchor at infinity)
+        track_s = (b - s.anchor_s.clamp(min=a)).clamp(0.0, b - a)
+        _, wet, _ = ctx.weather.at(ctx.all_replicas, torch.full((R,), b, dtype=F64))
+        exposure = CarExposure(
+            dt_s=track_s.float(),
+            race_time_s=torch.full((R, C), b),
+            traffic=s.traffic,
+            faster_class_traffic=s.other_class_traffic,
+            pace_mode=s.pace,
+            tread_min=s.tread.amin(dim=2),
+            class_index=ctx.class_rc,
+            driver_skill=f.driver_skill.view(-1)
+            .index_select(0, (ctx.car_rc * f.max_drivers + s.driver).view(-1))
+            .view(R, C),
+            wetness=wet.unsqueeze(1).expand(R, C),
+            night=darkness(ctx.scenario, torch.tensor([b], dtype=F64)).expand(R, C),
+            compound=s.compound,
+            risks=ctx.risks.hazards,
+        )
+        drawn = ctx.event_model.car_incidents(ctx.params, exposure, ctx.streams.incidents)
+        return CarIncidents(
+            time_s=drawn.time_s.double(),
+            damage=drawn.damage.float(),
+            puncture=drawn.puncture.bool(),
+            failure=drawn.failure.bool() | drawn.retired.bool(),
+            contact=drawn.contact.bool(),
+            partner=drawn.partner.long(),
+            off=drawn.off.bool(),
+        )
 
     def _incidents(self, a: float, b: float) -> None:
-        s, f = self.state, self.field
-        running = s.running()
+        """The window's incidents: the event model's draws and scripted car events, their
+        damage, punctures and retirements, and race control's neutralisations in answer."""
+        ctx = self.ctx
+        running = self.state.running()
         drawn = None
-        if self.sc.events.incidents and self.event_model is not None:
-            # Time on track in the window: none before the pit exit, none once out of the race.
-            # (a car out of the race has its anchor at infinity)
-            track_s = (b - s.anchor_s.clamp(min=a)).clamp(0.0, b - a)
-            _, wet, _ = self.weather.at(self._all_replicas, torch.full((self.R,), b, dtype=F64))
-            exposure = CarExposure(
-                dt_s=track_s.float(),
-                race_time_s=torch.full((self.R, self.C), b),
-                traffic=s.traffic,
-                faster_class_traffic=s.other_class_traffic,
-                pace_mode=s.pace,
-                tread_min=s.tread.amin(dim=2),
-                class_index=self._class_rc,
-                driver_skill=f.driver_skill.view(-1)
-                .index_select(0, (self._car_rc * f.max_drivers + s.driver).view(-1))
-                .view(self.R, self.C),
-                wetness=wet.unsqueeze(1).expand(self.R, self.C),
-                night=darkness(self.sc, torch.tensor([b], dtype=F64)).expand(self.R, self.C),
-                compound=s.compound,
-                risks=self.risk_table.hazards,
-            )
-            drawn = self.event_model.car_incidents(self.params, exposure, self.gens["incidents"])
+        events_on = ctx.scenario.events.incidents and ctx.event_model is not None
+        if events_on:
+            drawn = self._drawn_incidents(a, b)
         forced = self._forced_car_events(a, b)
         if drawn is None and forced is None:
             return
         # Incidents are sparse: work on the rows that had one ([k]), not on the field.
-        parts = []
-        if drawn is not None:
-            parts.append(
-                (
-                    drawn.time_s.double(),
-                    drawn.damage.float(),
-                    drawn.puncture.bool(),
-                    drawn.failure.bool() | drawn.retired.bool(),
-                    drawn.contact.bool(),
-                    drawn.partner.long(),
-                    drawn.off.bool(),
-                )
-            )
-        if forced is not None:
-            none = torch.zeros(self.R, self.C, dtype=torch.bool)
-            alone = torch.full((self.R, self.C), -1, dtype=torch.int64)
-            parts.append(
-                (
-                    forced["time_s"],
-                    forced["damage"],
-                    forced["puncture"],
-                    forced["failure"],
-                    none,
-                    alone,
-                    none,
-                )
-            )
-        idx_parts = [(~torch.isnan(p[0])).view(-1).nonzero().squeeze(1) for p in parts]
+        parts = [p for p in (drawn, forced) if p is not None]
+        idx_parts = [(~torch.isnan(p.time_s)).view(-1).nonzero().squeeze(1) for p in parts]
         idx = torch.cat(idx_parts).unique() if len(parts) > 1 else idx_parts[0]
         idx = idx[take(running, idx)] if idx.numel() else idx
-        severity = torch.zeros(self.R)
-        first = torch.full((self.R,), float("inf"), dtype=F64)
+        severity = torch.zeros(ctx.n_replicas)
+        first = torch.full((ctx.n_replicas,), float("inf"), dtype=F64)
         if idx.numel():
             when = torch.full((idx.numel(),), float("nan"), dtype=F64)
             damage = torch.zeros(idx.numel())
@@ -124,23 +167,23 @@ class IncidentSteps:
             contact = torch.zeros(idx.numel(), dtype=torch.bool)
             other = torch.full((idx.numel(),), -1, dtype=torch.int64)
             off = torch.zeros(idx.numel(), dtype=torch.bool)
-            for t_p, d_p, p_p, f_p, c_p, o_p, x_p in parts:
-                t_k = take(t_p, idx)
+            for p in parts:
+                t_k = take(p.time_s, idx)
                 when = torch.where(torch.isnan(when), t_k, when)
-                damage = torch.maximum(damage, take(d_p, idx))
-                puncture |= take(p_p, idx)
-                failure |= take(f_p, idx)
-                contact |= take(c_p, idx)
-                other = torch.where(other < 0, take(o_p, idx), other)
-                off |= take(x_p, idx)
+                damage = torch.maximum(damage, take(p.damage, idx))
+                puncture |= take(p.puncture, idx)
+                failure |= take(p.failure, idx)
+                contact |= take(p.contact, idx)
+                other = torch.where(other < 0, take(p.partner, idx), other)
+                off |= take(p.off, idx)
             when = torch.nan_to_num(when, nan=b)
             self._apply_incidents(idx, when, damage, puncture, failure, contact, other, b, off)
-            rep = idx // self.C
+            rep = idx // ctx.n_cars
             severity.scatter_reduce_(
                 0, rep, torch.where(failure | puncture, 1.0, damage), reduce="amax"
             )
             first.scatter_reduce_(0, rep, when, reduce="amin")
-        if self.sc.events.incidents and self.event_model is not None:
+        if events_on:
             self._neutralise(severity, first, b)
 
     def _apply_incidents(
@@ -158,20 +201,20 @@ class IncidentSteps:
         """Damage, punctures and failures of flat rows ``idx`` (each had an incident);
         ``other`` is the car index of a contact's partner (-1 for none); ``off``: the rows
         whose incident was a car going off alone (slicks in the wet)."""
-        s, rules = self.state, self.sc.rules
+        s, rules, C = self.state, self.ctx.scenario.rules, self.ctx.n_cars
         # Damage stretches what is left of the current lap by the change of its time loss; a
         # puncture costs a slow crawl; both from the end of the window. Failures stop the car.
         slowed = ((damage > 0) | puncture) & ~failure
         if bool(slowed.any()):
             sel = slowed.nonzero().squeeze(1)
             rows = idx.index_select(0, sel)
-            rrep = rows // self.C
+            rrep = rows // C
             self._settle(rows, rrep, b)
-            old_loss, _ = self._damage_effects()
+            old_loss, _ = self.damage.effects(s)
             old_loss = take(old_loss, rows).double()
             put(s.damage, rows, (take(s.damage, rows) + damage.index_select(0, sel)).clamp(max=1.0))
-            self._dmg_dirty = True
-            new_loss, _ = self._damage_effects()
+            self.damage.changed()
+            new_loss, _ = self.damage.effects(s)
             stretch = (1.0 + take(new_loss, rows).double()) / (1.0 + old_loss)
             crawl = puncture.index_select(0, sel).double() * rules.puncture_loss_s
             before = take(s.rem_s, rows)
@@ -191,11 +234,10 @@ class IncidentSteps:
             put(s.anchor_s, rows, float("inf"))
         # A contact or an off that ends the race is a crash; a failure without one is
         # mechanical.
-        hit = contact if off is None else contact | off
         alone = np.zeros(idx.numel(), dtype=bool) if off is None else off.numpy()
         kinds = np.where(
             failure.numpy(),
-            np.where(hit.numpy(), "crash", "failure"),
+            np.where(contact.numpy() | alone, "crash", "failure"),
             np.where(
                 puncture.numpy(),
                 "puncture",
@@ -214,8 +256,9 @@ class IncidentSteps:
     ) -> None:
         """Add flat rows ``idx``'s incidents (time [s], kind text, damage, the other car's
         index or -1; None: no other car) to the race's log."""
-        self.incident_parts["replica"].append((idx // self.C + self.first_replica).numpy())
-        self.incident_parts["car"].append((idx % self.C).numpy())
+        C = self.ctx.n_cars
+        self.incident_parts["replica"].append((idx // C + self.ctx.first_replica).numpy())
+        self.incident_parts["car"].append((idx % C).numpy())
         self.incident_parts["race_time_s"].append(when.numpy())
         self.incident_parts["kind"].append(kinds.astype(np.str_))
         self.incident_parts["damage"].append(damage.numpy())
@@ -226,12 +269,17 @@ class IncidentSteps:
     def _neutralise(self, severity: torch.Tensor, when: torch.Tensor, b: float) -> None:
         """Race control's answer to the window's incidents (drawn every window: fixed shape);
         ``severity`` and ``when`` (first incident, inf if none) are ``[R]``."""
-        assert self.event_model is not None
+        ctx = self.ctx
+        assert ctx.event_model is not None
         s = self.state
-        neut = self.event_model.neutralisation(self.params, severity, self.gens["incidents"])
+        neut = ctx.event_model.neutralisation(ctx.params, severity, ctx.streams.incidents)
         kind = neut.kind.long()
         wanted = (severity > 0) & torch.isin(kind, torch.tensor(_NEUTRAL_KINDS))
         free = (s.neut_kind == int(FlagState.GREEN)) | (s.neut_end_s <= b)
+        # A slow zone is local: an incident that calls for an FCY or a safety car ends it.
+        free |= (s.neut_kind == int(FlagState.SLOW_ZONE)) & (
+            (kind == int(FlagState.FCY)) | (kind == int(FlagState.SAFETY_CAR))
+        )
         go = wanted & free & torch.isinf(s.chequer_s)
         if not bool(go.any()):
             return
@@ -239,7 +287,7 @@ class IncidentSteps:
         first = when[reps]
         first = torch.where(torch.isfinite(first), first, b)
         start = torch.maximum(
-            first + self.sc.rules.neutralisation_delay_s, torch.full_like(first, b)
+            first + ctx.scenario.rules.neutralisation_delay_s, torch.full_like(first, b)
         )
         end = start + neut.duration_s[reps].double()
         self.control.deploy(reps, kind[reps], start, end)

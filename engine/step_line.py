@@ -1,34 +1,51 @@
 """At the line in the race stepper: what a team sees and may do, the pit stop it chooses
-and the lap record (a mixin of :class:`ChunkSim`)."""
+(fuel, tyres, which driver gets in, repairs, the garage queue) and the lap record (a mixin
+of :class:`engine.stepper.ChunkSim`).
+
+Writes, for the rows that stop: fuel, energy, tyres, driver, damage, the team's garage, the
+stint's counters and the pit-lane time of the coming (out) lap.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from engine.actions import ACTION_TABLE, N_ACTIONS
+from engine.actions import ACTION_TABLE, N_ACTIONS, Fuel
+from engine.chunk_context import ChunkContext
+from engine.damage_cache import DamageCache
 from engine.legal import CarsAtLine, legal_mask
-from engine.pitstop import fit_tyres, garage_queue, plan_stop
-from engine.state import F64, add, put, take
+from engine.line_rows import AtLine, Continuing, LapDone, LapEnd
+from engine.pitstop import StoppingCars, StopWork, fit_tyres, garage_queue, plan_stop
+from engine.result import LapRecorder
+from engine.state import F64, RaceState, add, put, take
 from engine.strategy import Observation
+
+TO_FINISH_MARGIN_LAPS = 0.3
+"""Fuel to finish carries this much more than the laps to the flag (lap-to-lap variation of
+the fuel used)."""
+PACE_FACTOR = 1.01
+"""Laps to the flag run this much slower than the reference pace (a 10th percentile; the
+median green lap is about 1 % slower)."""
+FLAG_TIME_UNCERTAINTY = 0.005
+"""The chequer's time is taken late by this share of the race time left [s per s]."""
 
 
 class LineSteps:
     """Observations, legal masks, pit stops and lap records of a ChunkSim."""
 
-    def _observe(
-        self,
-        rows: torch.Tensor,
-        t: torch.Tensor,
-        overall: torch.Tensor,
-        cls_pos: torch.Tensor,
-        gap_a: torch.Tensor,
-        gap_b: torch.Tensor,
-        wet: torch.Tensor,
-        flag: torch.Tensor,
-    ) -> tuple[Observation, torch.Tensor]:
-        s, f, rules = self.state, self.field, self.sc.rules
-        rep, car = rows // self.C, rows % self.C
+    ctx: ChunkContext
+    state: RaceState
+    damage: DamageCache
+    recorder: LapRecorder | None
+    stint_fuel0: torch.Tensor | None
+
+    def _observe(self, cont: Continuing) -> tuple[Observation, torch.Tensor]:
+        """The observation and legal-action mask of the continuing rows."""
+        s, f, sc = self.state, self.ctx.field, self.ctx.scenario
+        rules = sc.rules
+        rows, rep, car, t, line = cont.idx, cont.rep, cont.car, cont.t, cont.line
+        flag = line.flag
         fuel = self._fuel_reading(rows)
         energy = take(s.energy, rows)
         has_e = f.has_energy.index_select(0, car)
@@ -73,17 +90,17 @@ class LineSteps:
             time_left_s=time_left,
             flag=flag,
         )
-        legal = legal_mask(cars, rules, self.sc.track.pit_lane_loss_s)
+        legal = legal_mask(cars, rules, sc.track.pit_lane_loss_s)
         obs = Observation(
-            replica=rep + self.first_replica,
+            replica=rep + self.ctx.first_replica,
             car=car,
             race_time_s=t.float(),
             race_time_left_s=time_left.float(),
             lap=take(s.lap, rows).float(),
-            class_position=cls_pos,
-            overall_position=overall,
-            gap_ahead_s=gap_a,
-            gap_behind_s=gap_b,
+            class_position=line.class_pos,
+            overall_position=line.overall,
+            gap_ahead_s=line.gap_ahead_s,
+            gap_behind_s=line.gap_behind_s,
             fuel=fuel,
             energy=energy,
             fuel_laps_left=torch.minimum(laps_fuel, laps_energy),
@@ -96,35 +113,76 @@ class LineSteps:
             driver_time_s=current.float(),
             stint_laps=take(s.stint_laps, rows),
             flag=flag,
-            wetness=wet,
-            rain_forecast=self.weather.forecast(rep, t),
+            wetness=line.wetness,
+            rain_forecast=self.ctx.weather.forecast(rep, t),
             ref_lap_time_s=ref_lap,
-            pit_loss_s=torch.full_like(ref_lap, self.sc.track.pit_lane_loss_s),
+            pit_loss_s=torch.full_like(ref_lap, sc.track.pit_lane_loss_s),
         )
         assert legal.shape == (rows.numel(), N_ACTIONS)
         return obs, legal
 
     def _fuel_reading(self, rows: torch.Tensor) -> torch.Tensor:
         """The fuel left as the team reads it (what strategies and the legal margin see):
-        the fuel at the stop less the laps run at the planning figure. Exact without the fuel
-        risk; with it, off by the stint's fuel-use factor (:mod:`engine.risks`)."""
+        the fuel at the stop less the fuel the laps since used at the planning figure. Exact
+        without the fuel risk; with it, off by the stint's fuel-use factor (engine.risks)."""
         fuel = take(self.state.fuel, rows)
-        if self._fuel_factor is None:
+        if self.stint_fuel0 is None:
             return fuel
-        start = take(self._stint_fuel0, rows)
-        return (start - (start - fuel) / self.stint_fuel_factor(rows)).clamp(min=0.0)
+        start = take(self.stint_fuel0, rows)
+        factor = self.ctx.stint_fuel_factor(self.state.pit_stops, rows)
+        return (start - (start - fuel) / factor).clamp(min=0.0)
 
     def _time_left(self, rep: torch.Tensor, t: torch.Tensor, ref_lap: torch.Tensor) -> torch.Tensor:
-        if self.duration is not None:
-            return (self.duration - t).clamp(min=0.0)
+        """Race time left [s] at ``t``: on the clock, or the leader's laps left times the
+        car's reference lap."""
+        duration, laps_target = self.ctx.duration_s, self.ctx.laps_target
+        if duration is not None:
+            return (duration - t).clamp(min=0.0)
         lead = self.state.lap.amax(dim=1).index_select(0, rep).double()
-        return (float(self.laps_target or 0) - lead).clamp(min=0.0) * ref_lap.double()
+        return (float(laps_target or 0) - lead).clamp(min=0.0) * ref_lap.double()
 
-    def _pit_stops(
-        self, rows: torch.Tensor, t: torch.Tensor, actions: torch.Tensor, pit: torch.Tensor
+    def _laps_to_flag(
+        self, rep: torch.Tensor, car: torch.Tensor, t: torch.Tensor, hold_s: torch.Tensor
     ) -> torch.Tensor:
-        """Serve the stops of the pitting rows; the pit-lane time of every row [s]."""
-        s, f, rules = self.state, self.field, self.sc.rules
+        """Laps each stopping car (``rep``, ``car``, at the line at ``t``, then ``hold_s`` in
+        the pit lane) drives to the flag, counting the lap it ends on. The chequer falls at
+        the overall leader's first crossing once time is up, so the leader's next predicted
+        crossing and its pace place it, taken late by an uncertainty growing with the time
+        left (a leader crossing just before the clock runs out means one more lap; in a
+        distance race, the leader's laps to go set it); the car's own laps after the stop
+        are counted up to it."""
+        f, s = self.ctx.field, self.state
+        duration, laps_target = self.ctx.duration_s, self.ctx.laps_target
+        ref_lap = f.ref_lap_time_s.index_select(0, car).double()
+        time_left = self._time_left(rep, t, ref_lap)
+        running = ~(s.retired | s.finished).index_select(0, rep)
+        lead_key = torch.where(
+            running,
+            s.lap.index_select(0, rep).double() - 1e-7 * s.lap_start_s.index_select(0, rep),
+            -1e18,
+        )
+        leader = lead_key.argmax(dim=1)
+        lead_next = s.next_cross_s.index_select(0, rep).gather(1, leader.unsqueeze(1)).squeeze(1)
+        lead_lap = f.ref_lap_time_s.index_select(0, leader).double() * PACE_FACTOR
+        slack = FLAG_TIME_UNCERTAINTY * time_left
+        if duration is not None:
+            after = ((duration + slack - lead_next) / lead_lap).clamp(min=0.0).ceil()
+            end_s = torch.full_like(lead_next, duration)
+        else:  # a distance race: the leader's laps still to go after its next crossing
+            lead_laps = s.lap.index_select(0, rep).gather(1, leader.unsqueeze(1)).squeeze(1)
+            after = (float(laps_target or 0) - lead_laps.double() - 1.0).clamp(min=0.0)
+            end_s = t
+        flag_s = torch.where(torch.isfinite(lead_next), lead_next + after * lead_lap, t + time_left)
+        flag_s = torch.maximum(flag_s, end_s) + slack
+        drive_s = (flag_s - t - hold_s).clamp(min=0.0)
+        return (drive_s / (ref_lap * PACE_FACTOR)).ceil().clamp(min=1.0).float()
+
+    def _serve_pit_stops(
+        self, cont: Continuing, actions: torch.Tensor, pit: torch.Tensor
+    ) -> torch.Tensor:
+        """Serve the stops of the pitting rows of ``cont``; the pit-lane time of every row [s]."""
+        s, f, rules = self.state, self.ctx.field, self.ctx.scenario.rules
+        rows = cont.idx
         hold = torch.zeros(rows.numel(), dtype=F64)
         put(s.out_lap, rows, pit)
         put(s.lap_pit_time_s, rows, 0.0)
@@ -134,24 +192,29 @@ class LineSteps:
         pi = pit.nonzero().squeeze(1)
         r = rows[pi]
         a = actions[pi]
-        tp = t[pi]
-        rep, car = r // self.C, r % self.C
-        _, repair = self._damage_effects()
-        ref_lap = f.ref_lap_time_s.index_select(0, car)
-        laps_left = (self._time_left(rep, tp, ref_lap) / ref_lap.double()).float() + 1.0
-        work = plan_stop(
-            a,
-            take(s.fuel, r),
-            take(s.energy, r),
-            f.has_energy.index_select(0, car),
-            f.ref_fuel_per_lap.index_select(0, car),
-            f.ref_energy_per_lap.index_select(0, car),
-            laps_left,
-            f.refuel_full_s.index_select(0, car),
-            take(repair, r),
-            rules,
-        )
-        loss = self.sc.track.pit_lane_loss_s
+        tp = cont.t[pi]
+        rep, car = r // self.ctx.n_cars, r % self.ctx.n_cars
+        _, repair = self.damage.effects(s)
+        loss = self.ctx.scenario.track.pit_lane_loss_s
+
+        def plan(hold_s: torch.Tensor) -> StopWork:
+            stopping = StoppingCars(
+                fuel=take(s.fuel, r),
+                energy=take(s.energy, r),
+                has_energy=f.has_energy.index_select(0, car),
+                ref_fuel_per_lap=f.ref_fuel_per_lap.index_select(0, car),
+                ref_energy_per_lap=f.ref_energy_per_lap.index_select(0, car),
+                laps_left=self._laps_to_flag(rep, car, tp, hold_s),
+                refuel_full_s=f.refuel_full_s.index_select(0, car),
+                repair_time_s=take(repair, r),
+            )
+            return plan_stop(a, stopping, rules, margin_laps=TO_FINISH_MARGIN_LAPS)
+
+        # Fuel to finish counts the laps after the stop: plan it once with the lane's loss,
+        # then again with that plan's stationary time (the fill shrinks, never the time).
+        work = plan(torch.full_like(tp, loss))
+        if bool((ACTION_TABLE.fuel[a] == int(Fuel.TO_FINISH)).any()):
+            work = plan(loss + work.stationary_s)
         arrival = tp + 0.5 * loss
         gkey = rep * f.n_teams + f.team_index.index_select(0, car)
         wait, free = garage_queue(arrival, work.stationary_s, gkey, s.garage_free_s.view(-1))
@@ -159,32 +222,17 @@ class LineSteps:
         stop_hold = loss + wait + work.stationary_s
         hold[pi] = stop_hold
         put(s.fuel, r, work.fuel_to)
-        if self._fuel_factor is not None:
-            put(self._stint_fuel0, r, work.fuel_to)
+        if self.stint_fuel0 is not None:
+            put(self.stint_fuel0, r, work.fuel_to)
         put(s.energy, r, work.energy_to)
-        tread, comp, reset, sets_used = fit_tyres(a, take(s.tread, r), take(s.compound, r))
-        changed = ACTION_TABLE.tyre_count[a] > 0
-        put(s.tread, r, tread)
-        put(s.compound, r, comp)
-        put(s.tyre_age, r, torch.where(reset, 0.0, take(s.tyre_age, r)))
-        put(s.tyre_sets_left, r, (take(s.tyre_sets_left, r) - sets_used).clamp(min=0.0))
-        _, _, temp = self.weather.at(rep, tp)
-        put(s.tyre_temp_c, r, torch.where(changed, temp, take(s.tyre_temp_c, r)))
+        self._change_tyres(r, rep, tp, a)
         dc = ACTION_TABLE.driver_change[a]
         if bool(dc.any()):
-            drivers = take(s.drive_total_s, r)
-            cur = take(s.driver, r)
-            d_idx = torch.arange(f.max_drivers).unsqueeze(0)
-            eligible = (d_idx < f.n_drivers.index_select(0, car).unsqueeze(1)) & (
-                d_idx != cur.unsqueeze(1)
-            )
-            nxt = torch.where(eligible, drivers, float("inf")).argmin(dim=1)
-            put(s.driver, r, torch.where(dc, nxt, cur))
-            put(s.stint_drive_s, r, torch.where(dc, 0.0, take(s.stint_drive_s, r)))
+            self._change_driver(r, car, dc)
         rep_mask = ACTION_TABLE.repair[a]
         if bool(rep_mask.any()):
             put(s.damage, r, torch.where(rep_mask, 0.0, take(s.damage, r)))
-            self._dmg_dirty = True
+            self.damage.changed()
         add(s.pit_stops, r, 1)
         add(s.pit_time_s, r, stop_hold)
         put(s.stint_laps, r, 0.0)
@@ -193,65 +241,86 @@ class LineSteps:
         put(s.lap_driver_change, r, dc)
         return hold
 
-    def _record(
-        self,
-        idx: torch.Tensor,
-        t: torch.Tensor,
-        lap_time: torch.Tensor,
-        overall: torch.Tensor,
-        cls_pos: torch.Tensor,
-        pit_in: torch.Tensor,
-        pit_out: torch.Tensor,
-        pit_time: torch.Tensor,
-        fuel_start: torch.Tensor,
-        energy_start: torch.Tensor,
-        temp: torch.Tensor,
-        wet: torch.Tensor,
-        rain: torch.Tensor,
-        flag: torch.Tensor,
-        driver_change: torch.Tensor,
-        driver: torch.Tensor,
-        pace: torch.Tensor,
-        end: dict[str, torch.Tensor],
+    def _change_tyres(
+        self, r: torch.Tensor, rep: torch.Tensor, t: torch.Tensor, actions: torch.Tensor
     ) -> None:
+        """Fit the tyres the stops of flat rows ``r`` chose: new tread and compound, the set
+        counted against the allocation, new tyres at the track's temperature."""
         s = self.state
+        tread, comp, reset, sets_used = fit_tyres(actions, take(s.tread, r), take(s.compound, r))
+        changed = ACTION_TABLE.tyre_count[actions] > 0
+        put(s.tread, r, tread)
+        put(s.compound, r, comp)
+        put(s.tyre_age, r, torch.where(reset, 0.0, take(s.tyre_age, r)))
+        put(s.tyre_sets_left, r, (take(s.tyre_sets_left, r) - sets_used).clamp(min=0.0))
+        _, _, temp = self.ctx.weather.at(rep, t)
+        put(s.tyre_temp_c, r, torch.where(changed, temp, take(s.tyre_temp_c, r)))
+
+    def _change_driver(self, r: torch.Tensor, car: torch.Tensor, change: torch.Tensor) -> None:
+        """Which driver gets in where flat rows ``r`` change driver (``change``): the car's
+        other driver with the least driving time so far."""
+        s, f = self.state, self.ctx.field
+        drivers = take(s.drive_total_s, r)
+        cur = take(s.driver, r)
+        d_idx = torch.arange(f.max_drivers).unsqueeze(0)
+        eligible = (d_idx < f.n_drivers.index_select(0, car).unsqueeze(1)) & (
+            d_idx != cur.unsqueeze(1)
+        )
+        nxt = torch.where(eligible, drivers, float("inf")).argmin(dim=1)
+        put(s.driver, r, torch.where(change, nxt, cur))
+        put(s.stint_drive_s, r, torch.where(change, 0.0, take(s.stint_drive_s, r)))
+
+    def _lap_end(self, idx: torch.Tensor) -> LapEnd:
+        """The state of flat rows ``idx`` at the end of their lap, before any stop."""
+        s = self.state
+        return LapEnd(
+            fuel=take(s.fuel, idx),
+            energy=take(s.energy, idx),
+            tread=take(s.tread, idx),
+            compound=take(s.compound, idx),
+            tyre_age_laps=take(s.tyre_age, idx),
+            tyre_temp_c=take(s.tyre_temp_c, idx),
+            damage=take(s.damage, idx),
+        )
+
+    def _record(self, done: LapDone, line: AtLine, end: LapEnd, pit_in: torch.Tensor) -> None:
+        """Add the completed laps to the lap records (``pit_in``: the car stops now)."""
         assert self.recorder is not None
-        rep, car = idx // self.C, idx % self.C
-        tread = end["tread"]
+        tread = end.tread
 
         def np_(x: torch.Tensor) -> np.ndarray:
             return x.numpy().copy()
 
         self.recorder.add(
             {
-                "replica": np_(rep + self.first_replica),
-                "car": np_(car),
-                "lap": np_(take(s.lap, idx)),
-                "lap_time_s": np_(lap_time),
-                "race_time_s": np_(t),
-                "position": np_(overall.long()),
-                "class_position": np_(cls_pos.long()),
+                "replica": np_(done.rep + self.ctx.first_replica),
+                "car": np_(done.car),
+                "lap": np_(done.lap),
+                "lap_time_s": np_(done.lap_time_s),
+                "race_time_s": np_(done.t),
+                "position": np_(line.overall.long()),
+                "class_position": np_(line.class_pos.long()),
                 "pit_in": np_(pit_in.long()),
-                "pit_out": np_(pit_out.long()),
-                "pit_time_s": np_(torch.where(pit_out, pit_time, float("nan"))),
-                "compound": np_(end["compound"]),
-                "tyre_age_laps": np_(end["tyre_age_laps"]),
-                "fuel_start": np_(fuel_start),
-                "fuel_end": np_(end["fuel_end"]),
-                "energy_start": np_(energy_start),
-                "energy_end": np_(end["energy_end"]),
+                "pit_out": np_(done.out_lap.long()),
+                "pit_time_s": np_(torch.where(done.out_lap, done.pit_time_s, float("nan"))),
+                "compound": np_(end.compound),
+                "tyre_age_laps": np_(end.tyre_age_laps),
+                "fuel_start": np_(done.fuel_start),
+                "fuel_end": np_(end.fuel),
+                "energy_start": np_(done.energy_start),
+                "energy_end": np_(end.energy),
                 "tread_fl": np_(tread[:, 0]),
                 "tread_fr": np_(tread[:, 1]),
                 "tread_rl": np_(tread[:, 2]),
                 "tread_rr": np_(tread[:, 3]),
-                "tyre_temp_c": np_(end["tyre_temp_c"]),
-                "track_temp_c": np_(temp),
-                "wetness": np_(wet),
-                "rain": np_(rain),
-                "flag": np_(flag),
-                "damage": np_(end["damage"]),
-                "driver_change": np_(driver_change.long()),
-                "driver": np_(driver),
-                "pace_mode": np_(pace),
+                "tyre_temp_c": np_(end.tyre_temp_c),
+                "track_temp_c": np_(line.track_temp_c),
+                "wetness": np_(line.wetness),
+                "rain": np_(line.rain),
+                "flag": np_(done.flag),
+                "damage": np_(end.damage),
+                "driver_change": np_(done.driver_change.long()),
+                "driver": np_(done.driver),
+                "pace_mode": np_(done.pace),
             }
         )

@@ -39,6 +39,7 @@ import torch
 
 from data.entry import run_main
 from engine.actions import ACTION_TABLE, Fuel, Tyres, action_index
+from engine.cli_types import non_negative_int, positive_int
 from engine.evaluate import (
     Evaluation,
     add_run_arguments,
@@ -130,6 +131,38 @@ class PitAfter:
             )
             actions[at] = wanted[at]
         return actions
+
+
+def forced_in_the_past(
+    scenario: Scenario, events: Sequence[ForcedEvent], start: RaceSnapshot
+) -> list[str]:
+    """A race resumed from ``start`` cannot replay its past: a car event on a lap the car has
+    already completed (or at a time already gone), or a neutralisation that has already ended,
+    never happens. One message per such event, so it is reported instead of silently dropped
+    (it may be in the state already, when the state was saved with the same events)."""
+    t0 = start.race_time_s
+    laps = start.state["lap"][0]
+    out = []
+    for e in events:
+        text = format_event(e)
+        if e.car is not None:
+            done = laps[scenario.entry_index(e.car)]
+            if e.lap is not None and e.lap <= done:
+                out.append(
+                    f"{text}: car {e.car} has completed lap {done} in the saved state, so lap "
+                    f"{e.lap} is in its past: the event is not replayed"
+                )
+            elif e.lap is None and e.start_s is not None and e.start_s < t0:
+                out.append(
+                    f"{text}: {e.start_s:g} s is before the saved state's race time {t0:g} s: "
+                    "the event is not replayed"
+                )
+        elif e.end_s is not None and e.end_s <= t0:
+            out.append(
+                f"{text}: ends at {e.end_s:g} s, before the saved state's race time {t0:g} s: "
+                "the event is not replayed"
+            )
+    return out
 
 
 @dataclass(frozen=True)
@@ -246,11 +279,17 @@ class WhatIf:
     def force(self, *events: str | ForcedEvent) -> WhatIf:
         """A copy with events forced on every race: script text (``"sc@3h12m"``,
         ``"rain@14h-17h"``, ``"puncture:7@lap120"``, see :mod:`engine.forcing`) or events."""
+        from engine.scenario import ScenarioError, check_forced_in_race
+
         parsed = tuple(parse_event(e) if isinstance(e, str) else e for e in events)
         numbers = {e.number for e in self.scenario.entries}
         for e in parsed:
             if e.car is not None and e.car not in numbers:
                 raise ForcingError(f"{format_event(e)}: car {e.car!r} is not an entry")
+            try:
+                check_forced_in_race(self.scenario, (e,), f"scenario {self.scenario.name!r}")
+            except ScenarioError as exc:
+                raise ForcingError(f"{format_event(e)}: {exc}") from None
         return self.with_(forced=self.forced + parsed)
 
     def start_from(self, state: RaceSnapshot | str | Path) -> WhatIf:
@@ -270,6 +309,13 @@ class WhatIf:
                 f"{len(self.scenario.entries)} entries"
             )
         return self.with_(start=snap)
+
+    def events_in_the_past(self) -> list[str]:
+        """Why each forced event that a race resumed from the saved state cannot replay will
+        not happen (empty without a saved state); the command prints them as warnings."""
+        if self.start is None:
+            return []
+        return forced_in_the_past(self.scenario, self.forced, self.start)
 
     def snapshot(
         self,
@@ -465,7 +511,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--pit-after",
         action="append",
-        type=int,
+        type=non_negative_int,
         default=[],
         metavar="K",
         help="with --from-state: add the candidate 'stay out K laps, then pit' (0: pit now), "
@@ -478,7 +524,7 @@ def _parser() -> argparse.ArgumentParser:
         "the car completes --state-lap (or crosses the line after --state-after) and save "
         "that race state as JSON",
     )
-    parser.add_argument("--state-lap", type=int, help="lap at which --save-state saves")
+    parser.add_argument("--state-lap", type=positive_int, help="lap at which --save-state saves")
     parser.add_argument(
         "--state-after", metavar="TIME", help='race time (e.g. "3h12m") after which it saves'
     )
@@ -498,11 +544,15 @@ def main(argv: list[str] | None = None) -> int:
         w = w.force(*args.force)
         if args.from_state:
             w = w.start_from(args.from_state)
+            for message in w.events_in_the_past():
+                print(f"warning: {message}", file=sys.stderr)
         if args.save_state:
             if (args.state_lap is None) == (args.state_after is None):
                 raise ValueError("--save-state needs one of --state-lap and --state-after")
             snap = w.snapshot(args.state_lap, after=args.state_after, strategy=args.strategy[0])
-            snap.save(args.save_state)
+            from engine.readable_state import readable_state
+
+            snap.save(args.save_state, readable=readable_state(snap, w.scenario))
             lap = snapshot_lap(snap, w.scenario, w.focus)
             saved = {"state": args.save_state, "lap": lap, "race_time_s": snap.race_time_s}
             if args.json:

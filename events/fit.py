@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import sys
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,141 @@ def _contact_reference_rate(draws: dict[str, torch.Tensor]) -> torch.Tensor:
     return ReferenceExposure().contact_hazard(draws)
 
 
+@dataclass
+class _Fits:
+    """The fits of :func:`fit_all`, in order: each adds its draws to ``out`` and its line to
+    ``report`` (a model's seed is ``seed`` plus the number of reports before it)."""
+
+    conn: Any
+    train: list[obs.Race]
+    steps: int
+    draws: int
+    seed: int
+    progress: bool
+    nuts: tuple[str, ...]
+    warmup: int
+    out: dict[str, torch.Tensor] = field(default_factory=dict)
+    report: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def run(self, name: str, model: Any, data: Any, params: list[str], n: int, what: str) -> None:
+        seed = self.seed + len(self.report)
+        if name in self.nuts:
+            result: FitResult = fit_nuts(
+                model,
+                data,
+                params,
+                draws=self.draws,
+                warmup=self.warmup,
+                seed=seed,
+                progress=self.progress,
+            )
+        else:
+            result = fit_svi(
+                model,
+                data,
+                params,
+                steps=self.steps,
+                draws=self.draws,
+                seed=seed,
+                progress=self.progress,
+                label=name,
+            )
+        self.out.update(result.draws)
+        self.report[name] = {
+            "fitted": params,
+            "rows": n,
+            "data": what,
+            "method": "NUTS" if name in self.nuts else "SVI (Laplace start)",
+            "final_loss": round(result.final_loss, 3),
+        }
+
+    def contacts_and_damage(self) -> None:
+        try:
+            contact_rows, damage_rows = obs.contact_data(self.conn, self.train)
+            self.run(
+                "contacts",
+                contacts.model,
+                contact_rows,
+                [*contacts.PRIORS, "contact_sim_offset"],
+                int(contact_rows.hours.shape[0]),
+                "car-laps of races recording contacts (rFactor 2 / LMU)",
+            )
+            self.run(
+                "damage",
+                damage.model,
+                damage_rows,
+                list(damage.PRIORS),
+                int(damage_rows.terminal.shape[0]),
+                "contacts and whether they ended the race",
+            )
+        except obs.StoreError as e:
+            skipped = {"fitted": [], "prior_only_because": str(e)}
+            self.report["contacts"] = self.report["damage"] = skipped
+
+    def failures(self) -> None:
+        # Retirements not explained by terminal contacts are failures (contact rate at the
+        # reference exposure times the terminal share; priors where the store has no contacts).
+        source = dict(self.out)
+        if "contact_log_rate" not in source or "damage_terminal" not in source:
+            prior = {**contacts.PRIORS, **damage.PRIORS}
+            generator = torch.Generator().manual_seed(self.seed)
+            source.update(sample_priors(prior, self.draws, generator))
+        other = float((_contact_reference_rate(source) * source["damage_terminal"]).mean())
+        try:
+            fd = obs.failure_data(self.conn, self.train, other_hazard=other)
+            self.run(
+                "failures",
+                failures.model,
+                fd,
+                list(failures.PRIORS),
+                int(fd.age_h.shape[0]),
+                f"cars of real races, retired or running at the end (terminal-contact hazard "
+                f"{other:.2e} per car-hour taken as known)",
+            )
+        except obs.StoreError as e:
+            self.report["failures"] = {"fitted": [], "prior_only_because": str(e)}
+
+    def neutralisations_and_flags(self) -> None:
+        nd = obs.neutralisation_data(self.conn, self.train)
+        if nd.car_hours.numel():
+            self.run(
+                "neutralisations",
+                neutralisations.model,
+                nd,
+                list(neutralisations.PRIORS),
+                int(nd.car_hours.shape[0]),
+                f"FCY and safety-car periods of {', '.join(obs.NEUTRALISATION_SERIES)} races",
+            )
+        else:
+            self.report["neutralisations"] = {"fitted": [], "prior_only_because": "no WEC race"}
+        fl = obs.flag_lap_data(self.conn, self.train)
+        if any(v.numel() for v in fl.log_ratio.values()):
+            self.run(
+                "flags",
+                flags.model,
+                fl,
+                ["flag_lap_sd", "flag_race_sd", "flag_fcy_lap", "flag_sc_lap"],
+                sum(int(v.numel()) for v in fl.log_ratio.values()),
+                "laps run wholly under FCY or safety car against the car's green pace",
+            )
+        else:
+            self.report["flags"] = {"fitted": [], "prior_only_because": "no neutralised laps"}
+
+    def temperature(self) -> None:
+        try:
+            td = obs.temperature_data(self.conn, self.train)
+            self.run(
+                "temperature",
+                weather.temperature_model,
+                td,
+                list(weather.TEMPERATURE_PARAMS),
+                int(td.air_c.shape[0]),
+                "weather-station air and track temperatures, one sample per 15 min",
+            )
+        except obs.StoreError as e:
+            self.report["temperature"] = {"fitted": [], "prior_only_because": str(e)}
+
+
 def fit_all(
     conn: Any,
     train: list[obs.Race],
@@ -117,124 +253,14 @@ def fit_all(
     warmup: int = 300,
 ) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]]]:
     """(posterior draws, per-model report) for the training races."""
-    out: dict[str, torch.Tensor] = {}
-    report: dict[str, dict[str, Any]] = {}
-
-    def run(name: str, model: Any, data: Any, params: list[str], n: int, what: str) -> None:
-        if name in nuts:
-            result: FitResult = fit_nuts(
-                model,
-                data,
-                params,
-                draws=draws,
-                warmup=warmup,
-                seed=seed + len(report),
-                progress=progress,
-            )
-        else:
-            result = fit_svi(
-                model,
-                data,
-                params,
-                steps=steps,
-                draws=draws,
-                seed=seed + len(report),
-                progress=progress,
-                label=name,
-            )
-        out.update(result.draws)
-        report[name] = {
-            "fitted": params,
-            "rows": n,
-            "data": what,
-            "method": "NUTS" if name in nuts else "SVI (Laplace start)",
-            "final_loss": round(result.final_loss, 3),
-        }
-
-    try:
-        contact_rows, damage_rows = obs.contact_data(conn, train)
-        run(
-            "contacts",
-            contacts.model,
-            contact_rows,
-            [*contacts.PRIORS, "contact_sim_offset"],
-            int(contact_rows.hours.shape[0]),
-            "car-laps of races recording contacts (rFactor 2 / LMU)",
-        )
-        run(
-            "damage",
-            damage.model,
-            damage_rows,
-            list(damage.PRIORS),
-            int(damage_rows.terminal.shape[0]),
-            "contacts and whether they ended the race",
-        )
-    except obs.StoreError as e:
-        report["contacts"] = report["damage"] = {"fitted": [], "prior_only_because": str(e)}
-
-    # Retirements not explained by terminal contacts are failures (contact rate at the
-    # reference exposure times the terminal share; priors where the store has no contacts).
-    source = dict(out)
-    if "contact_log_rate" not in source or "damage_terminal" not in source:
-        prior = {**contacts.PRIORS, **damage.PRIORS}
-        source.update(sample_priors(prior, draws, torch.Generator().manual_seed(seed)))
-    other = float((_contact_reference_rate(source) * source["damage_terminal"]).mean())
-    try:
-        fd = obs.failure_data(conn, train, other_hazard=other)
-        run(
-            "failures",
-            failures.model,
-            fd,
-            list(failures.PRIORS),
-            int(fd.age_h.shape[0]),
-            f"cars of real races, retired or running at the end (terminal-contact hazard "
-            f"{other:.2e} per car-hour taken as known)",
-        )
-    except obs.StoreError as e:
-        report["failures"] = {"fitted": [], "prior_only_because": str(e)}
-
-    nd = obs.neutralisation_data(conn, train)
-    if nd.car_hours.numel():
-        run(
-            "neutralisations",
-            neutralisations.model,
-            nd,
-            list(neutralisations.PRIORS),
-            int(nd.car_hours.shape[0]),
-            f"FCY and safety-car periods of {', '.join(obs.NEUTRALISATION_SERIES)} races",
-        )
-    else:
-        report["neutralisations"] = {"fitted": [], "prior_only_because": "no WEC race"}
-
-    fl = obs.flag_lap_data(conn, train)
-    if any(v.numel() for v in fl.log_ratio.values()):
-        run(
-            "flags",
-            flags.model,
-            fl,
-            ["flag_lap_sd", "flag_race_sd", "flag_fcy_lap", "flag_sc_lap"],
-            sum(int(v.numel()) for v in fl.log_ratio.values()),
-            "laps run wholly under FCY or safety car against the car's green pace",
-        )
-    else:
-        report["flags"] = {"fitted": [], "prior_only_because": "no neutralised laps"}
-
-    try:
-        td = obs.temperature_data(conn, train)
-        names = list(weather.TEMPERATURE_PARAMS)
-        run(
-            "temperature",
-            weather.temperature_model,
-            td,
-            names,
-            int(td.air_c.shape[0]),
-            "weather-station air and track temperatures, one sample per 15 min",
-        )
-    except obs.StoreError as e:
-        report["temperature"] = {"fitted": [], "prior_only_because": str(e)}
-    report["rain"] = {"fitted": [], "prior_only_because": "no rain records in the lap store"}
-    report["punctures"] = {"fitted": [], "prior_only_because": "no puncture records"}
-    return out, report
+    fits = _Fits(conn, train, steps, draws, seed, progress, nuts, warmup)
+    fits.contacts_and_damage()
+    fits.failures()
+    fits.neutralisations_and_flags()
+    fits.temperature()
+    fits.report["rain"] = {"fitted": [], "prior_only_because": "no rain records in the lap store"}
+    fits.report["punctures"] = {"fitted": [], "prior_only_because": "no puncture records"}
+    return fits.out, fits.report
 
 
 def run_checks(

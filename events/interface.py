@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -43,6 +44,16 @@ class ForcedKind(StrEnum):
     PUNCTURE = "puncture"
     FAILURE = "failure"
     DAMAGE = "damage"
+
+
+FORCED_FLAG: Mapping[ForcedKind, FlagState] = MappingProxyType(
+    {
+        ForcedKind.SAFETY_CAR: FlagState.SAFETY_CAR,
+        ForcedKind.FCY: FlagState.FCY,
+        ForcedKind.SLOW_ZONE: FlagState.SLOW_ZONE,
+    }
+)
+"""The neutralisation each race-wide scripted kind puts out (the other kinds are no flag)."""
 
 
 @dataclass(frozen=True)

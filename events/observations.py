@@ -93,6 +93,25 @@ def car_hours(conn: sqlite3.Connection, race: Race) -> float:
     return float(total or 0.0) / 3600.0
 
 
+def green_car_hours(conn: sqlite3.Connection, race: Race) -> float:
+    """Time cars spent in the race outside FCY and safety-car periods [h]: the exposure of a
+    new neutralisation, since race control calls none while one runs (the engine's race
+    control neither), so a race with hours behind the safety car had fewer hours to have
+    FCYs in."""
+    rows = conn.execute(
+        f"SELECT start_s, end_s FROM flag_periods WHERE session_id IN ({_ids(race)})"
+        " AND kind IN (2, 3) AND end_s IS NOT NULL AND end_s > start_s ORDER BY start_s"
+    ).fetchall()
+    neutral_s, reach = 0.0, -np.inf
+    for start, end in rows:  # the union of the periods
+        neutral_s += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    hours = race_hours(conn, race)
+    if hours <= 0.0:
+        return car_hours(conn, race)
+    return car_hours(conn, race) * max(0.0, 1.0 - neutral_s / 3600.0 / hours)
+
+
 def race_hours(conn: sqlite3.Connection, race: Race) -> float:
     """Race length [h]: the scheduled duration, else the last line crossing."""
     if race.duration_s:
@@ -117,7 +136,7 @@ def neutralisation_data(conn: sqlite3.Connection, rs: list[Race]) -> Neutralisat
     """FCY and safety-car counts, exposure and durations of races of the series in
     :data:`NEUTRALISATION_SERIES` (with a known lap length)."""
     rs = [r for r in rs if r.series in NEUTRALISATION_SERIES and r.lap_km]
-    hours = [car_hours(conn, r) for r in rs]
+    hours = [green_car_hours(conn, r) for r in rs]
     periods = {
         "fcy": [flag_periods(conn, r, FlagState.FCY) for r in rs],
         "sc": [flag_periods(conn, r, FlagState.SAFETY_CAR) for r in rs],

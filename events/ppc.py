@@ -62,7 +62,7 @@ def neutralisation_checks(
 ) -> list[Check]:
     """FCY and safety-car periods per 24 h and their mean durations."""
     hours = obs.race_hours(conn, race)
-    car_hours = obs.car_hours(conn, race)
+    car_hours = obs.green_car_hours(conn, race)
     if hours <= 0:
         return []
     s = draws["neut_rate_fcy"].shape[0]

@@ -46,11 +46,6 @@ _KIND_FLAG: dict[str, FlagState] = {
     "sc": FlagState.SAFETY_CAR,
     "sz": FlagState.SLOW_ZONE,
 }
-_FORCED_FLAG: dict[ForcedKind, FlagState] = {
-    ForcedKind.SAFETY_CAR: FlagState.SAFETY_CAR,
-    ForcedKind.FCY: FlagState.FCY,
-    ForcedKind.SLOW_ZONE: FlagState.SLOW_ZONE,
-}
 
 
 @dataclass(frozen=True)
@@ -195,6 +190,33 @@ class PosteriorEventModel:
 
     # -- incidents --------------------------------------------------------------------------
 
+    @staticmethod
+    def _hazards(
+        params: EventParams, exposure: CarExposure
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``[R, C]`` hazards per car-hour of a contact, a puncture and a failure.
+
+        Every car's hazard over the dense field: a few fused elementwise passes over
+        ``[R, C]`` cost less than gathering candidates (a bound on the field's worst car is
+        useless once any car sits in heavy traffic or on a punctured tyre)."""
+        p = {k: params[k].unsqueeze(-1) for k in _PER_CAR_KEYS}
+        pace = exposure.pace_mode
+        features = (
+            exposure.traffic,
+            exposure.faster_class_traffic,
+            exposure.night,
+            exposure.wetness,
+            (pace == PaceMode.PUSH).float(),
+            (pace == PaceMode.SAVE).float(),
+            exposure.driver_skill,
+        )
+        h_contact = contacts.log_hazard(p, features).exp_()
+        h_puncture = punctures.log_hazard(p, exposure.tread_min).exp_()
+        table = params["_failure_rate_by_class"]
+        rate = table.gather(1, exposure.class_index.clamp(0, table.shape[1] - 1))
+        age_h = exposure.race_time_s * (1.0 / 3600.0)
+        return h_contact, h_puncture, failures.hazard(rate, p["failure_shape"], age_h)
+
     def car_incidents(
         self, params: EventParams, exposure: CarExposure, generator: torch.Generator
     ) -> CarIncidents:
@@ -218,26 +240,7 @@ class PosteriorEventModel:
         dt = exposure.dt_s
         r, c = dt.shape
         u = torch.rand((r, c), generator=generator, dtype=torch.float64)
-        # Every car's hazard over the dense field: a few fused elementwise passes over
-        # [R, C] cost less than gathering candidates (a bound on the field's worst car is
-        # useless once any car sits in heavy traffic or on a punctured tyre).
-        p = {k: params[k].unsqueeze(-1) for k in _PER_CAR_KEYS}
-        pace = exposure.pace_mode
-        features = (
-            exposure.traffic,
-            exposure.faster_class_traffic,
-            exposure.night,
-            exposure.wetness,
-            (pace == PaceMode.PUSH).float(),
-            (pace == PaceMode.SAVE).float(),
-            exposure.driver_skill,
-        )
-        h_contact = contacts.log_hazard(p, features).exp_()
-        h_puncture = punctures.log_hazard(p, exposure.tread_min).exp_()
-        table = params["_failure_rate_by_class"]
-        rate = table.gather(1, exposure.class_index.clamp(0, table.shape[1] - 1))
-        age_h = exposure.race_time_s * (1.0 / 3600.0)
-        h_failure = failures.hazard(rate, p["failure_shape"], age_h)
+        h_contact, h_puncture, h_failure = self._hazards(params, exposure)
         h_off, h_puncture, h_failure = _risk_hazards(exposure, h_puncture, h_failure)
         h_total = h_contact + h_puncture + h_failure
         if h_off is not None:

@@ -9,7 +9,6 @@ written atomically: to a temporary file in the same folder, then ``os.replace``.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,9 @@ import torch
 from tianshou.algorithm import Algorithm
 from tianshou.data import ReplayBuffer
 
+from data.tempfiles import make_temp_file, remove_stale_temp_files
 from engine.vec_env import ObservationEncoder, RewardSpec
-from policies.agents import AgentConfig, build_algorithm
+from policies.algorithms import AgentConfig, build_algorithm
 
 FORMAT = 1
 
@@ -94,8 +94,8 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
         "target_iter": ckpt.target_iter,
         "demos": ckpt.demos,
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    remove_stale_temp_files(path)  # left by a run killed while writing
+    tmp = make_temp_file(path)
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)

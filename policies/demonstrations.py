@@ -33,7 +33,7 @@ import torch
 from tianshou.algorithm import Algorithm
 from tianshou.data import ReplayBuffer
 
-from policies.agents import AgentConfig, q_scores
+from policies.algorithms import AgentConfig, q_scores
 from policies.networks import MASKED_LOGIT
 
 

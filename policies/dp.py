@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.actions import ACTIONS, Fuel, Tyres, action_index
-from engine.pitstop import fit_tyres, plan_stop
+from engine.pitstop import StoppingCars, fit_tyres, plan_stop
 from engine.scenario import Driver, Scenario
 from engine.strategy import Observation
 from world_model.interface import Compound, FlagState, LapConditions, PaceMode
@@ -190,18 +190,17 @@ class SingleCarDP:
         """(stop time [s], fuel, front wear, rear wear, compound) after the decision."""
         n = fuel.shape[0]
         pit = torch.tensor([ACTIONS[int(a)].pit for a in range(len(ACTIONS))])[actions]
-        work = plan_stop(
-            actions,
-            fuel.float(),
-            torch.ones(n),
-            torch.zeros(n, dtype=torch.bool),
-            torch.full((n,), self.entry.ref_fuel_per_lap),
-            torch.zeros(n),
-            torch.full((n,), float(self.laps - k + 1)),
-            torch.full((n,), self.klass.refuel_full_s),
-            torch.zeros(n),
-            self.scenario.rules,
+        cars = StoppingCars(
+            fuel=fuel.float(),
+            energy=torch.ones(n),
+            has_energy=torch.zeros(n, dtype=torch.bool),
+            ref_fuel_per_lap=torch.full((n,), self.entry.ref_fuel_per_lap),
+            ref_energy_per_lap=torch.zeros(n),
+            laps_left=torch.full((n,), float(self.laps - k + 1)),
+            refuel_full_s=torch.full((n,), self.klass.refuel_full_s),
+            repair_time_s=torch.zeros(n),
         )
+        work = plan_stop(actions, cars, self.scenario.rules)
         tread, comp, _, _ = fit_tyres(actions, self._tread(wf, wr).float(), compound)
         new_wf = torch.where(tread[:, 0] >= 1.0, 0.0, wf)
         new_wr = torch.where(tread[:, 2] >= 1.0, 0.0, wr)
@@ -342,18 +341,17 @@ class SingleCarDP:
         stops = [(fuel, tyres) for fuel in (Fuel.FULL, Fuel.TO_FINISH) for tyres in TYRE_CHOICES]
         acts = torch.tensor([action_index(PaceMode.NORMAL, True, f, t) for f, t in stops])
         n = nf * len(stops)
-        work = plan_stop(
-            acts.repeat(nf),
-            self.fuel_pts.repeat_interleave(len(stops)).float(),
-            torch.ones(n),
-            torch.zeros(n, dtype=torch.bool),
-            torch.full((n,), e.ref_fuel_per_lap),
-            torch.zeros(n),
-            torch.full((n,), laps_left),
-            torch.full((n,), self.klass.refuel_full_s),
-            torch.zeros(n),
-            rules,
+        cars = StoppingCars(
+            fuel=self.fuel_pts.repeat_interleave(len(stops)).float(),
+            energy=torch.ones(n),
+            has_energy=torch.zeros(n, dtype=torch.bool),
+            ref_fuel_per_lap=torch.full((n,), e.ref_fuel_per_lap),
+            ref_energy_per_lap=torch.zeros(n),
+            laps_left=torch.full((n,), laps_left),
+            refuel_full_s=torch.full((n,), self.klass.refuel_full_s),
+            repair_time_s=torch.zeros(n),
         )
+        work = plan_stop(acts.repeat(nf), cars, rules)
         stop_s = (work.stationary_s + self.scenario.track.pit_lane_loss_s).view(nf, len(stops))
         fuel_to = work.fuel_to.double().view(nf, len(stops))
         # TWO_SAME changes the axle fit_tyres picks (the one with less tread).

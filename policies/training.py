@@ -28,7 +28,7 @@ from tianshou.utils.torch_utils import policy_within_training_step, torch_train_
 
 from engine.strategy import Strategy
 from engine.vec_env import Decision, RaceVecEnv, Transitions, generation_seed
-from policies.agents import AgentConfig
+from policies.algorithms import AgentConfig
 from policies.checkpoint import Checkpoint, TrainState, capture_rng, save_checkpoint
 from policies.demonstrations import (
     Demonstrations,
@@ -148,6 +148,41 @@ def max_decisions(env: RaceVecEnv) -> int:
     return int(1.2 * env.encoder.race_s / entry.ref_lap_time_s) + 8
 
 
+def _generation_update(
+    algorithm: Algorithm,
+    config: AgentConfig,
+    buffer: VectorReplayBuffer,
+    state: TrainState,
+    taught: bool,
+    teacher_generations: int,
+    demos: Demonstrations | None,
+    losses: list[float],
+) -> Demonstrations | None:
+    """The learning at the end of a generation (appending its losses to ``losses``): PPO
+    updates on its races or, after the last taught generation, clones the teacher; the
+    Q-learning agents turn the teacher's races into demonstrations and pretrain on them.
+    The demonstration set from then on."""
+    policy: Any = algorithm.policy
+    if config.on_policy and taught and state.generation + 1 < teacher_generations:
+        pass  # keep collecting the teacher's races; clone once all are in
+    elif config.on_policy and taught:
+        accuracy = behaviour_clone(algorithm, config, buffer)
+        losses.append(1.0 - accuracy)
+        buffer.reset()
+    elif taught and state.generation + 1 == teacher_generations:
+        demos = from_buffer(algorithm, config, buffer)
+        with policy_within_training_step(policy):
+            accuracy = pretrain(algorithm, config, demos)
+        losses.append(1.0 - accuracy)
+    elif config.on_policy:
+        with policy_within_training_step(policy):
+            stats = algorithm.update(buffer, batch_size=config.minibatch, repeat=config.ppo_epochs)
+        losses.append(float(stats.get_loss_stats_dict().get("loss", np.nan)))
+        state.gradient_steps += int(getattr(stats, "gradient_steps", 0))
+        buffer.reset()
+    return demos
+
+
 def train(
     env: RaceVecEnv,
     algorithm: Algorithm,
@@ -208,25 +243,9 @@ def train(
                             margin_step(algorithm, config, demos)
                         state.gradient_steps += 1
                         state.update_credit -= 1.0
-        if config.on_policy and taught and state.generation + 1 < teacher_generations:
-            pass  # keep collecting the teacher's races; clone once all are in
-        elif config.on_policy and taught:
-            accuracy = behaviour_clone(algorithm, config, buffer)
-            losses.append(1.0 - accuracy)
-            buffer.reset()
-        elif taught and state.generation + 1 == teacher_generations:
-            demos = from_buffer(algorithm, config, buffer)
-            with policy_within_training_step(policy):
-                accuracy = pretrain(algorithm, config, demos)
-            losses.append(1.0 - accuracy)
-        elif config.on_policy:
-            with policy_within_training_step(policy):
-                stats = algorithm.update(
-                    buffer, batch_size=config.minibatch, repeat=config.ppo_epochs
-                )
-            losses.append(float(stats.get_loss_stats_dict().get("loss", np.nan)))
-            state.gradient_steps += int(getattr(stats, "gradient_steps", 0))
-            buffer.reset()
+        demos = _generation_update(
+            algorithm, config, buffer, state, taught, teacher_generations, demos, losses
+        )
         finished = np.asarray(env.episodes_finished, dtype=np.float64)
         state.episodes += int(finished.shape[0])
         state.generation += 1

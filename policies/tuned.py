@@ -31,6 +31,7 @@ import numpy as np
 from data.entry import run_main
 from engine.backends import Backend, add_backend_arguments
 from engine.baselines import RuleStrategy, make_strategy
+from engine.cli_types import finite_float, open_unit, positive_int, random_seed
 from engine.evaluate import DEFAULT_CHUNK_REPLICAS, add_chunk_argument, evaluate
 from engine.montecarlo import (
     CVAR_ALPHA,
@@ -136,6 +137,53 @@ class TunedPlan:
         }
 
 
+def _check_search(
+    replicas: int, round_replicas: int | None, chunk_replicas: int, drop_confidence: float
+) -> None:
+    """Raise ValueError naming the first of the search's race counts out of range."""
+    if replicas < 1:
+        raise ValueError(f"the search needs at least one race per plan, got {replicas}")
+    if round_replicas is not None and round_replicas < 1:
+        raise ValueError(f"a round needs at least one race, got {round_replicas}")
+    if chunk_replicas < 1:
+        raise ValueError(f"chunk_replicas must be positive, got {chunk_replicas}")
+    if not 0 < drop_confidence < 1:
+        raise ValueError(
+            f"drop_confidence must lie strictly between 0 and 1, got {drop_confidence}"
+        )
+
+
+def _check_grid(
+    stints: Sequence[float], tyre_stints: Sequence[float], paces: Sequence[PaceMode]
+) -> None:
+    """Raise ValueError for an empty grid or a grid value that is not positive."""
+    if not stints or not tyre_stints or not paces:
+        raise ValueError("give at least one stint length, tyre interval and pace")
+    for value, what in ((min(stints), "stint length"), (min(tyre_stints), "tyre interval")):
+        if not value > 0:
+            raise ValueError(f"every {what} must be a positive number of laps / stints")
+
+
+def _worse_than_leader(order: list[int], against_leader: Comparison, metric: str) -> list[int]:
+    """The plans of ``order`` (leader first) whose paired difference to the leader on
+    ``metric`` lies above zero."""
+    return [
+        i
+        for i, d in zip(order[1:], against_leader.differences, strict=True)
+        if d.metrics[metric].low > 0
+    ]
+
+
+def _search_chunk(replicas: int, per_round: int, chunk_replicas: int, racing: bool) -> int:
+    """Races per chunk: chunk_replicas, as without racing, when the rounds are made of them
+    (the races are then the full grid's), else one chunk per round. Either way a round
+    starts on a chunk boundary, so each round runs fresh races."""
+    chunk = min(replicas, chunk_replicas)
+    if racing and per_round % chunk:
+        chunk = per_round
+    return chunk
+
+
 def tune_fixed_plan(
     scenario: Scenario,
     car: str,
@@ -165,32 +213,14 @@ def tune_fixed_plan(
     ``drop_confidence`` shared out over the comparisons (Bonferroni), runs no more races,
     until one plan is left or every race has run. Survivors rank first; dropped plans
     follow, later drops first, each with the figures of the races it ran."""
-    if replicas < 1:
-        raise ValueError(f"the search needs at least one race per plan, got {replicas}")
-    if round_replicas is not None and round_replicas < 1:
-        raise ValueError(f"a round needs at least one race, got {round_replicas}")
-    if chunk_replicas < 1:
-        raise ValueError(f"chunk_replicas must be positive, got {chunk_replicas}")
-    if not 0 < drop_confidence < 1:
-        raise ValueError(
-            f"drop_confidence must lie strictly between 0 and 1, got {drop_confidence}"
-        )
+    _check_search(replicas, round_replicas, chunk_replicas, drop_confidence)
     check_cvar_alpha(cvar_alpha)
     stints = tuple(stints or stint_grid(scenario, car))
-    if not stints or not tyre_stints or not paces:
-        raise ValueError("give at least one stint length, tyre interval and pace")
-    for value, what in ((min(stints), "stint length"), (min(tyre_stints), "tyre interval")):
-        if not value > 0:
-            raise ValueError(f"every {what} must be a positive number of laps / stints")
+    _check_grid(stints, tyre_stints, paces)
     candidates = [fixed_plan(n, k, p) for n in stints for k in tyre_stints for p in paces]
     racing = round_replicas is not None and round_replicas < replicas
     per_round = round_replicas if racing else replicas
-    # Chunks of chunk_replicas races, as without racing, when the rounds are made of them (the
-    # races are then the full grid's), else one chunk per round. Either way a round starts on a
-    # chunk boundary, so each round runs fresh races.
-    chunk = min(replicas, chunk_replicas)
-    if racing and per_round % chunk:
-        chunk = per_round
+    chunk = _search_chunk(replicas, per_round, chunk_replicas, racing)
     metric = CVAR_METRIC if by_cvar else "class_position"
 
     def rank(i: int) -> tuple[float, ...]:
@@ -237,11 +267,7 @@ def tune_fixed_plan(
         against_leader = compare(
             scenario.name, car, seed, rows(order), level, cvar_alpha=cvar_alpha
         )
-        worse = [
-            i
-            for i, d in zip(order[1:], against_leader.differences, strict=True)
-            if d.metrics[metric].low > 0
-        ]
+        worse = _worse_than_leader(order, against_leader, metric)
         if worse:
             dropped.append(worse)
             alive = [i for i in alive if i not in worse]
@@ -332,8 +358,10 @@ def _parser() -> argparse.ArgumentParser:
         help='shipped scenario name ("lemans_24h", "six_hours", "test_race") or a TOML path',
     )
     p.add_argument("--car", help="race number of the car (default: the scenario's focus_car)")
-    p.add_argument("--replicas", type=int, default=128, help="races per plan (default 128)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the common random numbers")
+    p.add_argument(
+        "--replicas", type=positive_int, default=128, help="races per plan (default 128)"
+    )
+    p.add_argument("--seed", type=random_seed, default=0, help="seed of the common random numbers")
     p.add_argument(
         "--stints",
         type=_numbers,
@@ -364,7 +392,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--cvar-alpha",
-        type=float,
+        type=finite_float,
         default=CVAR_ALPHA,
         metavar="A",
         help=f"share of worst races the CVaR column averages, in (0, 1] (default {CVAR_ALPHA:g})",
@@ -383,7 +411,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--drop-confidence",
-        type=float,
+        type=open_unit,
         default=DROP_CONFIDENCE,
         metavar="C",
         help="with --racing, how sure the search must be that a plan is worse than the leader "

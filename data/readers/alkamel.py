@@ -154,8 +154,19 @@ def read_laps(path: Path) -> ReadResult:
     seen: set[tuple[str, int]] = set()
     starts: list[float] = []
     lengths: list[float] = []
+    if rows and not path.read_bytes().rstrip(b" \t").endswith((b"\n", b"\r")):
+        warnings.append(
+            f"line {len(rows) + 1}: the file does not end with a line end (cut off while "
+            "written?); its last line is kept only if it holds every field"
+        )
     for n, row in enumerate(rows, start=2):
         if not any(c.strip() for c in row):
+            continue
+        if len(row) < len(header):
+            warnings.append(
+                f"line {n}: {len(row)} of the header's {len(header)} fields (a line cut short);"
+                " skipped"
+            )
             continue
         number = _cell(row, index, "NUMBER")
         lap_text = _cell(row, index, "LAP_NUMBER")
@@ -220,6 +231,7 @@ def read_laps(path: Path) -> ReadResult:
         session.start_hour_of_day = statistics.median(starts) / 3600.0
     if lengths:
         session.track_length_m = round(statistics.median(lengths), 0)
+    _check_lap_times(session, warnings)
     _derive_car_laps(session)
     _derive_positions(session)
     first_ff = _derive_flag_periods(session)
@@ -230,6 +242,43 @@ def read_laps(path: Path) -> ReadResult:
     for rec in laps:
         del rec["_driver_number"], rec["_line"]
     return ReadResult(reader="alkamel_csv", sessions=[session], warnings=warnings)
+
+
+LAP_TIME_TOLERANCE_S = 5.0
+"""How far a lap time may stray from the step of ELAPSED between a car's consecutive laps
+(Al Kamel's agree to the millisecond) before it is taken for a corrupt time [s]."""
+
+
+def _check_lap_times(session: SessionRecord, warnings: list[str]) -> None:
+    """A lap time that cannot be (longer than the race so far, or far from the step of the
+    elapsed race time since the car's previous lap) is kept untimed, with a warning: a corrupt
+    ``99999`` would otherwise be stored as a timed lap."""
+    by_car: dict[str, dict[int, Row]] = defaultdict(dict)
+    for rec in session.laps:
+        by_car[rec["car"]][rec["lap"]] = rec
+    for laps in by_car.values():
+        for lap, rec in laps.items():
+            lap_time, elapsed = rec["lap_time_s"], rec["race_time_s"]
+            if lap_time is None or elapsed is None:
+                continue
+            prev = laps.get(lap - 1)
+            step = None
+            if prev is not None and prev["race_time_s"] is not None:
+                step = elapsed - prev["race_time_s"]
+            tolerance = max(LAP_TIME_TOLERANCE_S, 0.1 * (step or 0.0))
+            if lap_time > elapsed + LAP_TIME_TOLERANCE_S:
+                reason = f"longer than the race time so far ({elapsed:.3f} s)"
+            elif step is not None and abs(lap_time - step) > tolerance:
+                reason = f"but ELAPSED moved on by {step:.3f} s since lap {lap - 1}"
+            else:
+                continue
+            warnings.append(
+                f"line {rec['_line']}: car {rec['car']} lap {lap} time {lap_time:.3f} s, "
+                f"{reason}; lap kept untimed"
+            )
+            rec["lap_time_s"], rec["timed"] = None, 0
+            for col in ("s1_s", "s2_s", "s3_s"):
+                rec[col] = None
 
 
 def _derive_car_laps(session: SessionRecord) -> None:

@@ -206,6 +206,8 @@ def _read_laps(
                 else None
             ),
             "_start": None if start is None else start - t0,
+            "_fuel_used": _float(lap_el.get("fuelUsed")),
+            "_energy_used": energy_used,
         }
         for w in _WHEELS:
             row[f"tread_{w}"] = _float(lap_el.get(f"tw{w}"))
@@ -222,6 +224,12 @@ def _read_laps(
             row["fuel_start"] = prev["fuel_end"]
             if prev["energy_end"] is not None:
                 row["energy_start"] = prev["energy_end"]
+        # Where LMU logs the lap's own use (fuelUsed / veUsed; negative on a lap with a
+        # refill), the start is the end plus that use: the levels are rounded to three
+        # decimals, so the previous lap's end is up to 0.001 off, 3 % of a lap's use.
+        for level, used in (("fuel", "_fuel_used"), ("energy", "_energy_used")):
+            if row[used] is not None and row[used] > 0 and row[f"{level}_end"] is not None:
+                row[f"{level}_start"] = row[f"{level}_end"] + row[used]
     uses = [
         a["fuel_end"] - b["fuel_end"]
         for a, b in itertools.pairwise(rows)
@@ -245,7 +253,7 @@ def _read_laps(
             stop["driver_change"] = 0
         session.pit_stops.append(stop)
     for row in rows:
-        del row["_start"]
+        del row["_start"], row["_fuel_used"], row["_energy_used"]
     session.laps.extend(rows)
 
 

@@ -166,6 +166,13 @@ def read_sharedmem_json(path: Path) -> ReadResult:
         raise IngestError(path, "record 1", "no ScoringInfoV01 / TelemInfoV01 records")
     scoring = _in_time_order(scoring, "mCurrentET", warnings)
     telemetry = _in_time_order(telemetry, "mElapsedTime", warnings)
+    if not scoring and not telemetry:
+        raise IngestError(
+            path,
+            "every record",
+            "no record holds a finite session clock (mCurrentET / mElapsedTime); "
+            + "; ".join(warnings[:3]),
+        )
     first = (scoring or telemetry)[0][1]
     session = SessionRecord(name=path.stem, series="LMU", track=first.get("mTrackName"))
     if scoring:
@@ -194,11 +201,8 @@ def _in_time_order(
     return out
 
 
-def _read_scoring(
-    session: SessionRecord, recs: list[tuple[int, dict[str, Any]]], warnings: list[str]
-) -> None:
-    head = recs[0][1]
-    seen: set[tuple[str, int]] = set()
+def _read_header(session: SessionRecord, head: dict[str, Any]) -> None:
+    """Session facts from the first scoring record (each only when plausible)."""
     session.session_type = session_type(head.get("mSession"))
     if isinstance(head.get("mLapDist"), int | float) and head["mLapDist"] > 0:
         session.track_length_m = float(head["mLapDist"])
@@ -210,90 +214,125 @@ def _read_scoring(
     max_laps = head.get("mMaxLaps")
     if isinstance(max_laps, int) and 0 < max_laps < 100000:
         session.laps_scheduled = max_laps
-    prev: dict[int, dict[str, Any]] = {}
-    period: Row | None = None
+
+
+def _player_sample(session: SessionRecord, number: str, v: dict, data: dict, t: float) -> None:
+    """A state sample of the player's car (where it is on the lap, the conditions)."""
+    session.state_samples.append(
+        {
+            "car": number,
+            "step": len(session.state_samples),
+            "race_time_s": t,
+            "lap_fraction": min(max(v.get("mLapDist", 0.0) / data["mLapDist"], 0.0), 1.0),
+            "air_temp_c": data.get("mAmbientTemp"),
+            "track_temp_c": data.get("mTrackTemp"),
+            "wetness": data.get("mAvgPathWetness"),
+        }
+    )
+
+
+def _lap_row(number: str, v: dict, data: dict, t: float, flag: int | None) -> Row:
+    """The lap a vehicle just completed (sectors from the cumulative sector times)."""
+    lap_time = v.get("mLastLapTime") or 0.0
+    s1, s2 = v.get("mLastSector1") or 0.0, v.get("mLastSector2") or 0.0
+    timed = lap_time > 0
+    return {
+        "car": number,
+        "driver": v.get("mDriverName") or None,
+        "lap": int(v["mTotalLaps"]),
+        "lap_time_s": lap_time if timed else None,
+        "timed": int(timed),
+        "s1_s": s1 if timed and s1 > 0 else None,
+        "s2_s": s2 - s1 if timed and s2 > s1 > 0 else None,
+        "s3_s": lap_time - s2 if timed and lap_time > s2 > 0 else None,
+        "race_time_s": t,
+        "position": v.get("mPlace"),
+        "pit_in": int(bool(v.get("mInPits"))),
+        "flag": 1 if flag == 0 and v.get("mUnderYellow") else flag,
+        "rain": data.get("mRaining"),
+        "wetness": data.get("mAvgPathWetness"),
+        "air_temp_c": data.get("mAmbientTemp"),
+        "track_temp_c": data.get("mTrackTemp"),
+    }
+
+
+class _ScoringReader:
+    """Walks scoring records in time order, turning per-vehicle counter steps into laps and
+    pit stops, and game phases into flag periods."""
+
+    def __init__(self, session: SessionRecord, warnings: list[str]) -> None:
+        self.session = session
+        self.warnings = warnings
+        self.seen: set[tuple[str, int]] = set()
+        self.prev: dict[int, dict[str, Any]] = {}
+        self.period: Row | None = None
+
+    def flag(self, data: dict[str, Any], t: float) -> int | None:
+        flag = PHASE_FLAGS.get(data.get("mGamePhase", -1))
+        if self.period is not None and flag != self.period["kind"]:
+            self.period["end_s"] = t
+            self.session.flag_periods.append(self.period)
+            self.period = None
+        if self.period is None and flag in PERIOD_KINDS:
+            self.period = {"kind": flag, "start_s": t, "end_s": None}
+        return flag
+
+    def vehicle(self, k: int, v: dict, data: dict, t: float, flag: int | None) -> None:
+        session = self.session
+        vid = v.get("mID")
+        number = car_number(v.get("mVehicleName", ""), f"id{vid}")
+        car = session.car(number)
+        car.car_class = car.car_class or v.get("mVehicleClass")
+        car.vehicle = car.vehicle or v.get("mVehicleName")
+        if v.get("mDriverName"):
+            car.add_driver(v["mDriverName"])
+        lap_dist = data.get("mLapDist")
+        if v.get("mIsPlayer") and isinstance(lap_dist, int | float) and lap_dist > 0:
+            _player_sample(session, number, v, data, t)
+        before = self.prev.get(vid)
+        self.prev[vid] = v
+        if before is None:
+            return
+        self.lap(k, number, v, before, data, t, flag)
+        if v.get("mNumPitstops", 0) > before.get("mNumPitstops", 0):
+            session.pit_stops.append(
+                {"car": number, "lap": int(v.get("mTotalLaps", 0)), "race_time_s": t}
+            )
+        if v.get("mFinishStatus") in (2, 3) and car.finish_status is None:
+            car.finish_status = "retired" if v["mFinishStatus"] == 2 else "dq"
+        elif v.get("mFinishStatus") == 1:
+            car.finish_status = "finished"
+
+    def lap(
+        self, k: int, number: str, v: dict, before: dict, data: dict, t: float, flag: int | None
+    ) -> None:
+        total, was = v.get("mTotalLaps", 0), before.get("mTotalLaps", 0)
+        if total <= was:
+            return
+        if (number, total) in self.seen:
+            self.warnings.append(f"record {k}: car {number} completes lap {total} again; skipped")
+            return
+        self.seen.add((number, total))
+        if total > was + 1:
+            self.warnings.append(
+                f"record {k}: car {number} went from {was} to {total} laps between two"
+                " records; the laps between are missing"
+            )
+        self.session.laps.append(_lap_row(number, v, data, t, flag))
+
+
+def _read_scoring(
+    session: SessionRecord, recs: list[tuple[int, dict[str, Any]]], warnings: list[str]
+) -> None:
+    _read_header(session, recs[0][1])
+    reader = _ScoringReader(session, warnings)
     for k, data in recs:
         t = float(data["mCurrentET"])
-        flag = PHASE_FLAGS.get(data.get("mGamePhase", -1))
-        if period is not None and flag != period["kind"]:
-            period["end_s"] = t
-            session.flag_periods.append(period)
-            period = None
-        if period is None and flag in PERIOD_KINDS:
-            period = {"kind": flag, "start_s": t, "end_s": None}
+        flag = reader.flag(data, t)
         for v in data.get("mVehicles") or []:
-            vid = v.get("mID")
-            number = car_number(v.get("mVehicleName", ""), f"id{vid}")
-            car = session.car(number)
-            car.car_class = car.car_class or v.get("mVehicleClass")
-            car.vehicle = car.vehicle or v.get("mVehicleName")
-            if v.get("mDriverName"):
-                car.add_driver(v["mDriverName"])
-            if (
-                v.get("mIsPlayer")
-                and isinstance(data.get("mLapDist"), int | float)
-                and data["mLapDist"] > 0
-            ):
-                session.state_samples.append(
-                    {
-                        "car": number,
-                        "step": len(session.state_samples),
-                        "race_time_s": t,
-                        "lap_fraction": min(
-                            max(v.get("mLapDist", 0.0) / data["mLapDist"], 0.0), 1.0
-                        ),
-                        "air_temp_c": data.get("mAmbientTemp"),
-                        "track_temp_c": data.get("mTrackTemp"),
-                        "wetness": data.get("mAvgPathWetness"),
-                    }
-                )
-            before = prev.get(vid)
-            prev[vid] = v
-            if before is None:
-                continue
-            total, was = v.get("mTotalLaps", 0), before.get("mTotalLaps", 0)
-            if total > was and (number, total) in seen:
-                warnings.append(f"record {k}: car {number} completes lap {total} again; skipped")
-            elif total > was:
-                seen.add((number, total))
-                if total > was + 1:
-                    warnings.append(
-                        f"record {k}: car {number} went from {was} to {total} laps between two"
-                        " records; the laps between are missing"
-                    )
-                lap_time = v.get("mLastLapTime") or 0.0
-                s1, s2 = v.get("mLastSector1") or 0.0, v.get("mLastSector2") or 0.0
-                timed = lap_time > 0
-                session.laps.append(
-                    {
-                        "car": number,
-                        "driver": v.get("mDriverName") or None,
-                        "lap": int(v["mTotalLaps"]),
-                        "lap_time_s": lap_time if timed else None,
-                        "timed": int(timed),
-                        "s1_s": s1 if timed and s1 > 0 else None,
-                        "s2_s": s2 - s1 if timed and s2 > s1 > 0 else None,
-                        "s3_s": lap_time - s2 if timed and lap_time > s2 > 0 else None,
-                        "race_time_s": t,
-                        "position": v.get("mPlace"),
-                        "pit_in": int(bool(v.get("mInPits"))),
-                        "flag": 1 if flag == 0 and v.get("mUnderYellow") else flag,
-                        "rain": data.get("mRaining"),
-                        "wetness": data.get("mAvgPathWetness"),
-                        "air_temp_c": data.get("mAmbientTemp"),
-                        "track_temp_c": data.get("mTrackTemp"),
-                    }
-                )
-            if v.get("mNumPitstops", 0) > before.get("mNumPitstops", 0):
-                session.pit_stops.append(
-                    {"car": number, "lap": int(v.get("mTotalLaps", 0)), "race_time_s": t}
-                )
-            if v.get("mFinishStatus") in (2, 3) and car.finish_status is None:
-                car.finish_status = "retired" if v["mFinishStatus"] == 2 else "dq"
-            elif v.get("mFinishStatus") == 1:
-                car.finish_status = "finished"
-    if period is not None:
-        session.flag_periods.append(period)
+            reader.vehicle(k, v, data, t, flag)
+    if reader.period is not None:
+        session.flag_periods.append(reader.period)
     for car in session.cars.values():
         laps = [r["lap"] for r in session.laps if r["car"] == car.number]
         car.laps_completed = max(laps, default=0)

@@ -76,7 +76,8 @@ class NeutralisationData:
     """Per race: exposure and counts; per period: durations."""
 
     car_hours: torch.Tensor
-    """Total time cars spent on track in each race [h], ``[K]``."""
+    """Time cars spent on track in each race outside FCY and safety-car periods [h], ``[K]``
+    (the exposure of a new neutralisation)."""
     counts: dict[str, torch.Tensor]
     """Periods of each observed kind per race, ``[K]`` each (None entries to sample)."""
     durations_s: dict[str, torch.Tensor]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.lmu_fixture import write_lmu_session
 from data import ingest
 from data.detect import detect
 from data.errors import IngestError
-from data.lmu_fixture import write_lmu_session
 from data.store import SCHEMA_VERSION, open_store
 from tests.data.helpers import small_race, write_csv
 

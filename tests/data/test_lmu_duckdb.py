@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.lmu_fixture import FixtureTruth, write_lmu_session
 from data.errors import IngestError
-from data.lmu_fixture import FixtureTruth, write_lmu_session
 from data.readers.lmu_duckdb import read_lmu_duckdb
 from data.records import ReadResult
 

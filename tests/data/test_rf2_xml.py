@@ -126,7 +126,9 @@ def test_lmu_paul_ricard_energy_multipliers_and_anonymised_contacts(shared_data:
     assert all(r["energy_start"] is not None for r in s.laps)
     first = [r for r in s.laps if r["lap"] == 1]
     assert all(r["energy_start"] == pytest.approx(1.0, abs=0.002) for r in first)
-    # Between stops a lap's energy start is the previous lap's end, and energy only goes down.
+    # Between stops a lap's energy start is the previous lap's end (up to the rounding of
+    # the logged levels and use: the start is the end plus the lap's logged veUsed), and
+    # energy only goes down.
     laps = {(r["car"], r["lap"]): r for r in s.laps}
     green = [
         r
@@ -134,7 +136,8 @@ def test_lmu_paul_ricard_energy_multipliers_and_anonymised_contacts(shared_data:
         if r["lap"] > 1 and not r["pit_in"] and not laps[(r["car"], r["lap"] - 1)]["pit_in"]
     ]
     assert green and all(
-        r["energy_start"] == laps[(r["car"], r["lap"] - 1)]["energy_end"] for r in green
+        r["energy_start"] == pytest.approx(laps[(r["car"], r["lap"] - 1)]["energy_end"], abs=2e-3)
+        for r in green
     )
     assert all(r["energy_start"] >= r["energy_end"] for r in green if not r["pit_out"])
     carless = [i for i in s.incidents if i["car"] is None]

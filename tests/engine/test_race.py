@@ -211,8 +211,9 @@ def test_strategies_on_one_seed_share_weather_and_incident_draws() -> None:
         sim.env.run(until=900.0)
         sims.append(sim)
     a, b = sims
-    assert torch.equal(a.weather.rain, b.weather.rain)
-    assert torch.equal(a.gens["incidents"].get_state(), b.gens["incidents"].get_state())
+    assert torch.equal(a.ctx.weather.rain, b.ctx.weather.rain)
+    incidents_a, incidents_b = a.ctx.streams.incidents, b.ctx.streams.incidents
+    assert torch.equal(incidents_a.get_state(), incidents_b.get_state())
     assert not torch.equal(a.state.pit_stops, b.state.pit_stops)
 
 

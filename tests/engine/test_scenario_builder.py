@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 from pathlib import Path
 
@@ -118,3 +119,55 @@ def test_driver_ratings_are_centred_on_the_cars_reference_driver(tmp_path: Path)
     mean = sum(skills[n] * w for n, w in weights.items()) / sum(weights.values())
     assert mean == pytest.approx(0.0, abs=2e-3)
     assert skills["D7"] > 0.0 > skills["D7b"]
+
+
+def test_builder_driver_spells_tyre_allocation_and_early_retirements(tmp_path: Path) -> None:
+    db = tmp_path / "store.sqlite"
+    _store(db)
+    conn = open_store(db)
+    conn.execute("BEGIN")
+    # Car 7 changes driver at its 2nd stop only: 4 stints, 2 spells -> double stints.
+    conn.execute("UPDATE laps SET driver_change = 1 WHERE car_id = 1 AND lap = 25")
+    # A car that retired on lap 3 has no pace of its own: it keeps its class's.
+    conn.execute(
+        "INSERT INTO cars (car_id, session_id, number, class, team) "
+        "VALUES (3, 1, '99', 'Hyper', 'T')"
+    )
+    for lap in (1, 2, 3):
+        conn.execute(
+            "INSERT INTO laps (session_id, car_id, lap, lap_time_s, race_time_s, flag) "
+            "VALUES (1, 3, ?, 120.0, ?, 0)",
+            (lap, 120.0 * lap),
+        )
+    conn.execute("COMMIT")
+    conn.close()
+    table = build_table(db, "race", "mini")
+    by_number = {e["number"]: e for e in table["entries"]}
+    assert by_number["7"]["strategy"] == "fuel-reserve:stints=2"
+    # Car 91 never changed driver: 4 stints in one spell (the most the rules plan).
+    assert by_number["91"]["strategy"] == "fuel-reserve:stints=4"
+    assert by_number["99"]["class"] == "HYPERCAR"  # LMU's class name, through class_names
+    assert by_number["99"]["ref_lap_time_s"] == by_number["7"]["ref_lap_time_s"]
+    for cls in table["classes"]:
+        assert cls["tyre_sets"] > 0  # an allocation, not unlimited (-1)
+    assert table["track"]["pit_lane_loss_s"] >= 10.0
+    write_scenario(table, tmp_path / "spells.toml")
+    s = load_scenario(tmp_path / "spells.toml")
+    assert s.entries[s.entry_index("7")].strategy == "fuel-reserve:stints=2"
+
+
+def test_an_lmu_results_log_builds_a_scenario(tmp_path: Path, shared_data: Path) -> None:
+    from data.ingest import ingest
+
+    db = tmp_path / "lmu.sqlite"
+    ingest([str(shared_data / "lmu" / "lmu_2025_paulricard_4h_event_60min_race.xml")], db)
+    with sqlite3.connect(db) as conn:
+        (session,) = conn.execute("SELECT name FROM sessions").fetchone()
+        classes = {c for (c,) in conn.execute("SELECT DISTINCT class FROM cars")}
+    assert classes >= {"Hyper", "GT3"}  # LMU's own names
+    table = build_table(db, session, "lmu")
+    write_scenario(table, tmp_path / "lmu.toml")
+    s = load_scenario(tmp_path / "lmu.toml")
+    assert s.class_names == ("HYPERCAR", "LMGT3")
+    assert len(s.entries) >= 40
+    assert s.race.duration_s == pytest.approx(3600.0)

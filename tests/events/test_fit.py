@@ -13,6 +13,7 @@ import torch
 from events import fit, load_model
 from events.inference import fit_nuts, fit_svi
 from events.models import failures, punctures
+from world_model.interface import FlagState
 
 HELD_OUT = "wec_2026_lemans_24h_race"
 WEC_FILES = (
@@ -160,3 +161,30 @@ def test_failure_frailty_is_recovered_by_the_default_sampler() -> None:
     assert lo <= truth_sd <= hi, f"race sd {truth_sd} outside [{lo:.3f}, {hi:.3f}]"
     lo, hi = torch.quantile(result.draws["failure_shape"], torch.tensor([0.05, 0.95]))
     assert lo <= 1.0 <= hi, f"shape 1 outside [{lo:.3f}, {hi:.3f}]"
+
+
+def test_neutralisation_exposure_leaves_out_the_neutralised_time(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """Le Mans 2024 ran about 7 h behind the safety car: its FCY exposure is the rest."""
+    from data.ingest import ingest
+    from events import observations as obs
+
+    db = tmp_path / "lm24.sqlite"
+    ingest([str(shared_data / "wec" / "wec_2024_lemans_24h_race_analysis.csv")], db)
+    conn = obs.connect(db)
+    try:
+        (race,) = obs.races(conn)
+        neutral_s = sum(
+            float(obs.flag_periods(conn, race, kind).sum())
+            for kind in (FlagState.FCY, FlagState.SAFETY_CAR)
+        )
+        share = neutral_s / 3600.0 / obs.race_hours(conn, race)
+        assert 0.25 < share < 0.35  # the periods do not overlap: their union is their sum
+        green = obs.green_car_hours(conn, race)
+        assert green == pytest.approx(obs.car_hours(conn, race) * (1.0 - share), rel=1e-9)
+        assert obs.neutralisation_data(conn, [race]).car_hours.item() == pytest.approx(
+            green, rel=1e-6
+        )
+    finally:
+        conn.close()

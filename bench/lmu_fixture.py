@@ -447,12 +447,12 @@ def _write_events(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m data.lmu_fixture OUT.duckdb``: write a synthetic LMU session (a sample)."""
+    """``python -m bench.lmu_fixture OUT.duckdb``: write a synthetic LMU session (a sample)."""
     import argparse
     import sys
 
     parser = argparse.ArgumentParser(
-        prog="python -m data.lmu_fixture",
+        prog="python -m bench.lmu_fixture",
         description="Write a synthetic Le Mans Ultimate telemetry session in LMU's DuckDB layout"
         " (a sample to try the ingest command on; no real recording is public).",
     )

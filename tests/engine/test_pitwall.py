@@ -1,0 +1,156 @@
+"""``stintsim plan``: the pit-wall table, the plan: file it writes, and that file runs as
+written (refused, or changed and counted, where a race forbids it; never silently)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.actions import Fuel, Tyres
+from engine.baselines import make_strategy
+from engine.evaluate import evaluate
+from engine.pitwall import hms, main, make_plan, race_plan
+from engine.plan_file import Plan, PlanRefused, PlanStop, load_plan
+from engine.race import StrategyAssignment, simulate
+from engine.scenario import load_scenario, scenario_with
+from policies.tuned import fixed_plan
+from world_model.interface import PaceMode
+
+
+@pytest.fixture(scope="module")
+def race():
+    return load_scenario("test_race")
+
+
+def test_hms() -> None:
+    assert [hms(0), hms(59.6), hms(3725), hms(86399)] == [
+        "0:00:00",
+        "0:01:00",
+        "1:02:05",
+        "23:59:59",
+    ]
+
+
+def test_plan_table_of_a_fixed_plan(race, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "plan.toml"
+    argv = ["test_race", "--strategy", "fixed:laps=6,tyres=2", "--replicas", "4", "--seed", "3"]
+    assert main([*argv, "--out", str(out), "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    plan = load_plan(out)
+    assert [s["lap"] for s in table["stops"]] == [s.lap for s in plan.stops][: len(table["stops"])]
+    first, second = table["stops"][:2]
+    assert (first["lap"], second["lap"]) == (6, 12)
+    # a full fill is an absolute level of 100 %; tyres every second stint; a driver change each
+    assert first["fuel_to"] == pytest.approx(1.0) and first["energy_to"] == pytest.approx(1.0)
+    assert first["tyres"] == "keep" and second["tyres"] == "4 new medium"
+    assert first["driver_in"] == "A. Two" and second["driver_in"] == "A. One"
+    # the window holds the written lap; times read as h:mm:ss in race order
+    assert first["lap_window"][0] <= 6 <= first["lap_window"][1]
+    assert first["entry"][0] <= first["entry"][1] and first["entry"][0].startswith("0:1")
+    assert first["stop_time_s"] > race.track.pit_lane_loss_s
+    assert 0 <= table["risks"]["p_running_dry"] <= 1
+    assert len(table["class_position"]) == 4
+
+
+def test_written_plan_runs_the_same_races_through_evaluate(race, tmp_path: Path) -> None:
+    p = make_plan(race, "1", make_strategy("fixed:laps=5,tyres=1"), 8, 5)
+    path = tmp_path / "p.toml"
+    path.write_text(p.plan.to_toml())
+    ev = evaluate(race, [f"plan:{path}"], 8, 5, car="1")
+    (out,) = ev.outcomes.values()
+    assert out.class_position.tolist() == p.result.class_position[:, 0].tolist()
+
+
+def test_a_plan_the_race_cannot_run_is_refused_with_the_stop_and_reason(race) -> None:
+    quiet = scenario_with(race, **{"events.incidents": False, "events.weather": False})
+    too_long = Plan(stops=(PlanStop(lap=20),))  # fuel lasts about 7 laps
+    with pytest.raises(PlanRefused, match=r"at lap \d of race 0 .*: the car must stop"):
+        race_plan(quiet, "1", too_long, 2, 1)
+    # one driver, never changed, reaches the 1200 s stint limit before lap 12 (with the
+    # rules' margin for the lap to come): the written "stay out" is refused there
+    keeps = Plan(stops=(PlanStop(lap=6), PlanStop(lap=12)))
+    with pytest.raises(PlanRefused, match=r"at lap (8|9|10|11) .*driving-time limits"):
+        race_plan(quiet, "1", keeps, 2, 1)
+    # adapt: the race changes it where it must, and says where and why
+    _, strategy = race_plan(quiet, "1", Plan(keeps.stops, on_conflict="adapt"), 2, 1)
+    assert strategy.changed_races == {0, 1}
+    assert any("driving-time limits" in why for _, why in strategy.conflicts)
+
+
+def test_strict_plan_is_refused_by_the_command(capsys) -> None:
+    argv = ["test_race", "--strategy", "fixed:laps=6,tyres=2", "--replicas", "16", "--seed", "1"]
+    assert main([*argv, "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert "plan refused" in err and "cannot be run as written at lap" in err
+
+
+def test_plan_file_format_round_trips_and_names_bad_keys(tmp_path: Path) -> None:
+    plan = Plan(
+        stops=(
+            PlanStop(lap=9, tyres=Tyres.FOUR_SOFT, driver_change=True),
+            PlanStop(lap=18, fuel=Fuel.TO_FINISH, pace=PaceMode.PUSH),
+        ),
+        pace=PaceMode.SAVE,
+        on_conflict="adapt",
+    )
+    path = tmp_path / "p.toml"
+    path.write_text(plan.to_toml("a header"))
+    assert load_plan(path) == plan
+    path.write_text("[[stop]]\nlap = 9\n\n[[stop]]\nlap = 4\n")
+    with pytest.raises(ValueError, match=r"stop\[1\]: lap 4 is not after the previous stop's 9"):
+        load_plan(path)
+    path.write_text('[[stop]]\nlap = 9\nfuel = "half"\n')
+    with pytest.raises(ValueError, match=r"stop\[0\]: fuel: expected one of none, full"):
+        load_plan(path)
+
+
+@settings(
+    max_examples=4,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    stint=st.integers(3, 7),
+    tyres=st.integers(1, 3),
+    pace=st.sampled_from(list(PaceMode)),
+    seed=st.integers(0, 10_000),
+)
+def test_every_printed_plan_runs_as_written_from_its_file(
+    race, tmp_path: Path, stint: int, tyres: int, pace: PaceMode, seed: int
+) -> None:
+    """Property: the plan ``plan`` prints, run from its file by ``plan:FILE``, gives the same
+    races; and in every race the race did not change, the car stops exactly at the written
+    laps it reaches."""
+    p = make_plan(race, "1", fixed_plan(stint, tyres, pace), 3, seed)
+    path = tmp_path / f"plan_{stint}_{tyres}_{int(pace)}_{seed}.toml"
+    path.write_text(p.plan.to_toml())
+    again = simulate(
+        race,
+        StrategyAssignment(per_car={"1": make_strategy(f"plan:{path}")}),
+        3,
+        seed,
+        record_laps=True,
+        chunk_replicas=128,
+    )
+    for name in ("class_position", "finish_time_s", "laps_completed", "pit_stops", "retired"):
+        assert np.array_equal(getattr(again, name), getattr(p.result, name)), name
+    laps = again.laps
+    assert laps is not None
+    written = [s.lap for s in p.plan.stops]
+    for r in range(3):
+        mine = (laps["car"] == 0) & (laps["replica"] == r)
+        stops = laps["lap"][mine & (laps["pit_in"] == 1)].tolist()
+        done = int(laps["lap"][mine].max())
+        if r not in p.changed_races:
+            # every written stop before its last lap; the one at its last lap too if the car
+            # then retired on the out-lap (the chequered flag ends a race at the line)
+            reached = ([w for w in written if w < done], [w for w in written if w <= done])
+            assert stops in reached, (r, stops, written)
+        else:  # a race that changed the plan is counted, with the lap and the reason
+            assert p.p_changed_by_race > 0 and p.conflicts

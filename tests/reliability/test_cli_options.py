@@ -1,0 +1,47 @@
+"""Issue 20, cases 7 and 12: bad numeric options are refused by argparse, naming the option."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+COMMANDS = {
+    "engine.simulate": ["test_race"],
+    "engine.evaluate": ["test_race", "--strategy", "double-stint"],
+    "engine.whatif": ["test_race", "--strategy", "double-stint"],
+    "policies.tuned": ["test_race"],
+    "engine.train": [],
+}
+
+
+@pytest.mark.parametrize(
+    ("module", "option", "value"),
+    [
+        ("engine.simulate", "--seed", "-1"),
+        ("engine.simulate", "--chunk", "0"),
+        ("engine.simulate", "--replicas", "0"),
+        ("engine.evaluate", "--seed", "-1"),
+        ("engine.evaluate", "--chunk-replicas", "0"),
+        ("engine.evaluate", "--confidence", "1.5"),
+        ("engine.evaluate", "--precision", "nan"),
+        ("engine.whatif", "--seed", "-3"),
+        ("engine.whatif", "--pit-after", "-1"),
+        ("policies.tuned", "--seed", "-1"),
+        ("policies.tuned", "--replicas", "0"),
+        ("policies.tuned", "--cvar-alpha", "inf"),
+        ("engine.train", "--seed", "-1"),
+        ("engine.train", "--replicas", "abc"),
+        ("engine.train", "--threads", "0"),
+    ],
+)
+def test_case7_bad_numbers_are_refused_naming_the_option(
+    module: str, option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as ended:
+        main([*COMMANDS[module], f"{option}={value}"])
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and repr(value) in err
+    assert "Traceback" not in err
