@@ -30,10 +30,10 @@ class FuelRisk:
     dry is out.
 
     A stint's fuel use per lap is the lap model's draw (which already carries per-lap noise)
-    times a factor ``exp(stint_cv x z)``, ``z`` standard normal, drawn per car and stint.
-    The team reads the fuel left as it planned it: the fuel at the stop minus the laps run at
-    the car's reference consumption, so a stint run to the last drop of the planned figure
-    runs dry when the car used more. The legal safety margin (``rules.fuel_margin``) acts
+    times a lognormal factor of mean 1 and coefficient of variation ``stint_cv``, drawn per
+    car and stint. The team reads the fuel left as it planned it: the fuel at the stop minus
+    what the laps since used at the planning figure (the car's use without the stint factor),
+    so a stint run to the last drop of the planned figure runs dry when the car used more. The legal safety margin (``rules.fuel_margin``) acts
     on that reading. Running dry retires the car (the stepper's rule).
     """
 
@@ -203,6 +203,17 @@ class RiskTable:
     cliff_lap_time_loss: torch.Tensor
     hazards: CarRisks | None
     """Per-car hazard modifiers for the event model; None when every hazard risk is off."""
+
+    def draw_fuel_factors(self, replicas: int, generator: torch.Generator) -> torch.Tensor | None:
+        """``[R, C, max_stints]`` fuel-use factor of each car's stint ``k`` (lognormal, mean
+        1, CV ``stint_cv``), drawn up front so stint ``k`` of a car has the same factor
+        whatever the strategy (common random numbers); None without the fuel risk."""
+        if not self.fuel_on:
+            return None
+        c = self.fuel_stint_cv.shape[0]
+        z = torch.randn((replicas, c, self.max_stints), generator=generator)
+        sigma = (1.0 + self.fuel_stint_cv.square()).log().sqrt().view(1, -1, 1)
+        return (sigma * z - 0.5 * sigma.square()).exp()
 
     @staticmethod
     def build(per_car: list[Risks]) -> RiskTable:

@@ -376,7 +376,6 @@ def _validate_rules(s: Scenario, where: str) -> None:
         rules__min_total_driving_s=r.min_total_driving_s,
         rules__overtake_cost_s=r.overtake_cost_s,
         rules__puncture_loss_s=r.puncture_loss_s,
-        rules__fuel_margin=r.fuel_margin,
     )
     for c in s.classes:
         place = f"{where}: class {c.name!r}"

@@ -267,32 +267,7 @@ class PosteriorEventModel:
         )
         if rows.numel():
             v = u_hit / p_any.double()
-            total = h_total.double()
-            share_c = h_contact.double() / total
-            share_p = h_puncture.double() / total
-            is_c = v < share_c
-            is_p = ~is_c & (v < share_c + share_p)
-            if h_off_hit is None:
-                is_o = torch.zeros_like(is_c)
-                is_f = ~is_c & ~is_p
-                v = torch.where(is_c, v / share_c, torch.where(is_p, (v - share_c) / share_p, v))
-                v = torch.where(is_f, (v - share_c - share_p) / (1 - share_c - share_p), v)
-            else:
-                # An off (slicks in the wet) is a fourth kind between punctures and failures.
-                share_o = h_off_hit.double() / total
-                is_o = ~is_c & ~is_p & (v < share_c + share_p + share_o)
-                is_f = ~is_c & ~is_p & ~is_o
-                v = torch.where(
-                    is_c,
-                    v / share_c,
-                    torch.where(
-                        is_p,
-                        (v - share_c) / share_p,
-                        torch.where(is_o, (v - share_c - share_p) / share_o, v),
-                    ),
-                )
-                rest = 1 - share_c - share_p - share_o
-                v = torch.where(is_f, (v - share_c - share_p - share_o) / rest, v)
+            is_c, is_p, is_o, is_f, v = _incident_kind(v, h_contact, h_puncture, h_off_hit, h_total)
             is_hit = is_c | is_o
             # The partner: a uniformly random other car on track in the window (-1 if none).
             on_track = dt[rows] > 0
@@ -507,6 +482,46 @@ _PER_CAR_KEYS: tuple[str, ...] = (
     "damage_b",
 )
 """Per-replica parameters of ``car_incidents``."""
+
+
+def _incident_kind(
+    v: torch.Tensor,
+    h_contact: torch.Tensor,
+    h_puncture: torch.Tensor,
+    h_off: torch.Tensor | None,
+    h_total: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Peel a uniform ``v`` of the cars that had an incident into its kind (contact,
+    puncture, off, failure, in proportion to their hazards) and a fresh uniform:
+    ``(is_contact, is_puncture, is_off, is_failure, v)``. Without the off hazard (None) the
+    arithmetic is exactly that of the three-kind model."""
+    total = h_total.double()
+    share_c = h_contact.double() / total
+    share_p = h_puncture.double() / total
+    is_c = v < share_c
+    is_p = ~is_c & (v < share_c + share_p)
+    if h_off is None:
+        is_o = torch.zeros_like(is_c)
+        is_f = ~is_c & ~is_p
+        v = torch.where(is_c, v / share_c, torch.where(is_p, (v - share_c) / share_p, v))
+        v = torch.where(is_f, (v - share_c - share_p) / (1 - share_c - share_p), v)
+        return is_c, is_p, is_o, is_f, v
+    # An off (slicks in the wet) is a fourth kind between punctures and failures.
+    share_o = h_off.double() / total
+    is_o = ~is_c & ~is_p & (v < share_c + share_p + share_o)
+    is_f = ~is_c & ~is_p & ~is_o
+    v = torch.where(
+        is_c,
+        v / share_c,
+        torch.where(
+            is_p,
+            (v - share_c) / share_p,
+            torch.where(is_o, (v - share_c - share_p) / share_o, v),
+        ),
+    )
+    rest = 1 - share_c - share_p - share_o
+    v = torch.where(is_f, (v - share_c - share_p - share_o) / rest, v)
+    return is_c, is_p, is_o, is_f, v
 
 
 def _risk_hazards(
