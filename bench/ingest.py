@@ -67,14 +67,14 @@ def _synthetic_24h(path: Path) -> Path:
 
 
 def _timing_files(data: Path, tmp: Path) -> list[Path]:
-    from data.detect import detect
+    from data.detect import detect_kind
 
     files = (
         sorted(p for d in ("wec", "imsa") for p in (data / d).glob("*.csv"))
         if data.is_dir()
         else []
     )
-    files = [p for p in files if detect(p) == "alkamel_csv"]
+    files = [p for p in files if detect_kind(p) == "alkamel_csv"]
     return files or [_synthetic_24h(tmp / "synthetic_24h_race_analysis.csv")]
 
 

@@ -1,4 +1,8 @@
-"""Which reader a file needs, decided by its content (magic bytes, XML root, JSON, CSV header)."""
+"""Which reader a file needs, decided by its content (magic bytes, XML root, JSON, CSV header).
+
+:func:`detect` returns the reader function itself; :data:`READERS` is the one table of readers
+by format name (:func:`detect_kind` gives the name).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 from data.errors import IngestError
-from data.readers import alkamel
+from data.readers import alkamel, lmu_duckdb, rf2_xml, sharedmem, states_sqlite
+from data.records import ReadResult
 
-Reader = Callable[[Path], "object"]
+Reader = Callable[[Path], ReadResult]
+"""A reader: the file in, every row it holds out; raises IngestError naming the file."""
+
+READERS: dict[str, Reader] = {
+    "alkamel_csv": alkamel.read_laps,
+    "alkamel_results": alkamel.read_results,
+    "alkamel_weather": alkamel.read_weather,
+    "rf2_xml": rf2_xml.read_rf2_xml,
+    "lmu_sharedmem_json": sharedmem.read_sharedmem_json,
+    "lmu_states_sqlite": states_sqlite.read_states_sqlite,
+    "lmu_duckdb": lmu_duckdb.read_lmu_duckdb,
+}
+"""Format name -> its reader."""
+
+
+def detect(path: Path) -> Reader:
+    """The reader for ``path`` (see :func:`detect_kind`)."""
+    return READERS[detect_kind(path)]
 
 
 def _looks_utf16(head: bytes) -> bool:
@@ -25,8 +47,8 @@ def _looks_utf16(head: bytes) -> bool:
     )
 
 
-def detect(path: Path) -> str:
-    """The reader name for ``path``: 'alkamel_csv', 'alkamel_results', 'alkamel_weather',
+def detect_kind(path: Path) -> str:
+    """The format of ``path``: 'alkamel_csv', 'alkamel_results', 'alkamel_weather',
     'rf2_xml', 'lmu_sharedmem_json', 'lmu_states_sqlite' or 'lmu_duckdb'.
 
     Raises IngestError naming the file when it is empty or no reader recognises it.

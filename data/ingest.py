@@ -9,12 +9,10 @@ file was read, 1 when some were not, 2 when none could be read.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sqlite3
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,28 +31,13 @@ from data.store import (
 )
 from data.tempfiles import remove_stale_temp_files
 
-# reader name -> (module, function); imported on use so a missing optional reader costs nothing.
-READERS: dict[str, tuple[str, str]] = {
-    "alkamel_csv": ("data.readers.alkamel", "read_laps"),
-    "alkamel_results": ("data.readers.alkamel", "read_results"),
-    "alkamel_weather": ("data.readers.alkamel", "read_weather"),
-    "rf2_xml": ("data.readers.rf2_xml", "read_rf2_xml"),
-    "lmu_sharedmem_json": ("data.readers.sharedmem", "read_sharedmem_json"),
-    "lmu_states_sqlite": ("data.readers.states_sqlite", "read_states_sqlite"),
-    "lmu_duckdb": ("data.readers.lmu_duckdb", "read_lmu_duckdb"),
-}
 SKIP_NAMES = {"README.md", ".DS_Store"}
 SKIP_SUFFIXES = {".wal", ".md", ".tmp", ".sqlite-journal", ".sqlite-wal", ".sqlite-shm"}
 
 
-def reader_for(name: str) -> Callable[[Path], ReadResult]:
-    module, func = READERS[name]
-    return getattr(importlib.import_module(module), func)
-
-
 def read_file(path: Path) -> ReadResult:
     """Detect the file's format and read it; raises IngestError when it cannot be read."""
-    return reader_for(detect(path))(path)
+    return detect(path)(path)
 
 
 def expand(paths: list[str]) -> list[Path]:

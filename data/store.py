@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from data.flags import FLAG_LABELS
 from data.records import ReadResult, Row, SessionRecord
 
 SCHEMA_VERSION = "1"
@@ -222,11 +223,10 @@ def write_result(conn: sqlite3.Connection, path: str | Path, result: ReadResult)
 
 def summarize(result: ReadResult) -> dict[str, Any]:
     """Per-file counts printed by the ingest command."""
-    kinds = {0: "green", 1: "yellow", 2: "fcy", 3: "sc", 4: "slow_zone", 5: "chequered"}
     flag_counts: Counter[str] = Counter()
     for s in result.sessions:
         for p in s.flag_periods:
-            flag_counts[kinds.get(p["kind"], str(p["kind"]))] += 1
+            flag_counts[FLAG_LABELS.get(p["kind"], str(p["kind"]))] += 1
     return {
         "reader": result.reader,
         "sessions": len(result.sessions),

@@ -383,7 +383,8 @@ def format_report(rep: SessionReport) -> str:
     )
     length = "" if rep.duration_s is None else f", {rep.duration_s / 60:.0f} min"
     lines = [
-        f"{rep.log}: session {rep.session} ({rep.session_type}{length}) at {rep.track}; {mult}"
+        f"{rep.log}: session {rep.session} ({rep.session_type or 'session'}{length})"
+        f" at {rep.track or 'an unnamed track'}; {mult}"
     ]
     for c in rep.cars:
         cls = f"{c.session_class} -> {c.engine_class or 'unmapped (pass --class-map)'}"

@@ -89,8 +89,8 @@ class ChunkContext:
     groups: StrategyGroups
     controlled_car: int | None
     """Car index decided from outside (:class:`engine.race.RaceSim`), else None."""
-    params: EventParams
-    """Per-replica event parameters (empty without an event model)."""
+    params: EventParams | None
+    """Per-replica event parameters (None without an event model)."""
     weather: WeatherGrid
     risks: RiskTable
     """The field's risk priors per car (:mod:`engine.risks`)."""
@@ -135,7 +135,7 @@ class ChunkContext:
                 "scripted damage are on) and none was given"
             )
         streams = ChunkStreams.derive(seed, chunk)
-        params = event_model.draw_params(replicas, streams.params) if event_model else {}
+        params = event_model.draw_params(replicas, streams.params) if event_model else None
         horizon_s = _horizon_s(scenario, field)
         weather = draw_weather(
             scenario, event_model, params, replicas, horizon_s, streams.weather, forced_all

@@ -1,6 +1,7 @@
 """The ``stintsim`` console script: one subcommand per ``python -m`` entry point.
 
-Each subcommand forwards its arguments to the entry point's ``main(argv)``, so
+Each subcommand forwards its arguments to its command module's ``main(argv)``
+(:data:`COMMAND_MODULES`; the engine's commands live in :mod:`engine.commands`), so
 ``stintsim simulate ...`` and ``python -m engine.simulate ...`` are the same program.
 """
 
@@ -12,7 +13,7 @@ import sys
 
 from data.entry import run_main
 
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
+COMMAND_MODULES: dict[str, tuple[str, str]] = {
     # name: (module with main(argv) -> int, one-line description), in the order of the data flow
     "ingest": ("data.ingest", "read telemetry / timing files into the SQLite lap store"),
     "fit-world-model": ("world_model.fit", "train the learned lap model on a lap store"),
@@ -24,15 +25,24 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "car": ("engine.car_report", "per car of a session log: pace, fuel and energy per lap, stints"),
     "scenario": ("engine.scenario_from_log", "write a scenario for my race from my car in a log"),
     "fit-events": ("events.fit", "fit the incident, neutralisation and weather models (Pyro)"),
-    "simulate": ("engine.simulate", "simulate races of a scenario and print the classification"),
+    "simulate": (
+        "engine.commands.simulate",
+        "simulate races of a scenario and print the classification",
+    ),
     "validate": (
         "engine.validate",
         "compare a real race's statistics with races simulated from its scenario",
     ),
-    "evaluate": ("engine.evaluate", "compare strategies by Monte Carlo on common random numbers"),
-    "whatif": ("engine.whatif", "what-if: forced events, rule changes, decisions mid-race"),
+    "evaluate": (
+        "engine.commands.evaluate",
+        "compare strategies by Monte Carlo on common random numbers",
+    ),
+    "whatif": (
+        "engine.commands.whatif",
+        "what-if: forced events, rule changes, decisions mid-race",
+    ),
     "sensitivity": (
-        "engine.sensitivity",
+        "engine.commands.sensitivity",
         "vary a risk prior over values: how the best strategy and its tail (CVaR) move",
     ),
     "tune": ("policies.tuned", "find the best fixed plan (stints, tyres, pace) by grid search"),
@@ -44,7 +54,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def _parser() -> argparse.ArgumentParser:
     lines = "\n".join(
-        f"  {name:<22} {desc} (python -m {mod})" for name, (mod, desc) in SUBCOMMANDS.items()
+        f"  {name:<22} {desc} (python -m {mod})" for name, (mod, desc) in COMMAND_MODULES.items()
     )
     return argparse.ArgumentParser(
         prog="stintsim",
@@ -62,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
-    if name not in SUBCOMMANDS:
-        parser.error(f"unknown subcommand {name!r}; choose from {', '.join(SUBCOMMANDS)}")
-    module = importlib.import_module(SUBCOMMANDS[name][0])
+    if name not in COMMAND_MODULES:
+        parser.error(f"unknown subcommand {name!r}; choose from {', '.join(COMMAND_MODULES)}")
+    module = importlib.import_module(COMMAND_MODULES[name][0])
     return int(module.main(rest) or 0)
 
 

@@ -74,7 +74,7 @@ class WeatherGrid:
 def draw_weather(
     scenario: Scenario,
     event_model: EventModel | None,
-    params: EventParams,
+    params: EventParams | None,
     replicas: int,
     horizon_s: float,
     generator: torch.Generator,
@@ -84,7 +84,7 @@ def draw_weather(
     the track's temperatures with any scripted rain laid on top."""
     rain_events = [e for e in forced if e.kind == ForcedKind.RAIN]
     if scenario.events.weather:
-        if event_model is None:
+        if event_model is None or params is None:
             raise ValueError("weather is on but no event model is loaded")
         track = event_model.weather(
             params,

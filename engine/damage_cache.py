@@ -13,7 +13,7 @@ class DamageCache:
     :meth:`changed` (incidents add damage, a repair stop clears it)."""
 
     def __init__(
-        self, event_model: EventModel | None, params: EventParams, replicas: int, cars: int
+        self, event_model: EventModel | None, params: EventParams | None, replicas: int, cars: int
     ) -> None:
         self.event_model = event_model
         self.params = params
@@ -30,6 +30,7 @@ class DamageCache:
         float32, 0 for undamaged cars."""
         if self._dirty:
             if self.event_model is not None and bool((state.damage > 0).any()):
+                assert self.params is not None  # drawn wherever there is an event model
                 loss, repair = self.event_model.damage_effects(self.params, state.damage)
                 self._loss = torch.where(state.damage > 0, loss.float(), 0.0)
                 self._repair_s = torch.where(state.damage > 0, repair.float(), 0.0)

@@ -7,14 +7,12 @@ car) and every other car on its scenario default. It prints, per strategy, the f
 position distribution (class and overall), class win and podium probabilities, laps, time in
 the pits and the CVaR of the class position, and paired differences against the first
 strategy, all with confidence intervals; as a table, or ``--json`` / ``--csv`` for tools.
+The command line is :mod:`engine.commands.evaluate`; this module is the library it calls.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -30,15 +28,6 @@ from engine.backends import (
     Backend,
     ChunkJob,
     LocalBackend,
-    add_backend_arguments,
-    make_backend,
-)
-from engine.cli_types import (
-    finite_float,
-    non_negative_int,
-    open_unit,
-    positive_int,
-    random_seed,
 )
 from engine.montecarlo import (
     CVAR_ALPHA,
@@ -351,207 +340,7 @@ def write_atomic(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def add_chunk_argument(parser: argparse.ArgumentParser) -> None:
-    """``--chunk-replicas``, as every command that runs Monte Carlo chunks takes it."""
-    parser.add_argument(
-        "--chunk-replicas",
-        type=positive_int,
-        default=DEFAULT_CHUNK_REPLICAS,
-        metavar="N",
-        help="races per simulate call, the unit of progress, early stops and Ray tasks; results "
-        "depend on it. Larger chunks run faster: the 24-hour race took 0.17 s a race in chunks "
-        f"of 128 and 0.09 s in chunks of 512 (default {DEFAULT_CHUNK_REPLICAS})",
-    )
+if __name__ == "__main__":  # python -m engine.evaluate: the command (engine.commands.evaluate)
+    from engine.commands.evaluate import main
 
-
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``evaluate`` and ``whatif``."""
-    parser.add_argument(
-        "scenario",
-        help='shipped scenario name ("lemans_24h", "six_hours", "test_race") or a TOML path',
-    )
-    parser.add_argument(
-        "--strategy",
-        action="append",
-        required=True,
-        metavar="SPEC",
-        help="strategy for the evaluated car, as engine.baselines.make_strategy reads it "
-        '(e.g. "fixed:laps=12", "double-stint", "plan:FILE", "module.path:factory"); repeat '
-        "to compare; differences are against the first",
-    )
-    parser.add_argument(
-        "--replicas",
-        type=positive_int,
-        default=256,
-        help="races per strategy (maximum with --precision; default 256)",
-    )
-    parser.add_argument(
-        "--seed", type=random_seed, default=0, help="seed of the common random numbers"
-    )
-    parser.add_argument("--car", help="race number of the evaluated car (default: focus_car)")
-    parser.add_argument(
-        "--precision",
-        type=finite_float,
-        metavar="W",
-        help="stop once every interval half-width on mean class position (each strategy and "
-        "each paired difference) is below W positions",
-    )
-    parser.add_argument(
-        "--min-replicas",
-        type=positive_int,
-        default=32,
-        help="with --precision: races per strategy before it may stop (default 32)",
-    )
-    add_chunk_argument(parser)
-    parser.add_argument("--confidence", type=open_unit, default=0.95, help="interval level (0.95)")
-    parser.add_argument(
-        "--cvar-alpha",
-        type=finite_float,
-        default=CVAR_ALPHA,
-        metavar="A",
-        help="share of worst races the CVaR of class position averages, in (0, 1]; read "
-        "the tail above a strategy's retirement rate with a level larger than that rate "
-        f"(default {CVAR_ALPHA:g})",
-    )
-    add_backend_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    parser.add_argument(
-        "--csv",
-        metavar="FILE",
-        help="write every figure as CSV rows (section, strategy, metric, estimate, low, high, "
-        "replicas, and the CVaR rows' level in cvar_alpha)",
-    )
-    parser.add_argument("--out-json", metavar="FILE", help="write the JSON summary to FILE")
-    parser.add_argument(
-        "--report",
-        metavar="FILE",
-        help="write a report (.pdf: multi-page PDF; .html: one page) with the table, outcome "
-        "distributions and the Gantt, position, fuel and tyre plots of sample races",
-    )
-    parser.add_argument(
-        "--report-races",
-        type=non_negative_int,
-        default=4,
-        help="races per strategy recorded lap by lap for the report's plots (default 4)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m engine.evaluate",
-        description="Compare strategies for one car by Monte Carlo: every strategy runs on the "
-        "same random numbers (same weather, incidents and lap noise per race), the rest of the "
-        "field keeps its scenario strategies, and differences against the first strategy are "
-        "paired. Prints per-strategy figures and paired differences with confidence intervals.",
-    )
-    add_run_arguments(parser)
-    return parser
-
-
-def run_and_report(
-    args: argparse.Namespace,
-    scenario: Scenario,
-    *,
-    forced: Sequence[ForcedEvent] = (),
-    forced_text: Sequence[str] = (),
-    start: RaceSnapshot | None = None,
-    title: str = "evaluate",
-) -> int:
-    """Evaluate as the parsed options say and print / write the results; the exit status
-    of the evaluate and what-if commands (2 for bad input, 130 when interrupted)."""
-    try:
-        return _run_and_report(args, scenario, forced, forced_text, start, title)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as err:
-        print(f"interrupted: {err}", file=sys.stderr)
-        return 130
-
-
-def _run_and_report(
-    args: argparse.Namespace,
-    scenario: Scenario,
-    forced: Sequence[ForcedEvent],
-    forced_text: Sequence[str],
-    start: RaceSnapshot | None,
-    title: str,
-) -> int:
-    from engine import report
-
-    backend = make_backend(args.backend, args.address, args.ray_cpus)
-    try:
-        ev = evaluate(
-            scenario,
-            args.strategy,
-            args.replicas,
-            args.seed,
-            car=args.car,
-            precision=args.precision,
-            min_replicas=args.min_replicas,
-            backend=backend,
-            chunk_replicas=args.chunk_replicas,
-            forced=forced,
-            start=start,
-            confidence=args.confidence,
-            progress=not args.no_progress,
-            forced_text=forced_text,
-            cvar_alpha=args.cvar_alpha,
-        )
-    finally:
-        backend.close()
-    summary = ev.comparison.to_dict()
-    summary["elapsed_s"] = ev.elapsed_s
-    summary["races_per_s"] = ev.races_per_s
-    summary["chunk_replicas"] = ev.chunk_replicas
-    summary["backend"] = args.backend
-    summary["cores"] = os.cpu_count()
-    if args.out_json:
-        write_atomic(args.out_json, json.dumps(summary, indent=2) + "\n")
-    if args.csv:
-        write_atomic(args.csv, report.comparison_csv(ev.comparison))
-    if args.report:
-        races = sample_races(
-            scenario,
-            args.strategy,
-            args.seed,
-            car=args.car,
-            replicas=args.report_races,
-            forced=forced,
-            start=start,
-        )
-        report.write_report(args.report, ev, races, title=f"stintsim {title}: {scenario.name}")
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(report.format_table(ev.comparison))
-        print(
-            f"{ev.comparison.replicas} races per strategy in {ev.elapsed_s:.1f} s "
-            f"({ev.races_per_s:.1f} races/s, {os.cpu_count()} cores)"
-        )
-    return 130 if ev.comparison.stop_reason == "interrupted" else 0
-
-
-def load_scenario_arg(name: str) -> Scenario | None:
-    """The scenario a command line names, or None after printing why it cannot be loaded
-    (the command then exits with status 2)."""
-    from engine.scenario import load_scenario
-
-    try:
-        return load_scenario(name)
-    except (OSError, ValueError, KeyError) as err:
-        print(f"error: cannot load scenario {name!r}: {err}", file=sys.stderr)
-        return None
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    scenario = load_scenario_arg(args.scenario)
-    if scenario is None:
-        return 2
-    return run_and_report(args, scenario)
-
-
-if __name__ == "__main__":
     run_main(main)

@@ -9,8 +9,7 @@ one call bit for bit.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -22,6 +21,7 @@ from engine.stepper import ChunkSim
 from engine.strategy import Observation, Strategy
 from events.interface import EventModel, ForcedEvent
 from world_model.interface import LapModel
+from world_model.threads import torch_threads
 
 __all__ = [
     "DecisionPoint",
@@ -83,6 +83,12 @@ def _car_strategies(
         strategies = StrategyAssignment(default=strategies)
     for number in strategies.per_car:
         scenario.entry_index(number)
+    for number, given in [*strategies.per_car.items(), ("every car", strategies.default)]:
+        if given is not None and not isinstance(given, Strategy):
+            raise TypeError(
+                f"the strategy for {number} is not a Strategy (it needs a name and "
+                f"decide(obs, legal, generator)): {given!r}"
+            )
     cache: dict[str, Strategy] = {}
     out: list[Strategy] = []
     for e in scenario.entries:
@@ -95,22 +101,6 @@ def _car_strategies(
                 cache[e.strategy] = make_strategy(e.strategy)
             out.append(cache[e.strategy])
     return out
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` intra-op threads (restored after). The stepper's tensors are small and
-    many: one thread avoids the threads' spin-waiting on a loaded machine; parallelism comes
-    from running chunks in separate processes (engine.backends)."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _start_state(start: RaceSnapshot | None, replicas: int) -> tuple[RaceState | None, float]:
@@ -179,7 +169,7 @@ def _simulate(
     if event_model is None:
         event_model = load_event_model(scenario)
     cars = _car_strategies(scenario, strategies)
-    names = [getattr(s, "name", type(s).__name__) for s in cars]
+    names = [s.name for s in cars]
     parts: list[RaceResult] = []
     n_chunks = -(-replicas // chunk_replicas)
     bar = None
@@ -261,7 +251,7 @@ class RaceSim:
         if event_model is None:
             event_model = load_event_model(scenario)
         cars = _car_strategies(scenario, strategies)
-        self.strategy_names = [getattr(s, "name", type(s).__name__) for s in cars]
+        self.strategy_names = [s.name for s in cars]
         self.strategy_names[self.car] = "external"
         state, t0 = _start_state(start, replicas)
         self.sim = ChunkSim(

@@ -28,6 +28,7 @@ from engine.montecarlo import (
     Comparison,
     Interval,
 )
+from engine.readable_state import hms
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -47,12 +48,16 @@ def _digits(metric: str) -> int:
 
 
 def format_interval(metric: str, iv: Interval, signed: bool = False) -> str:
-    """``4.12 [3.98, 4.26]`` with digits suited to the metric."""
+    """``4.12 [3.98, 4.26]`` with digits suited to the metric; a finish time (a race time)
+    as h:mm:ss, ``1:02:05 [1:01:40, 1:02:31]`` (a difference of them stays in seconds)."""
     d = _digits(metric)
     sign = "+" if signed else ""
+    clock = metric == "finish_time_s" and not signed
 
     def num(x: float) -> str:
-        return "n/a" if not math.isfinite(x) else f"{x:{sign}.{d}f}"
+        if not math.isfinite(x):
+            return "n/a"
+        return hms(x) if clock else f"{x:{sign}.{d}f}"
 
     if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
         return num(iv.estimate)
@@ -120,7 +125,10 @@ def format_table(comparison: Comparison) -> str:
     parts = [head, ""]
     labels = [s.label for s in c.strategies]
     rows = [
-        [label, *(format_interval(m, s.metrics[m]) for s in c.strategies)]
+        [
+            "finish time (h:mm:ss)" if m == "finish_time_s" else label,
+            *(format_interval(m, s.metrics[m]) for s in c.strategies),
+        ]
         for m, label in c.metric_labels.items()
     ]
     parts.append(text_grid(["metric", *labels], rows))

@@ -33,8 +33,9 @@ class FuelRisk:
     times a lognormal factor of mean 1 and coefficient of variation ``stint_cv``, drawn per
     car and stint. The team reads the fuel left as it planned it: the fuel at the stop minus
     what the laps since used at the planning figure (the car's use without the stint factor),
-    so a stint run to the last drop of the planned figure runs dry when the car used more. The legal safety margin (``rules.fuel_margin``) acts
-    on that reading. Running dry retires the car (the stepper's rule).
+    so a stint run to the last drop of the planned figure runs dry when the car used more.
+    The legal safety margin (``rules.fuel_margin``) acts on that reading. Running dry retires
+    the car (the stepper's rule).
     """
 
     enabled: bool = True

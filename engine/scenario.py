@@ -367,8 +367,6 @@ def _validate_rules(s: Scenario, where: str) -> None:
     )
     _check_non_negative(
         where,
-        # 0 is a plan to the last drop (no reserve lap), a choice a strategist may test.
-        rules__fuel_margin=r.fuel_margin,
         rules__tyre_change_4_s=r.tyre_change_4_s,
         rules__tyre_change_2_s=r.tyre_change_2_s,
         rules__driver_change_s=r.driver_change_s,

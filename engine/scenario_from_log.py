@@ -32,12 +32,14 @@ from data.entry import run_main
 from data.errors import IngestError
 from engine.car_report import CarFigures, CarReportError, SessionReport, report_log
 from engine.scenario import ScenarioError, load_scenario
-from engine.scenario_builder import TYRE_DOUBLE_STINT_TREAD, write_scenario
+from engine.scenario_builder import write_scenario
 
 DEFAULT_PIT_LANE_LOSS_S = 30.0
 """Assumption where the log has no measurable stop: a pit-lane drive-through costs 30 s."""
 REFUEL_FULL_S = 40.0
 """Assumption (results logs hold no stationary times): a full tank or allocation takes 40 s."""
+TREAD_OVER_TWO_STINTS = 0.45
+"""Assumption where the log has no tread: a set loses this much over two full stints."""
 MIN_GREEN_LAPS = 5
 """Cars of the session with fewer green laps have no measurable pace and are left out."""
 
@@ -85,7 +87,7 @@ def _wear(c: CarFigures) -> float:
     """Tread per lap on the compound run most (the lap model scales it to the others)."""
     if not c.tread_per_lap:
         stint = c.max_stint_laps or 20
-        return TYRE_DOUBLE_STINT_TREAD / (2.0 * stint)
+        return TREAD_OVER_TWO_STINTS / (2.0 * stint)
     return float(np.median(list(c.tread_per_lap.values())))
 
 

@@ -366,7 +366,7 @@ class ChunkSim(TrackSteps, LineSteps, LapSteps, IncidentSteps):
                     continue
                 o, lg = obs.index(sel), legal.index_select(0, sel)
             act = strat.decide(o, lg, ctx.streams.strategies)
-            check_decisions(act, lg, getattr(strat, "name", type(strat).__name__))
+            check_decisions(act, lg, strat.name)
             actions[sel] = act
         if bool(ext.any()):
             sel = ext.nonzero().squeeze(1)

@@ -16,6 +16,7 @@ trained agent used as a strategy must agree on: the observation encoding
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 
 import numpy as np
 import torch
@@ -150,7 +151,16 @@ def _one_hot(codes: torch.Tensor, n: int) -> list[torch.Tensor]:
     return list(torch.nn.functional.one_hot(codes.long().clamp(0, n - 1), n).float().unbind(1))
 
 
-OBJECTIVES = ("position", "time")
+class Objective(StrEnum):
+    """What a training reward asks the agent to optimise (see :class:`RewardSpec`)."""
+
+    POSITION = "position"
+    """The class position at the finish, shaped by its potential."""
+    TIME = "time"
+    """Race time of a single-car race over a fixed number of laps."""
+
+
+OBJECTIVES = tuple(o.value for o in Objective)
 
 
 @dataclass(frozen=True)
@@ -169,7 +179,8 @@ class RewardSpec:
     laps; no shaping.
     """
 
-    objective: str = "position"
+    objective: Objective = Objective.POSITION
+    """Its name is accepted and turned into the member."""
     shaping: float = 0.5
     """Weight of the class-position potential (0 switches shaping off)."""
     gamma: float = 0.999
@@ -178,9 +189,10 @@ class RewardSpec:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        object.__setattr__(self, "objective", Objective(self.objective))
 
     def potential(self, obs: Observation, class_size: int) -> np.ndarray:
-        if self.objective != "position":
+        if self.objective != Objective.POSITION:
             return np.zeros(obs.size)
         pos = obs.class_position.double().numpy()
         return -self.shaping * (pos - 1.0) / max(class_size - 1, 1)
@@ -263,7 +275,7 @@ def controlled_car_setup(
     if car is None:
         raise ValueError(f"scenario {scenario.name!r} has no focus_car; name the car")
     reward = reward or RewardSpec()
-    if reward.objective == "time" and scenario.race.laps is None:
+    if reward.objective == Objective.TIME and scenario.race.laps is None:
         raise ValueError("the 'time' objective needs a race over a fixed number of laps")
     return scenario, car, reward, ObservationEncoder.for_car(scenario, car)
 
@@ -377,7 +389,7 @@ class RaceVecEnv:
         rows = np.searchsorted(nxt.ids, ids, sorter=np.argsort(nxt.ids))
         rows = np.argsort(nxt.ids)[rows]
         raw = nxt.raw.index(torch.as_tensor(rows))
-        if self.reward.objective == "position":
+        if self.reward.objective == Objective.POSITION:
             phi = self.reward.potential(raw, self.encoder.class_size)
             rew = self.reward.gamma * phi - self._prev_phi[ids]
         else:
@@ -390,7 +402,7 @@ class RaceVecEnv:
         result = self.sim.result()
         c = self._car_index
         self._acted[ids] = False
-        if self.reward.objective == "position":
+        if self.reward.objective == Objective.POSITION:
             pos = np.asarray(result.class_position)[ids, c]
             rew = self.reward.terminal(pos, self.encoder.class_size) - self._prev_phi[ids]
             self.episodes_finished.extend(pos.astype(float).tolist())

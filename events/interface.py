@@ -31,7 +31,9 @@ import torch
 from world_model.interface import FlagState
 
 EventParams = Mapping[str, torch.Tensor]
-"""Per-replica parameter draws, each tensor with first dimension ``R``; opaque to the engine."""
+"""Per-replica parameters, each tensor with first dimension ``R``, read by name; opaque to the
+engine (the sampler's is :class:`events.sampler.ReplicaParams`, which also carries the
+constants derived from the draw as typed fields)."""
 
 
 class ForcedKind(StrEnum):

@@ -10,7 +10,7 @@ the race state (common random numbers): two strategies on the same seed see the 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,40 @@ _KIND_FLAG: dict[str, FlagState] = {
     "sc": FlagState.SAFETY_CAR,
     "sz": FlagState.SLOW_ZONE,
 }
+
+
+@dataclass(frozen=True, eq=False)
+class ReplicaParams(Mapping[str, torch.Tensor]):
+    """Every replica's parameters (first dimension ``R``): the posterior draw it got, read
+    by name like a mapping, and the constants derived from it once per replica."""
+
+    draws: Mapping[str, torch.Tensor]
+    """The fitted parameters of the replica's posterior draw, by name."""
+    failure_rate_by_group: torch.Tensor
+    """``[R, G]`` failure rate per car-hour of each class group, with the replica's frailty."""
+    failure_rate_by_class: torch.Tensor
+    """``[R, n_classes]`` the same per scenario class (``[R, 1]`` pooled without names)."""
+    sc_log_shift: torch.Tensor
+    """``[R]`` log-duration shift of a safety car for the track's lap length."""
+    race_proneness: torch.Tensor
+    """``[R]`` the replica's multiplier on neutralisation rates."""
+    neut_sc_scale: torch.Tensor
+    """``[R]`` chance of a safety car per squared incident severity."""
+    neut_fcy_scale: torch.Tensor
+    """``[R]`` chance of an FCY per incident severity."""
+    neut_sz_scale: torch.Tensor
+    """``[R]`` chance of a slow zone per incident severity."""
+    trigger_rate: torch.Tensor
+    """``[R]`` incidents per car-hour at the reference exposure."""
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.draws[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.draws)
+
+    def __len__(self) -> int:
+        return len(self.draws)
 
 
 @dataclass(frozen=True)
@@ -129,20 +163,29 @@ class PosteriorEventModel:
 
     # -- parameters -------------------------------------------------------------------------
 
-    def draw_params(self, replicas: int, generator: torch.Generator) -> EventParams:
-        """One posterior draw per replica, plus derived per-replica constants (keys ``_*``):
-        the replica's race proneness (neutralisations) and class frailties (failures)."""
+    def draw_params(self, replicas: int, generator: torch.Generator) -> ReplicaParams:
+        """One posterior draw per replica, plus derived per-replica constants: the replica's
+        race proneness (neutralisations) and class frailties (failures)."""
         index = torch.randint(self.num_draws, (replicas,), generator=generator)
         race_effect = torch.randn(replicas, generator=generator)
         frailty = torch.randn((replicas, len(CLASS_GROUPS)), generator=generator)
         p = {k: v[index] for k, v in self.draws.items()}
         rate = p["failure_rate"] * (p["failure_race_sd"].unsqueeze(-1) * frailty).exp()
-        p["_failure_rate_by_group"] = rate
-        p["_failure_rate_by_class"] = self._failure_table(rate)
-        p["_sc_log_shift"] = neutralisations.sc_length_term(p, self.lap_length_km)
-        p["_race_proneness"] = (p["neut_race_sd"] * race_effect).exp()
-        p.update(self._neutralisation_calibration(p))
-        return p
+        proneness = (p["neut_race_sd"] * race_effect).exp()
+        sc_scale, fcy_scale, sz_scale, trigger_rate = self._neutralisation_calibration(
+            p, rate, proneness
+        )
+        return ReplicaParams(
+            draws=p,
+            failure_rate_by_group=rate,
+            failure_rate_by_class=self._failure_table(rate),
+            sc_log_shift=neutralisations.sc_length_term(p, self.lap_length_km),
+            race_proneness=proneness,
+            neut_sc_scale=sc_scale,
+            neut_fcy_scale=fcy_scale,
+            neut_sz_scale=sz_scale,
+            trigger_rate=trigger_rate,
+        )
 
     def _failure_table(self, rate: torch.Tensor) -> torch.Tensor:
         """``[R, n_classes]`` failure rate of each scenario class (``[R, 1]`` if unnamed)."""
@@ -154,8 +197,14 @@ class PosteriorEventModel:
         ]
         return torch.stack(columns, dim=-1)
 
-    def _neutralisation_calibration(self, p: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per-kind scale of race control's response so that kinds arrive at their rates.
+    def _neutralisation_calibration(
+        self,
+        p: Mapping[str, torch.Tensor],
+        failure_rate_by_group: torch.Tensor,
+        proneness: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(safety-car, FCY and slow-zone scales, trigger rate): per-kind scale of race
+        control's response so that kinds arrive at their rates.
 
         An incident of severity ``s`` becomes a safety car with probability
         ``c_sc s² / E[s²]`` and an FCY or slow zone with ``c_k s / E[s]``, where ``c_k`` is
@@ -169,7 +218,7 @@ class PosteriorEventModel:
         contact_rate = ref.contact_hazard(p)
         puncture_rate = punctures.log_hazard(p, ones * ref.tread_min).exp()
         failure_rate = failures.hazard(
-            p["_failure_rate_by_group"].mean(-1), p["failure_shape"], ones * ref.age_h
+            failure_rate_by_group.mean(-1), p["failure_shape"], ones * ref.age_h
         )
         trigger_rate = contact_rate + puncture_rate + failure_rate
         w = contact_rate / trigger_rate
@@ -180,19 +229,19 @@ class PosteriorEventModel:
         m1 = w * (full + (1 - full) * damage.kumaraswamy_moment(1, p["damage_a"], p["damage_b"]))
         m2 = w * (full + (1 - full) * damage.kumaraswamy_moment(2, p["damage_a"], p["damage_b"]))
         m1, m2 = m1 + (1 - w), m2 + (1 - w)
-        scale = p["_race_proneness"] / trigger_rate
-        return {
-            "_neut_sc_scale": p["neut_rate_sc"] * scale / m2,
-            "_neut_fcy_scale": p["neut_rate_fcy"] * scale / m1,
-            "_neut_sz_scale": p["neut_rate_sz"] * scale / m1,
-            "_trigger_rate": trigger_rate,
-        }
+        scale = proneness / trigger_rate
+        return (
+            p["neut_rate_sc"] * scale / m2,
+            p["neut_rate_fcy"] * scale / m1,
+            p["neut_rate_sz"] * scale / m1,
+            trigger_rate,
+        )
 
     # -- incidents --------------------------------------------------------------------------
 
     @staticmethod
     def _hazards(
-        params: EventParams, exposure: CarExposure
+        params: ReplicaParams, exposure: CarExposure
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``[R, C]`` hazards per car-hour of a contact, a puncture and a failure.
 
@@ -212,13 +261,13 @@ class PosteriorEventModel:
         )
         h_contact = contacts.log_hazard(p, features).exp_()
         h_puncture = punctures.log_hazard(p, exposure.tread_min).exp_()
-        table = params["_failure_rate_by_class"]
+        table = params.failure_rate_by_class
         rate = table.gather(1, exposure.class_index.clamp(0, table.shape[1] - 1))
         age_h = exposure.race_time_s * (1.0 / 3600.0)
         return h_contact, h_puncture, failures.hazard(rate, p["failure_shape"], age_h)
 
     def car_incidents(
-        self, params: EventParams, exposure: CarExposure, generator: torch.Generator
+        self, params: ReplicaParams, exposure: CarExposure, generator: torch.Generator
     ) -> CarIncidents:
         """Contacts, damage, punctures and failures in one window.
 
@@ -322,7 +371,7 @@ class PosteriorEventModel:
     # -- race control -----------------------------------------------------------------------
 
     def neutralisation(
-        self, params: EventParams, severity: torch.Tensor, generator: torch.Generator
+        self, params: ReplicaParams, severity: torch.Tensor, generator: torch.Generator
     ) -> Neutralisation:
         """Race control's answer to the worst incident of the window, per replica.
 
@@ -334,9 +383,9 @@ class PosteriorEventModel:
         u = torch.rand(r, generator=generator)
         z = torch.randn(r, generator=generator)
         s = severity.clamp(0.0, 1.0)
-        p_sc = params["_neut_sc_scale"] * s.square()
-        p_fcy = params["_neut_fcy_scale"] * s
-        p_sz = params["_neut_sz_scale"] * s
+        p_sc = params.neut_sc_scale * s.square()
+        p_fcy = params.neut_fcy_scale * s
+        p_sz = params.neut_sz_scale * s
         total = p_sc + p_fcy + p_sz
         norm = total.clamp_min(1.0)
         p_sc, p_fcy, p_sz = p_sc / norm, p_fcy / norm, p_sz / norm
@@ -357,7 +406,7 @@ class PosteriorEventModel:
         return Neutralisation(kind=kind, duration_s=duration)
 
     def neutralisation_duration(
-        self, params: EventParams, kind: FlagState, generator: torch.Generator
+        self, params: ReplicaParams, kind: FlagState, generator: torch.Generator
     ) -> torch.Tensor:
         """Duration [s] ``[R]`` of a neutralisation of ``kind`` called now (a forced one
         without an end); draws one normal per replica."""
@@ -365,12 +414,14 @@ class PosteriorEventModel:
         z = torch.randn(r, generator=generator)
         return self._durations(params, torch.full((r,), int(kind)), z)
 
-    def _durations(self, params: EventParams, kind: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def _durations(
+        self, params: ReplicaParams, kind: torch.Tensor, z: torch.Tensor
+    ) -> torch.Tensor:
         out = torch.zeros_like(z)
         for name in KINDS:
             loc = params[f"neut_{name}_log_mean"]
             if name == "sc":
-                loc = loc + params["_sc_log_shift"]
+                loc = loc + params.sc_log_shift
             d = (loc + params[f"neut_{name}_log_sd"] * z).exp()
             out = torch.where(kind == _KIND_FLAG[name], d, out)
         return out

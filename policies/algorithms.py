@@ -17,7 +17,9 @@ learned (Dabney et al. 2018, sec. 3.1).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import gymnasium as gym
@@ -33,15 +35,27 @@ from tianshou.data import Batch, to_numpy
 from engine.actions import N_ACTIONS
 from policies.networks import Critic, MaskedActor, QNet, QuantileNet, explore
 
-ALGOS = ("ppo", "dqn", "iqn")
+
+class Algo(StrEnum):
+    """The learning algorithm of an agent."""
+
+    PPO = "ppo"
+    """Proximal policy optimisation (on-policy, a masked softmax actor)."""
+    DQN = "dqn"
+    """Double DQN (off-policy Q values)."""
+    IQN = "iqn"
+    """Implicit quantile network acting on the CVaR of its return distribution."""
+
+
+ALGOS = tuple(a.value for a in Algo)
 
 
 @dataclass(frozen=True)
 class AgentConfig:
     """Hyper-parameters of one agent; saved inside its checkpoint."""
 
-    algo: str = "ppo"
-    """``ppo``, ``dqn`` or ``iqn``."""
+    algo: Algo = Algo.PPO
+    """The learning algorithm (its name is accepted and turned into the member)."""
     obs_dim: int = 0
     """Width of the encoded observation (set from the env)."""
     hidden: int = 128
@@ -85,16 +99,17 @@ class AgentConfig:
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
+        object.__setattr__(self, "algo", Algo(self.algo))
         if not 0.0 < self.cvar_alpha <= 1.0:
             raise ValueError(f"cvar_alpha must be in (0, 1], got {self.cvar_alpha}")
         if self.demo_margin < 0.0:
             raise ValueError(f"demo_margin must be >= 0, got {self.demo_margin}")
-        if self.cvar_alpha < 1.0 and self.algo != "iqn":
+        if self.cvar_alpha < 1.0 and self.algo != Algo.IQN:
             raise ValueError("a CVaR level below 1 needs the distributional agent (algo 'iqn')")
 
     @property
     def on_policy(self) -> bool:
-        return self.algo == "ppo"
+        return self.algo == Algo.PPO
 
 
 class PriorExploration:
@@ -167,44 +182,45 @@ def _spaces(obs_dim: int) -> tuple[gym.Space, gym.Space]:
     return obs_space, gym.spaces.Discrete(N_ACTIONS)
 
 
-def build_algorithm(config: AgentConfig) -> Algorithm:
-    """The Tianshou algorithm (with its policy and networks) for ``config``."""
-    obs_space, act_space = _spaces(config.obs_dim)
-    optim = AdamOptimizerFactory(lr=config.lr)
-    if config.algo == "ppo":
-        actor = MaskedActor(config.obs_dim, config.hidden)
-        policy = DiscreteActorPolicy(
-            actor=actor,
-            action_space=act_space,
-            observation_space=obs_space,
-            deterministic_eval=True,
-        )
-        return PPO(
-            policy=policy,
-            critic=Critic(config.obs_dim, config.hidden),
-            optim=optim,
-            eps_clip=config.eps_clip,
-            ent_coef=config.ent_coef,
-            gae_lambda=config.gae_lambda,
-            gamma=config.gamma,
-            max_grad_norm=0.5,
-            max_batchsize=4096,
-        )
-    if config.algo == "dqn":
-        qpolicy = PriorDQNPolicy(
-            model=QNet(config.obs_dim, config.hidden),
-            action_space=act_space,
-            observation_space=obs_space,
-            eps_training=config.eps_start,
-        )
-        return DQN(
-            policy=qpolicy,
-            optim=optim,
-            gamma=config.gamma,
-            n_step_return_horizon=config.n_step,
-            target_update_freq=config.target_update_freq,
-            is_double=True,
-        )
+def _build_ppo(config: AgentConfig, obs_space: gym.Space, act_space: gym.Space) -> Algorithm:
+    actor = MaskedActor(config.obs_dim, config.hidden)
+    policy = DiscreteActorPolicy(
+        actor=actor,
+        action_space=act_space,
+        observation_space=obs_space,
+        deterministic_eval=True,
+    )
+    return PPO(
+        policy=policy,
+        critic=Critic(config.obs_dim, config.hidden),
+        optim=AdamOptimizerFactory(lr=config.lr),
+        eps_clip=config.eps_clip,
+        ent_coef=config.ent_coef,
+        gae_lambda=config.gae_lambda,
+        gamma=config.gamma,
+        max_grad_norm=0.5,
+        max_batchsize=4096,
+    )
+
+
+def _build_dqn(config: AgentConfig, obs_space: gym.Space, act_space: gym.Space) -> Algorithm:
+    qpolicy = PriorDQNPolicy(
+        model=QNet(config.obs_dim, config.hidden),
+        action_space=act_space,
+        observation_space=obs_space,
+        eps_training=config.eps_start,
+    )
+    return DQN(
+        policy=qpolicy,
+        optim=AdamOptimizerFactory(lr=config.lr),
+        gamma=config.gamma,
+        n_step_return_horizon=config.n_step,
+        target_update_freq=config.target_update_freq,
+        is_double=True,
+    )
+
+
+def _build_iqn(config: AgentConfig, obs_space: gym.Space, act_space: gym.Space) -> Algorithm:
     ipolicy = CVaRIQNPolicy(
         alpha=config.cvar_alpha,
         model=QuantileNet(config.obs_dim, config.hidden),
@@ -217,12 +233,25 @@ def build_algorithm(config: AgentConfig) -> Algorithm:
     )
     return IQN(
         policy=ipolicy,
-        optim=optim,
+        optim=AdamOptimizerFactory(lr=config.lr),
         gamma=config.gamma,
         num_quantiles=config.num_quantiles,
         n_step_return_horizon=config.n_step,
         target_update_freq=config.target_update_freq,
     )
+
+
+_BUILDERS: dict[Algo, Callable[[AgentConfig, gym.Space, gym.Space], Algorithm]] = {
+    Algo.PPO: _build_ppo,
+    Algo.DQN: _build_dqn,
+    Algo.IQN: _build_iqn,
+}
+
+
+def build_algorithm(config: AgentConfig) -> Algorithm:
+    """The Tianshou algorithm (with its policy and networks) for ``config``."""
+    obs_space, act_space = _spaces(config.obs_dim)
+    return _BUILDERS[config.algo](config, obs_space, act_space)
 
 
 def q_scores(algorithm: Algorithm, config: AgentConfig, x: torch.Tensor) -> torch.Tensor:
@@ -233,7 +262,7 @@ def q_scores(algorithm: Algorithm, config: AgentConfig, x: torch.Tensor) -> torc
     risk-neutral agent, 64 fractions let the untried stops' extreme quantiles outvote the
     plan (a six-hour agent that stopped 4 times a race in training stopped 97 times)."""
     model: Any = algorithm.policy.model  # type: ignore[attr-defined]
-    if config.algo == "dqn":
+    if config.algo == Algo.DQN:
         return model(x)[0]
     taus = cvar_fractions(config.cvar_alpha, config.num_quantiles, x.shape[0])
     return model.quantiles(x, taus).mean(dim=2)
@@ -242,6 +271,6 @@ def q_scores(algorithm: Algorithm, config: AgentConfig, x: torch.Tensor) -> torc
 def greedy_scores(algorithm: Algorithm, config: AgentConfig, x: torch.Tensor) -> torch.Tensor:
     """Deterministic action scores ``[B, A]``: policy logits (PPO), else :func:`q_scores`."""
     with torch.no_grad():
-        if config.algo == "ppo":
+        if config.algo == Algo.PPO:
             return algorithm.policy.actor(x)[0]  # type: ignore[attr-defined]
         return q_scores(algorithm, config, x)

@@ -82,9 +82,9 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
     payload = {
         "format": FORMAT,
         "algorithm": ckpt.algorithm.state_dict(),
-        "config": asdict(ckpt.config),
+        "config": {**asdict(ckpt.config), "algo": str(ckpt.config.algo)},
         "encoder": ckpt.encoder.to_dict(),
-        "reward": asdict(ckpt.reward),
+        "reward": {**asdict(ckpt.reward), "objective": str(ckpt.reward.objective)},
         "scenario": ckpt.scenario,
         "car": ckpt.car,
         "seed": ckpt.seed,

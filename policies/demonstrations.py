@@ -33,7 +33,7 @@ import torch
 from tianshou.algorithm import Algorithm
 from tianshou.data import ReplayBuffer
 
-from policies.algorithms import AgentConfig, q_scores
+from policies.algorithms import AgentConfig, Algo, q_scores
 from policies.networks import MASKED_LOGIT
 
 
@@ -98,7 +98,7 @@ def value_loss(
     Tianshou's IQN uses, with the observed return as the single target sample)."""
     model: Any = algorithm.policy.model  # type: ignore[attr-defined]
     rows = torch.arange(obs.shape[0])
-    if config.algo == "dqn":
+    if config.algo == Algo.DQN:
         return (model(obs)[0][rows, act] - returns).square().mean()
     taus = torch.rand(obs.shape[0], config.num_quantiles)
     z = model.quantiles(obs, taus)[rows, act]  # [B, T]

@@ -279,9 +279,3 @@ def train(
         if on_generation is not None:
             on_generation(state, figures)
     return state, buffer
-
-
-def torch_threads(n: int | None) -> None:
-    """Limit torch's intra-op threads (the machine is small and shared)."""
-    if n is not None:
-        torch.set_num_threads(n)

@@ -32,7 +32,8 @@ from data.entry import run_main
 from engine.backends import Backend, add_backend_arguments
 from engine.baselines import RuleStrategy, make_strategy
 from engine.cli_types import finite_float, open_unit, positive_int, random_seed
-from engine.evaluate import DEFAULT_CHUNK_REPLICAS, add_chunk_argument, evaluate
+from engine.commands.options import add_chunk_argument
+from engine.evaluate import DEFAULT_CHUNK_REPLICAS, evaluate
 from engine.montecarlo import (
     CVAR_ALPHA,
     CVAR_METRIC,
@@ -481,7 +482,8 @@ def format_table(tuned: TunedPlan, scenario: str, car: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from engine.backends import make_backend
-    from engine.evaluate import focus_car, load_scenario_arg, write_atomic
+    from engine.commands.options import load_scenario_arg
+    from engine.evaluate import focus_car, write_atomic
 
     scenario = load_scenario_arg(args.scenario)
     if scenario is None:

@@ -4,7 +4,8 @@
 - no function or method over ``MAX_FUNCTION_LINES`` lines (decorators to last line);
 - no module over ``MAX_MODULE_LINES`` lines;
 - no import cycle between modules (imports inside functions count; ``TYPE_CHECKING`` ones
-  do not);
+  do not, nor those of an ``if __name__ == "__main__":`` block: a module run as a script is
+  not the module imported, so the old ``python -m`` paths may hand over to their command);
 - no upward import between layers (docs ARCHITECTURE: data < world_model < events < engine
   < policies), except in the entry points that wire the layers together.
 
@@ -80,6 +81,16 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
+def _is_main_guard(node: ast.If) -> bool:
+    test = node.test
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators)
+    )
+
+
 def _imported(name: str) -> set[str]:
     """The package modules ``name`` imports (``from a import b`` counts ``a.b`` when that
     is a module, else ``a``)."""
@@ -88,7 +99,7 @@ def _imported(name: str) -> set[str]:
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child):
+            if isinstance(child, ast.If) and (_is_type_checking(child) or _is_main_guard(child)):
                 for orelse in child.orelse:
                     visit(orelse)
                 continue

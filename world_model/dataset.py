@@ -13,9 +13,11 @@ lap cannot say (so the loss masks it):
 - wear per wheel: previous lap's tread minus this lap's, not on an out-lap.
 - tyre temperature: this lap's mean, where the previous lap's is known (the start value).
 
-Reference figures follow ``LapConditions``: the 10th percentile of the car's timed green laps
-that neither start nor end in the pits (laps of unknown flag count as green), and the median
-fuel, energy and mean-wheel wear per green lap, per car and session.
+Reference figures follow ``LapConditions`` but are causal: for each lap, the 10th percentile
+of the car's *earlier* timed green laps that neither start nor end in the pits (laps of
+unknown flag count as green; NaN, so the lap is not a target, before ``MIN_REF_LAPS`` of
+them), and the median fuel, energy and mean-wheel wear of its earlier green laps. A figure
+taken over the car's whole race would hand every method the car's future pace.
 Derived inputs: stint time since the out-lap's start (race start for the first stint); tyre
 age from the source, else laps since the last stop; traffic is the count of other cars
 crossing the line in the 5 s before the lap starts; night ramps over an hour around 21:00
@@ -152,6 +154,51 @@ def _nearest_weather(df: pd.DataFrame, start_s: np.ndarray, column: str) -> np.n
     return out
 
 
+def _causal_references(
+    src: pd.DataFrame, keys: pd.Series
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Reference figures of each row from the car's laps *before* it (rows are in lap order
+    per car): the 10th percentile of the earlier green lap times (NaN below
+    ``MIN_REF_LAPS`` of them) and the median earlier fuel, energy and wear per green lap. A
+    reference from the whole race would tell every method the car's future pace."""
+    grouped = src.groupby(keys.to_numpy(), sort=False)
+
+    def earlier(col: str, how: str) -> np.ndarray:
+        args = [0.1] if how == "quantile" else []
+        shifted = grouped[col].transform(lambda v: getattr(v.expanding(), how)(*args).shift(1))
+        return shifted.to_numpy()
+
+    counts = grouped["lap"].transform(lambda v: v.expanding().count().shift(1)).to_numpy()
+    ref_lap = np.where(counts >= MIN_REF_LAPS, earlier("lap", "quantile"), np.nan)
+    return (
+        ref_lap,
+        earlier("fuel", "median"),
+        earlier("energy", "median"),
+        earlier("wear", "median"),
+    )
+
+
+def _stints(
+    df: pd.DataFrame, by_car: pd.core.groupby.DataFrameGroupBy, start_s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(stint number, time since the stint's start [s], tyre age [laps]) of each row: a new
+    stint begins with each out-lap; tyre age from the source, else laps into the stint."""
+    stint = by_car["pit_out"].cumsum().to_numpy(dtype=np.int64)
+    key = (
+        df["car_id"].astype(str) + ":" + df["session_id"].astype(str) + ":" + stint.astype(str)
+    ).to_numpy()
+    stint_start = pd.Series(start_s).groupby(key).transform("first").to_numpy()
+    laps_in_stint = pd.Series(np.ones(len(df))).groupby(key).cumsum().to_numpy() - 1
+    age = df["tyre_age_laps"].to_numpy(dtype=float)
+    return stint, start_s - stint_start, np.where(np.isfinite(age), age, laps_in_stint)
+
+
+def _used(start: np.ndarray, end: np.ndarray, no_stop: np.ndarray) -> np.ndarray:
+    """Start minus end of lap on laps without a stop; NaN where it would be negative."""
+    used = np.where(no_stop, start - end, np.nan)
+    return np.where(used >= 0, used, np.nan)
+
+
 def build_table(df: pd.DataFrame) -> LapTable:
     """Conditions and outcomes of every lap in ``df`` (as :func:`read_laps` returns it)."""
     df = df.reset_index(drop=True)
@@ -169,14 +216,7 @@ def build_table(df: pd.DataFrame) -> LapTable:
     start_s = np.where(df["lap"].to_numpy() == 1, 0.0, start_s)
     flag = df["flag"].fillna(-1).to_numpy(dtype=np.int64)
 
-    # Stints: a new stint begins with each out-lap.
-    stint = g["pit_out"].cumsum().to_numpy(dtype=np.int64)
-    stint_key = (
-        df["car_id"].astype(str) + ":" + df["session_id"].astype(str) + ":" + stint.astype(str)
-    )
-    stint_start = pd.Series(start_s).groupby(stint_key.to_numpy()).transform("first").to_numpy()
-    laps_in_stint = pd.Series(np.ones(n)).groupby(stint_key.to_numpy()).cumsum().to_numpy() - 1
-    tyre_age = np.where(np.isfinite(f("tyre_age_laps")), f("tyre_age_laps"), laps_in_stint)
+    stint, stint_time, tyre_age = _stints(df, g, start_s)
 
     fuel_start = np.where(np.isfinite(f("fuel_start")), f("fuel_start"), prev("fuel_end"))
     energy_start = np.where(np.isfinite(f("energy_start")), f("energy_start"), prev("energy_end"))
@@ -185,10 +225,8 @@ def build_table(df: pd.DataFrame) -> LapTable:
     temp_start = prev("tyre_temp_c")
     no_stop = ~pit_in & ~pit_out
 
-    fuel_used = np.where(no_stop, fuel_start - f("fuel_end"), np.nan)
-    fuel_used = np.where(fuel_used >= 0, fuel_used, np.nan)
-    energy_used = np.where(no_stop, energy_start - f("energy_end"), np.nan)
-    energy_used = np.where(energy_used >= 0, energy_used, np.nan)
+    fuel_used = _used(fuel_start, f("fuel_end"), no_stop)
+    energy_used = _used(energy_start, f("energy_end"), no_stop)
     wear = tread_start - np.stack([f(f"tread_{w}") for w in WHEELS], axis=1)
     wear = np.where(wear >= -1e-6, np.clip(wear, 0.0, None), np.nan)
 
@@ -204,20 +242,23 @@ def build_table(df: pd.DataFrame) -> LapTable:
             "wear": np.where(green, wear.mean(axis=1), np.nan),
         }
     )
-    grouped = ref_src.groupby(keys)
-    counts = grouped["lap"].transform("count").to_numpy()
-    ref_lap = grouped["lap"].transform(lambda s: s.quantile(0.1)).to_numpy()
-    ref_lap = np.where(counts >= MIN_REF_LAPS, ref_lap, np.nan)
-    ref_fuel = grouped["fuel"].transform("median").to_numpy()
-    ref_energy = grouped["energy"].transform("median").to_numpy()
-    ref_wear = grouped["wear"].transform("median").to_numpy()
+    ref_lap, ref_fuel, ref_energy, ref_wear = _causal_references(ref_src, keys)
 
     lap_target = np.where(
         no_stop & (df["lap"].to_numpy() > 1) & (lap_time < MAX_LAP_RATIO * ref_lap),
         lap_time,
         np.nan,
     )
-    outcomes = np.column_stack([lap_target, fuel_used, energy_used, wear, f("tyre_temp_c")])
+    # A lap before its car has a reference figure is no target (nothing to depart from).
+    outcomes = np.column_stack(
+        [
+            lap_target,
+            np.where(np.isnan(ref_fuel), np.nan, fuel_used),
+            np.where(np.isnan(ref_energy), np.nan, energy_used),
+            np.where(np.isnan(ref_wear)[:, None], np.nan, wear),
+            f("tyre_temp_c"),
+        ]
+    )
     outcomes[np.isnan(temp_start), N_TARGETS - 1] = np.nan
 
     track_temp = _nearest_weather(df, start_s, "track_temp_c")
@@ -237,7 +278,7 @@ def build_table(df: pd.DataFrame) -> LapTable:
         compound=torch.as_tensor(compound),
         tyre_temp_c=t(temp_start),
         damage=t(prev("damage")),
-        stint_time_s=t(start_s - stint_start),
+        stint_time_s=t(stint_time),
         pace_mode=torch.full((n,), int(PaceMode.NORMAL), dtype=torch.int64),
         class_index=torch.zeros(n, dtype=torch.int64),
         driver_skill=torch.zeros(n),

@@ -38,11 +38,12 @@ from world_model.fit import Batches, FitConfig
 from world_model.learned import LearnedLapModel
 from world_model.networks import GRUEnsemble, decode
 from world_model.precision import matmul_dtype
-from world_model.targets import FUEL, LAP, TARGET_NAMES, WEAR0
+from world_model.targets import ENERGY, FUEL, LAP, TARGET_NAMES, WEAR0
 
 CHANNELS: dict[str, tuple[int, ...]] = {
     "lap_time_s": (LAP,),
     "fuel_used": (FUEL,),
+    "energy_used": (ENERGY,),
     "wear": tuple(range(WEAR0, WEAR0 + 4)),
 }
 """Scored channels and the target columns each pools."""
@@ -187,17 +188,43 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         action="append",
-        required=True,
+        default=[],
         metavar="FILE",
-        help="checkpoint to score; repeat to compare (e.g. the MLP and the GRU)",
+        help="checkpoint to score; repeat to compare (e.g. the MLP and the GRU); required "
+        "unless --leave-one-out",
     )
     p.add_argument(
         "--races",
         action="append",
         default=[],
         metavar="RACE",
-        help="test race (session name); repeatable; default: the first model's holdout races",
+        help="test race (session name); repeatable; default: the first model's holdout "
+        "races, else its validation races (never trained on); with --leave-one-out: the "
+        "races to leave out in turn (default: every race with a scored channel)",
     )
+    p.add_argument(
+        "--leave-one-out",
+        action="store_true",
+        help="fit a fresh model (the fit options below) and the baselines on every race but "
+        "one and score the one left out, for every race; per race and pooled. Takes minutes "
+        "(the model card gives the time of the full run)",
+    )
+    p.add_argument(
+        "--arch", choices=("mlp", "gru"), default="mlp", help="--leave-one-out: architecture"
+    )
+    p.add_argument(
+        "--epochs", type=int, default=FitConfig.epochs, help="--leave-one-out: most epochs"
+    )
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=FitConfig.patience,
+        help="--leave-one-out: early-stopping patience [epochs]",
+    )
+    p.add_argument(
+        "--members", type=int, default=FitConfig.members, help="--leave-one-out: ensemble members"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--seed", type=int, default=0, help="seed of the gradient-boosting baseline")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads")
     p.add_argument("--plot", default=None, metavar="PNG", help="write a PIT histogram here")
@@ -213,6 +240,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.leave_one_out:
+        return _main_leave_one_out(args)
+    if not args.model:
+        print("error: pass --model FILE (or --leave-one-out)", file=sys.stderr)
+        return 2
     try:
         models = {}
         for path in args.model:
@@ -223,10 +255,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     first = next(iter(models.values()))
-    test_races = sorted(args.races or first.info.get("holdout_races", []))
+    test_races = sorted(
+        args.races or first.info.get("holdout_races") or first.info.get("val_races", [])
+    )
     if not test_races:
-        print("error: no test races: pass --races or fit with --holdout", file=sys.stderr)
+        print(
+            "error: no test races: pass --races, or fit with --holdout or a validation race",
+            file=sys.stderr,
+        )
         return 2
+    if not args.races and not first.info.get("holdout_races"):
+        print(
+            f"note: the model has no holdout races; scoring its validation races {test_races}"
+            " (used for early stopping, never trained on); --leave-one-out scores every race",
+            file=sys.stderr,
+        )
     missing = sorted(set(test_races) - set(table.races))
     if missing:
         print(f"error: {args.db}: test races not in the lap store: {missing}", file=sys.stderr)
@@ -307,6 +350,73 @@ def _print_table(summary: dict) -> None:
                         f"  {ch:<11}{name:<28}{s['n']:>7}{s['crps']:>11.4g}"
                         f"{s['coverage_50']:>7.2f}{s['coverage_80']:>7.2f}{s['coverage_90']:>7.2f}"
                     )
+
+
+def _main_leave_one_out(args: argparse.Namespace) -> int:
+    from world_model.leave_one_out import LeaveOneOutConfig, run_leave_one_out, verdict
+
+    try:
+        table = load_table(args.db)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    missing = sorted(set(args.races) - set(table.races))
+    if missing:
+        print(f"error: {args.db}: races not in the lap store: {missing}", file=sys.stderr)
+        return 2
+    fit = FitConfig(
+        arch=args.arch, epochs=args.epochs, patience=args.patience, members=args.members
+    )
+    cfg = LeaveOneOutConfig(fit=fit, seed=args.seed, races=tuple(args.races), threads=args.threads)
+    result = run_leave_one_out(table, cfg, progress=not args.no_progress)
+    pits = result.pop("pit")
+    if args.plot:
+        pooled_pit = {
+            m: {
+                "lap_time_s": {
+                    "n": 1,
+                    "pit": [p for r in pits.values() for p in r[m]["lap_time_s"]],
+                }
+            }
+            for m in result["pooled"]
+        }
+        plot_pit(pooled_pit, args.plot)
+    result["verdict"] = verdict(result)
+    result["fit"] = {"arch": fit.arch, "epochs": fit.epochs, "patience": fit.patience}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_leave_one_out(result)
+    return 0
+
+
+def _print_leave_one_out(result: dict) -> None:
+    print(f"leave one race out: {len(result['races'])} races, {result['seconds']} s")
+    for ch in CHANNELS:
+        print(f"\n{ch} (pooled over left-out races)")
+        print(
+            f"  {'method':<24}{'n':>8}{'NLL':>10}{'CRPS':>11}{'cov50':>7}{'cov80':>7}{'cov90':>7}"
+        )
+        for name, r in result["pooled"].items():
+            s = r.get(ch)
+            if s:
+                print(
+                    f"  {name:<24}{s['n']:>8}{s['nll']:>10.3f}{s['crps']:>11.4g}"
+                    f"{s['coverage_50']:>7.2f}{s['coverage_80']:>7.2f}{s['coverage_90']:>7.2f}"
+                )
+        print("  per race CRPS (cov80 of the model):")
+        for race, res in result["per_race"].items():
+            cells = [f"{m}={r[ch]['crps']:.4g}" for m, r in res.items() if r.get(ch, {}).get("n")]
+            model = res.get("model", {}).get(ch, {})
+            if cells:
+                print(f"    {race:<44}{' '.join(cells)}  cov80={model.get('coverage_80', 0):.2f}")
+    print("\nverdict:")
+    for ch, v in result["verdict"].items():
+        print(
+            f"  {ch}: beats every baseline in {v['races_won']}/{v['races_scored']} races; "
+            f"pooled {100 * v['pooled_gain_over_best']:+.1f} % vs {v['best_baseline']}; "
+            f"cov80 {v['pooled_coverage_80']:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -117,36 +117,21 @@ def simulate_field(
         tread_end = (tread - o.wear).clamp(min=0.0)
         end_time = race_time + lap_time
         pit_in = fuel_end < spec.ref_fuel_per_lap * (1.0 + spec.fuel_reserve_laps)
-        for i in torch.nonzero(active).squeeze(1).tolist():
-            rows.append(
-                {
-                    "car": str(i + 1),
-                    "lap": lap,
-                    "lap_time_s": float(lap_time[i]),
-                    "timed": 1,
-                    "race_time_s": float(end_time[i]),
-                    "pit_in": int(pit_in[i]),
-                    "pit_out": int(out_lap[i] > 0),
-                    "pit_time_s": float(pit_time[i]) if out_lap[i] > 0 else None,
-                    "compound": spec.compound,
-                    "compound_name": Compound(spec.compound).name.lower(),
-                    "tyre_age_laps": int(tyre_age[i]),
-                    "fuel_start": float(fuel[i]),
-                    "fuel_end": float(fuel_end[i]),
-                    "energy_start": float(energy[i]) if spec.ref_energy_per_lap > 0 else None,
-                    "energy_end": float(energy_end[i]) if spec.ref_energy_per_lap > 0 else None,
-                    "tread_fl": float(tread_end[i, 0]),
-                    "tread_fr": float(tread_end[i, 1]),
-                    "tread_rl": float(tread_end[i, 2]),
-                    "tread_rr": float(tread_end[i, 3]),
-                    "tyre_temp_c": float(o.tyre_temp_c[i]),
-                    "track_temp_c": spec.track_temp_c,
-                    "wetness": spec.wetness,
-                    "flag": int(FlagState.GREEN),
-                    "damage": 0.0,
-                    "driver_change": 0,
-                }
-            )
+        per_car = {
+            "lap_time_s": lap_time,
+            "race_time_s": end_time,
+            "pit_in": pit_in,
+            "out_lap": out_lap,
+            "pit_time_s": pit_time,
+            "tyre_age_laps": tyre_age,
+            "fuel_start": fuel,
+            "fuel_end": fuel_end,
+            "energy_start": energy,
+            "energy_end": energy_end,
+            "tread_end": tread_end,
+            "tyre_temp_c": o.tyre_temp_c,
+        }
+        rows += _lap_rows(spec, lap, active, per_car)
         # Stops: refuel to full; new tyres when the most worn wheel is below the threshold.
         change = pit_in & (tread_end.min(dim=1).values < spec.tyre_change_tread)
         fuel = torch.where(pit_in, 1.0, fuel_end)
@@ -163,6 +148,45 @@ def simulate_field(
         if spec.duration_s is not None:
             active &= race_time < spec.duration_s
     _positions(rows)
+    return rows
+
+
+def _lap_rows(
+    spec: FieldSpec, lap: int, active: torch.Tensor, per_car: dict[str, torch.Tensor]
+) -> list[dict]:
+    """Lap-store rows of the active cars for one lap from per-car tensors."""
+    v = {k: t.tolist() for k, t in per_car.items()}
+    energy = spec.ref_energy_per_lap > 0
+    rows = []
+    for i in torch.nonzero(active).squeeze(1).tolist():
+        out = v["out_lap"][i] > 0
+        tread = v["tread_end"][i]
+        rows.append(
+            {
+                "car": str(i + 1),
+                "lap": lap,
+                "lap_time_s": v["lap_time_s"][i],
+                "timed": 1,
+                "race_time_s": v["race_time_s"][i],
+                "pit_in": int(v["pit_in"][i]),
+                "pit_out": int(out),
+                "pit_time_s": v["pit_time_s"][i] if out else None,
+                "compound": spec.compound,
+                "compound_name": Compound(spec.compound).name.lower(),
+                "tyre_age_laps": int(v["tyre_age_laps"][i]),
+                "fuel_start": v["fuel_start"][i],
+                "fuel_end": v["fuel_end"][i],
+                "energy_start": v["energy_start"][i] if energy else None,
+                "energy_end": v["energy_end"][i] if energy else None,
+                **{f"tread_{w}": tread[j] for j, w in enumerate(("fl", "fr", "rl", "rr"))},
+                "tyre_temp_c": v["tyre_temp_c"][i],
+                "track_temp_c": spec.track_temp_c,
+                "wetness": spec.wetness,
+                "flag": int(FlagState.GREEN),
+                "damage": 0.0,
+                "driver_change": 0,
+            }
+        )
     return rows
 
 

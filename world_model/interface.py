@@ -18,6 +18,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from data.flags import FlagState as FlagState  # re-exported: the flags' home is data.flags
+
 N_WHEELS = 4
 """Wheels in the order FL, FR, RL, RR."""
 
@@ -37,17 +39,6 @@ class Compound(IntEnum):
     MEDIUM = 1
     HARD = 2
     WET = 3
-
-
-class FlagState(IntEnum):
-    """Track status, as in the lap store's ``flag`` column."""
-
-    GREEN = 0
-    LOCAL_YELLOW = 1
-    FCY = 2
-    SAFETY_CAR = 3
-    SLOW_ZONE = 4
-    CHEQUERED = 5
 
 
 @dataclass(frozen=True)

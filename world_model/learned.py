@@ -36,19 +36,22 @@ The engine's contract is a green-flag lap (it applies flag slow-downs itself), s
 from __future__ import annotations
 
 import dataclasses
-import warnings
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-from sklearn.preprocessing import StandardScaler
 
 from world_model.distributions import Mixture
 from world_model.ensemble import pack, route_by_member, unpack
 from world_model.features import COMPOUND_INPUTS, FEATURE_NAMES, FLAG_INPUTS, build_features
+from world_model.fused_mlp import (
+    LAP_OUTPUTS,
+    FusedMLP,
+    bucket,
+    one_intra_op_thread,
+    run_chunks_in_threads,
+    with_ones,
+)
 from world_model.interface import FlagState, LapConditions, LapOutcome
 from world_model.networks import (
     MIN_SCALE,
@@ -61,11 +64,11 @@ from world_model.networks import (
     GRUEnsemble,
     Heads,
     MLPEnsemble,
-    activate_,
     decode,
 )
 from world_model.parametric import EffectTables, ParametricLapParams
 from world_model.precision import matmul_dtype
+from world_model.scaling import Standardiser
 from world_model.targets import (
     ENERGY,
     FUEL,
@@ -78,8 +81,6 @@ from world_model.targets import (
 )
 from world_model.workspace import Workspace
 
-_LAP_OUTPUTS = 3 * N_MIX
-"""Network outputs of the lap-time mixture head (first in the layout of ``decode``)."""
 SIM_ONLY_VALUES = (
     "fuel",
     "energy",
@@ -121,13 +122,6 @@ _CONDITION_FIELDS = dataclasses.fields(LapConditions)
 _OUTCOME_FIELDS = dataclasses.fields(LapOutcome)
 
 
-def _bucket(rows: int) -> int:
-    """``rows`` rounded up to one of 8 sizes per octave (at least 16): at most 1/8 padding,
-    and a few dozen distinct matmul shapes in all."""
-    grain = max(16, 1 << max(rows.bit_length() - 4, 0))
-    return -(-rows // grain) * grain
-
-
 def _softplus(x: torch.Tensor) -> torch.Tensor:
     """``softplus(x)`` as a new contiguous tensor, ~3x faster than torch's on CPU: log(1 +
     exp(x)) with ``x`` clipped at 80 (exact to float32 rounding below that; a raw scale
@@ -135,77 +129,9 @@ def _softplus(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(max=80.0).exp_().add_(1.0).log_()
 
 
-@contextmanager
-def _one_intra_op_thread() -> Iterator[None]:
-    """One intra-op thread inside (restored after): sampling's operations are too small for
-    intra-op threads, which measured slower than one at every batch size on this project's
-    2-core machine (0.65 against 1.11 M car-laps/s at 4,096 rows)."""
-    before = torch.get_num_threads()
-    if before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _rows(c: LapConditions, rows: slice) -> LapConditions:
     """The conditions of a contiguous range of rows, as views (no copy)."""
     return LapConditions(**{f.name: getattr(c, f.name)[rows] for f in _CONDITION_FIELDS})
-
-
-@dataclass(frozen=True)
-class Standardiser:
-    """A fitted scikit-learn ``StandardScaler`` as tensors; NaN inputs map to 0 (the mean)."""
-
-    mean: torch.Tensor
-    scale: torch.Tensor
-
-    @classmethod
-    def fit(cls, rows: np.ndarray) -> tuple[Standardiser, StandardScaler]:
-        """Fit a StandardScaler on ``rows`` (NaN ignored); columns never observed get mean 0
-        and scale 1."""
-        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-            # Columns never observed (a channel no training source has) divide 0 by 0.
-            warnings.simplefilter("ignore", RuntimeWarning)
-            scaler = StandardScaler().fit(rows)
-        mean = np.nan_to_num(scaler.mean_, nan=0.0)
-        scale = np.nan_to_num(scaler.scale_, nan=1.0)
-        scale = np.where(scale > 0, scale, 1.0)
-        return cls(
-            torch.tensor(mean, dtype=torch.float32), torch.tensor(scale, dtype=torch.float32)
-        ), scaler
-
-    def transform(self, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
-        """Standardised ``x`` ``[..., F]`` (overwritten when ``inplace``); NaN maps to 0. A
-        transposed (column-major) matrix, as :func:`~world_model.features.build_features`
-        returns, is standardised in its own layout (contiguous rows, broadcast per row)."""
-        if x.dim() == 2 and x.t().is_contiguous() and not x.is_contiguous():
-            xt = x.t()
-            mean, scale = self.mean.unsqueeze(1), self.scale.unsqueeze(1)
-            xt = xt.sub_(mean) if inplace else xt - mean
-            return torch.nan_to_num_(xt.div_(scale), nan=0.0).t()
-        y = x.sub_(self.mean) if inplace else x - self.mean
-        return torch.nan_to_num_(y.div_(self.scale), nan=0.0)
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {"mean": self.mean.clone(), "scale": self.scale.clone()}
-
-    @classmethod
-    def from_state(cls, state: dict[str, torch.Tensor]) -> Standardiser:
-        return cls(state["mean"].float(), state["scale"].float())
-
-    def to_sklearn(self) -> StandardScaler:
-        """The equivalent fitted scikit-learn scaler (for tools that expect one)."""
-        s = StandardScaler()
-        s.mean_ = self.mean.double().numpy()
-        s.scale_ = self.scale.double().numpy()
-        s.var_ = s.scale_**2
-        s.n_features_in_ = int(self.mean.shape[0])
-        s.n_samples_seen_ = 1
-        return s
 
 
 @dataclass(frozen=True)
@@ -237,7 +163,7 @@ class LearnedLapModel:
     ) -> None:
         self.net = net.eval()
         self.core_only = core_only
-        """Draw lap time from the fastest mixture component only (see :meth:`with_core_only`)."""
+        """Draw lap time from the core mixture component only (see :meth:`with_core_only`)."""
         self.features = features
         self.targets = targets
         self.physics = physics or ParametricLapParams()
@@ -259,12 +185,18 @@ class LearnedLapModel:
         """Scratch buffers of ``sample`` (so one model samples from one thread at a time)."""
         self._chunk_workspaces: list[Workspace] = []
         """One per chunk worker of a multi-threaded ``sample`` call."""
-        self._fused: dict[torch.dtype, tuple[tuple, tuple[torch.Tensor, ...]]] = {}
+        self._fused = self._new_fused()
+
+    def _new_fused(self) -> FusedMLP | None:
+        """The fast two-regime MLP forward (``None`` for the GRU or a layer-less MLP)."""
+        if isinstance(self.net, MLPEnsemble) and self.net.n_layers >= 1:
+            return FusedMLP(self.net, self._withheld_columns, self._withheld_values)
+        return None
 
     def __getstate__(self) -> dict:
         """Pickled (e.g. shipped to Ray workers) without scratch buffers or weight caches."""
         state = self.__dict__.copy()
-        state.update(_workspace=Workspace(), _chunk_workspaces=[], _fused={})
+        state.update(_workspace=Workspace(), _chunk_workspaces=[], _fused=self._new_fused())
         return state
 
     @property
@@ -291,7 +223,7 @@ class LearnedLapModel:
 
     def with_core_only(self, on: bool = True) -> LearnedLapModel:
         """The same model drawing lap time from its core pace component only (the mixture
-        component with the fastest location), for an engine that simulates the rest itself.
+        component of most weight, per lap), for an engine that simulates the rest itself.
 
         The timing data labels neither traffic nor local incidents, slow zones, laps partly
         under a neutralisation or rain (WEC timing has no wetness), so the slower components
@@ -337,7 +269,7 @@ class LearnedLapModel:
 
     def combine(self, full: torch.Tensor, timing: torch.Tensor) -> torch.Tensor:
         """Lap-time head from the timing-regime pass, every other head from the full pass."""
-        return torch.cat([timing[..., :_LAP_OUTPUTS], full[..., _LAP_OUTPUTS:]], dim=-1)
+        return torch.cat([timing[..., :LAP_OUTPUTS], full[..., LAP_OUTPUTS:]], dim=-1)
 
     def _forward(
         self,
@@ -349,8 +281,8 @@ class LearnedLapModel:
         """Raw outputs of packed inputs ``[K, B, F]`` (stateless: GRU from its summary): lap
         time from the timing regime, every other head from the full inputs; written into
         ``out`` ``[K, B, N_OUT]`` when given (MLP intermediates in ``workspace``)."""
-        if isinstance(self.net, MLPEnsemble) and self.net.n_layers >= 1:
-            return self._forward_mlp(xk, out, workspace, dtype)
+        if self._fused is not None:
+            return self._fused.forward(xk, dtype or self.matmul_dtype, out, workspace)
         b = xk.shape[1]
         both = xk.repeat(1, 2, 1)
         both[:, b:, self._withheld_columns] = self._withheld_values
@@ -359,121 +291,8 @@ class LearnedLapModel:
             res, _ = self.net.step(both, zeros, zeros, self.net.initial_state(2 * b))
         else:
             res = self.net(both)
-        res[:, :b, :_LAP_OUTPUTS] = res[:, b:, :_LAP_OUTPUTS]
+        res[:, :b, :LAP_OUTPUTS] = res[:, b:, :LAP_OUTPUTS]
         return res[:, :b] if out is None else out.copy_(res[:, :b])
-
-    def _fused_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-        """The MLP's weights rearranged for :meth:`_forward_mlp`, in ``dtype``, rebuilt
-        whenever a parameter changed (training updates the network in place).
-
-        Every bias is folded into its matmul: the inputs carry a constant-1 column, and each
-        regime's hidden layer gets one extra constant unit (pre-activation 1, so activation
-        ``a(1)``) whose weight row is the next layer's bias divided by ``a(1)``. Layers:
-        the first ``[K, F + 1, 2 (H + 1)]`` (full | timing-regime units, the timing half
-        with the withheld inputs' weights zeroed and their fixed values in its bias), each
-        later hidden layer ``[K, H + 1, H + 1]`` (shared by both regimes' rows), and the
-        output ``[K, 2 (H + 1), N_OUT]``: lap-time columns from the timing half, every
-        other column from the full half."""
-        net = self.net
-        key = tuple((id(p), p._version) for p in net.parameters())
-        cached = self._fused.get(dtype)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        with torch.no_grad():
-            first, last = net.body[0], net.out
-            k, f, h = first.weight.shape
-            one = float(activate_(torch.ones(1), net.activation))  # a(1): the constant unit
-            cols = self._withheld_columns
-            # Timing regime: withheld columns contribute their fixed standardised value
-            # (a bias term) instead of the row's value (zeroed weight rows).
-            w_timing = first.weight.clone()
-            w_timing[:, cols, :] = 0.0
-            b_timing = first.bias + torch.matmul(
-                self._withheld_values, first.weight[:, cols, :]
-            ).unsqueeze(1)
-            w1 = first.weight.new_zeros(k, f + 1, 2 * (h + 1))
-            for half, (w, bias) in enumerate(((first.weight, first.bias), (w_timing, b_timing))):
-                units = slice(half * (h + 1), half * (h + 1) + h)
-                w1[:, :f, units] = w
-                w1[:, f, units] = bias[:, 0]
-                w1[:, f, half * (h + 1) + h] = 1.0
-            layers = [w1]
-            for layer in net.body[1:]:
-                w = layer.weight.new_zeros(k, h + 1, h + 1)
-                w[:, :h, :h] = layer.weight
-                w[:, h, :h] = layer.bias[:, 0] / one
-                w[:, h, h] = 1.0 / one
-                layers.append(w)
-            wo = last.weight.new_zeros(k, 2 * (h + 1), N_OUT)
-            lap, rest = slice(0, _LAP_OUTPUTS), slice(_LAP_OUTPUTS, N_OUT)
-            wo[:, :h, rest] = last.weight[..., rest]
-            wo[:, h, rest] = last.bias[:, 0, rest] / one
-            wo[:, h + 1 : 2 * h + 1, lap] = last.weight[..., lap]
-            wo[:, 2 * h + 1, lap] = last.bias[:, 0, lap] / one
-            layers.append(wo)
-            weights = tuple(w.to(dtype).contiguous() for w in layers)
-        self._fused[dtype] = (key, weights)
-        return weights
-
-    def _forward_mlp(
-        self,
-        xk: torch.Tensor,
-        out: torch.Tensor | None = None,
-        workspace: Workspace | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> torch.Tensor:
-        """The MLP's two-regime forward in one pass: ``[K, B, F]`` (or ``[K, B, F + 1]`` with
-        a last column of ones, :meth:`_with_ones`) ``-> [K, B, N_OUT]`` float32.
-
-        Same function as running the network on the full and on the timing-regime inputs
-        and combining, at about two thirds of the arithmetic and with no separate bias
-        additions (:meth:`_fused_weights`): the first layer computes both regimes' hidden
-        units ``[K, B, 2 (H + 1)]`` with one widened matmul, each later hidden layer views
-        them as ``[K, 2 B, H + 1]`` rows for one shared matmul, and the output layer reads
-        the lap-time head from the timing half and the other heads from the full half.
-        Matmuls run in ``dtype`` (default :attr:`matmul_dtype`, see
-        :mod:`world_model.precision`).
-        """
-        w1, *hidden, wo = self._fused_weights(dtype or self.matmul_dtype)
-        if xk.shape[-1] == w1.shape[1] - 1:
-            xk = self._with_ones(xk, dtype=w1.dtype)
-        k, b, _ = xk.shape
-        act, dt = self.net.activation, w1.dtype
-        width = w1.shape[2] // 2
-
-        def scratch(name: str, shape: tuple[int, ...]) -> torch.Tensor | None:
-            return None if workspace is None else workspace.get(name, shape, dt)
-
-        h = torch.bmm(xk.to(dt), w1, out=scratch("hidden0", (k, b, 2 * width)))
-        h = activate_(h, act)  # [K, B, 2 (H + 1)]: full | timing units
-        for i, w in enumerate(hidden, start=1):
-            h = torch.bmm(
-                h.view(k, 2 * b, width), w, out=scratch(f"hidden{i % 2}", (k, 2 * b, width))
-            )
-            h = activate_(h, act).view(k, b, 2 * width)
-        if out is None:
-            out = xk.new_empty(k, b, N_OUT, dtype=torch.float32)
-        if wo.dtype == out.dtype:
-            return torch.bmm(h, wo, out=out)
-        return out.copy_(torch.bmm(h, wo, out=scratch("heads", (k, b, N_OUT))))
-
-    def _with_ones(
-        self,
-        x: torch.Tensor,
-        workspace: Workspace | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> torch.Tensor:
-        """``x`` ``[..., F]`` with a last column of ones (the folded biases' input), in
-        ``dtype`` (default :attr:`matmul_dtype`)."""
-        shape = (*x.shape[:-1], x.shape[-1] + 1)
-        dtype = dtype or self.matmul_dtype
-        if workspace is None:
-            y = x.new_empty(shape, dtype=dtype)
-        else:
-            y = workspace.get("inputs", shape, dtype)
-        y[..., :-1] = x
-        y[..., -1] = 1.0
-        return y
 
     def _raw_rows(
         self,
@@ -486,19 +305,20 @@ class LearnedLapModel:
         and the result in ``workspace``'s buffers when given).
 
         Network calls take ``NET_CHUNK_ROWS / K`` rows per member. In bfloat16 the last call
-        is padded up to a bucket size (:func:`_bucket`): the engine's batch sizes change
-        from call to call, and a oneDNN bfloat16 matmul of a shape not seen before costs
-        several times the matmul (primitive creation), so calls keep to a few shapes.
+        is padded up to a bucket size (:func:`~world_model.fused_mlp.bucket`): the engine's
+        batch sizes change from call to call, and a oneDNN bfloat16 matmul of a shape not
+        seen before costs several times the matmul (primitive creation), so calls keep to a
+        few shapes.
         ``dtype``: the matmul dtype (default: :meth:`_call_dtype` of this batch)."""
         k, pos, width = route_by_member(member, self.members)
         step = max(NET_CHUNK_ROWS // self.members, 1)
-        mlp = isinstance(self.net, MLPEnsemble) and self.net.n_layers >= 1
+        mlp = self._fused is not None
         dtype = dtype or self._call_dtype(x.shape[0])
         if mlp and dtype != torch.float32:
             full, rest = divmod(width, step)
-            width = full * step + (min(step, _bucket(rest)) if rest else 0)
+            width = full * step + (min(step, bucket(rest)) if rest else 0)
         if mlp:  # pack the network's own input: half the bytes in bfloat16
-            x = self._with_ones(x, workspace, dtype)
+            x = with_ones(x, dtype, workspace)
         ws = workspace
         slots = (self.members * width, *x.shape[1:])
         packed = None if ws is None else ws.get("packed", slots, x.dtype)
@@ -620,8 +440,8 @@ class LearnedLapModel:
         without building the ``[N, N_TARGETS]`` slope and offset matrices."""
         m, g = N_MIX, N_GAUSS
         if self.core_only:
-            # The fastest component; ``u`` chose nothing, so it stays a fresh uniform.
-            comp = raw[:, m : 2 * m].argmin(dim=1, keepdim=True)
+            # The component of most weight; ``u`` chose nothing, so it stays a fresh uniform.
+            comp = raw[:, :m].argmax(dim=1, keepdim=True)
             v = u.clamp(0.0, _BELOW_ONE)
         else:
             logits = raw[:, :m]
@@ -699,7 +519,7 @@ class LearnedLapModel:
         threads = torch.get_num_threads()
         with torch.inference_mode():
             if n <= CHUNK_ROWS:  # one chunk: on one thread, however many torch has
-                with _one_intra_op_thread():
+                with one_intra_op_thread():
                     raw = self._raw_rows(self.inputs(conditions, ws), member, ws, dt)
                     return self._draw(raw, conditions, u, z)[1]
             # Whole pipeline per chunk (features, network, draw) so its tensors stay in cache;
@@ -728,26 +548,13 @@ class LearnedLapModel:
         workers: int,
         dtype: torch.dtype,
     ) -> list[LapOutcome]:
-        """``run`` over the chunks on ``workers`` threads of one intra-op thread each, results
-        in chunk order. A call's operations are too small for intra-op threads to pay (two
-        threads sampled about 30 % slower than one); whole chunks on separate cores do, as
-        torch releases the GIL inside each operation. Each row's draw depends only on its
-        own inputs and noise, so the result equals the one-thread call's."""
+        """``run`` over the chunks on ``workers`` threads (one scratch workspace each), in
+        chunk order (:func:`~world_model.fused_mlp.run_chunks_in_threads`)."""
         while len(self._chunk_workspaces) < workers:
             self._chunk_workspaces.append(Workspace())
-        if isinstance(self.net, MLPEnsemble) and self.net.n_layers >= 1:
-            self._fused_weights(dtype)  # build the shared weight cache before the threads
-        parts: list[LapOutcome | None] = [None] * len(chunks)
-
-        def worker(w: int) -> None:
-            with torch.inference_mode():  # thread-local, like the grad mode
-                for i in range(w, len(chunks), workers):
-                    parts[i] = run(chunks[i], self._chunk_workspaces[w])
-
-        with _one_intra_op_thread(), ThreadPoolExecutor(max_workers=workers) as pool:
-            for done in [pool.submit(worker, w) for w in range(workers)]:
-                done.result()
-        return parts  # type: ignore[return-value]
+        fused = self._fused
+        prepare = None if fused is None else (lambda: fused.weights(dtype))
+        return run_chunks_in_threads(run, chunks, self._chunk_workspaces[:workers], prepare)
 
     def step(
         self,

@@ -258,7 +258,10 @@ class _Reader:
         )
         return [(self.t0 + r[0] / f, float(r[1]), int(r[2])) for r in rows]
 
-    def _laps(self, session: SessionRecord, number: str, driver: str | None) -> None:
+    def _segments(self, session: SessionRecord) -> tuple[np.ndarray, np.ndarray]:
+        """(start index at the ``Lap Dist`` rate, start time [s]) of every segment between
+        ``Lap Dist`` resets (the last one partial); fills the ``bounds`` temp table and the
+        session's track length."""
         self.f_ld = self.rates["Lap Dist"]
         resets = [
             r[0]
@@ -273,7 +276,6 @@ class _Reader:
             self.warnings.append('"Lap Dist" never resets: no complete lap recorded')
         starts = np.array([0, *resets], dtype=np.int64)  # segment start indices at f_ld
         bound_t = self.t0 + starts / self.f_ld  # segment start times [s]
-        n_laps = len(resets)  # segments 0..n_laps-1 end at a reset; the last one is partial
         self.con.execute("CREATE TEMP TABLE bounds (seg INTEGER, r BIGINT)")
         self.con.executemany(
             "INSERT INTO bounds VALUES (?, ?)", [(k, int(r)) for k, r in enumerate(starts)]
@@ -281,23 +283,14 @@ class _Reader:
         self._check_clocks(bound_t[1:])
         track_len = self.sql('SELECT max(value) FROM lmu."Lap Dist"')[0][0]
         session.track_length_m = float(track_len) if track_len else None
+        return starts, bound_t
 
-        lap_ts, lap_vals = self.events("Lap")
-        numbers = self._lap_numbers(bound_t, lap_ts, lap_vals)
-        ends = bound_t[1:]
-
-        def at_end(ts: np.ndarray, tol: float = 2.0) -> np.ndarray:
-            """Index of the lap whose end is nearest each event time (-1 when none is near)."""
-            if n_laps == 0 or len(ts) == 0:
-                return np.full(len(ts), -1)
-            k = np.searchsorted(ends, ts)
-            lo, hi = np.clip(k - 1, 0, n_laps - 1), np.clip(k, 0, n_laps - 1)
-            k = np.where(np.abs(ends[lo] - ts) <= np.abs(ends[hi] - ts), lo, hi)
-            return np.where(np.abs(ends[k] - ts) <= tol, k, -1)
-
-        def seg_of(ts: np.ndarray) -> np.ndarray:
-            return np.searchsorted(bound_t, ts, side="right") - 1
-
+    def _lap_times(
+        self, ends: np.ndarray, numbers: list[int]
+    ) -> tuple[dict[int, float | None], dict[str, dict[int, float]]]:
+        """(lap time per lap index, ``Last Sector1/2`` per lap index) from the events at the
+        laps' ends ``ends`` [s]."""
+        at_end = lambda ts: _nearest_end(ends, ts)  # noqa: E731
         lt_ts, lt_vals = self.events("Lap Time")
         lap_time: dict[int, float | None] = {}
         for k, v, t in zip(at_end(lt_ts), lt_vals, lt_ts, strict=True):
@@ -322,7 +315,10 @@ class _Reader:
             sectors[name] = {
                 int(k): float(v) for k, v in zip(at_end(ts), vals, strict=True) if k >= 0
             }
+        return lap_time, sectors
 
+    def _lap_channels(self) -> dict[str, dict[int, dict]]:
+        """Per-lap aggregates of the continuous channels (by lap index)."""
         fuel = self._continuous(
             "Fuel Level",
             {
@@ -345,6 +341,19 @@ class _Reader:
         ]
         air = self._continuous("Ambient Temperature", {"mean": "avg(value)"})
         track = self._continuous("Track Temperature", {"mean": "avg(value)"})
+        return {"fuel": fuel, "energy": energy, "wear": wear, "air": air, "track": track} | {
+            f"temp{i}": t for i, t in enumerate(temps)
+        }
+
+    def _laps(self, session: SessionRecord, number: str, driver: str | None) -> None:
+        starts, bound_t = self._segments(session)
+        n_laps = len(starts) - 1  # segments 0..n_laps-1 end at a reset; the last is partial
+        lap_ts, lap_vals = self.events("Lap")
+        numbers = self._lap_numbers(bound_t, lap_ts, lap_vals)
+        lap_time, sectors = self._lap_times(bound_t[1:], numbers)
+        ch = self._lap_channels()
+        fuel, energy, wear, air, track = (ch[k] for k in ("fuel", "energy", "wear", "air", "track"))
+        temps = [ch[f"temp{i}"] for i in range(3)]
 
         # Pit lane: In Pits intervals; stops also from rises of fuel, energy and tread.
         pit_ts, pit_vals = self.events("In Pits")
@@ -369,7 +378,7 @@ class _Reader:
 
         cap = self.capacity_l
         frac = lambda v: None if v is None or not cap else v / cap  # noqa: E731
-        imp_seg = seg_of(imp_ts)
+        imp_seg = np.searchsorted(bound_t, imp_ts, side="right") - 1
         rows: list[Row] = []
         for k in range(n_laps):
             a, b = bound_t[k], bound_t[k + 1]
@@ -411,13 +420,31 @@ class _Reader:
             rows.append(row)
         session.laps = rows
         self._stops(session, number, rows, bound_t, intervals, fuel_rises, energy_rises, wear_rises)
+        self._events_of_car(session, number, fcy, imp_ts, imp_vals, imp_seg, numbers)
+        car = session.cars[number]
+        car.laps_completed = max((r["lap"] for r in rows), default=0)
+        status = in_force(fin_ts, fin_vals, math.inf)
+        car.finish_status = FINISH_STATUS.get(int(status)) if status is not None else None
+        if n_laps < len(starts):
+            self.warnings.append("the partial lap after the last line crossing is not stored")
+
+    @staticmethod
+    def _events_of_car(
+        session: SessionRecord,
+        number: str,
+        fcy: list[tuple[float, float]],
+        imp_ts: np.ndarray,
+        imp_vals: np.ndarray,
+        imp_seg: np.ndarray,
+        numbers: list[int],
+    ) -> None:
+        """Full-course yellow periods and the car's impacts (with the lap of each)."""
         for a, b in fcy:
             session.flag_periods.append(
                 {"kind": 2, "start_s": a, "end_s": None if math.isinf(b) else b}
             )
-        for t, v in zip(imp_ts, imp_vals, strict=True):
+        for t, v, k in zip(imp_ts, imp_vals, imp_seg.tolist(), strict=True):
             if v > 0:
-                k = int(seg_of(np.array([t]))[0])
                 session.incidents.append(
                     {
                         "car": number,
@@ -427,12 +454,6 @@ class _Reader:
                         "lap": numbers[k] if 0 <= k < len(numbers) else None,
                     }
                 )
-        car = session.cars[number]
-        car.laps_completed = max((r["lap"] for r in rows), default=0)
-        status = in_force(fin_ts, fin_vals, math.inf)
-        car.finish_status = FINISH_STATUS.get(int(status)) if status is not None else None
-        if n_laps < len(starts):
-            self.warnings.append("the partial lap after the last line crossing is not stored")
 
     def _check_clocks(self, reset_t: np.ndarray) -> None:
         """Compare ``Lap`` events with ``Lap Dist`` resets; report and correct a drift."""
@@ -554,6 +575,18 @@ class _Reader:
             row["tyre_age_laps"] = tyre_age
             if tyre_age is not None:
                 tyre_age += 1
+
+
+def _nearest_end(ends: np.ndarray, ts: np.ndarray, tol: float = 2.0) -> np.ndarray:
+    """Index of the lap whose end (``ends`` [s], sorted) is nearest each event time ``ts``
+    (-1 when none is within ``tol`` seconds)."""
+    n_laps = len(ends)
+    if n_laps == 0 or len(ts) == 0:
+        return np.full(len(ts), -1)
+    k = np.searchsorted(ends, ts)
+    lo, hi = np.clip(k - 1, 0, n_laps - 1), np.clip(k, 0, n_laps - 1)
+    k = np.where(np.abs(ends[lo] - ts) <= np.abs(ends[hi] - ts), lo, hi)
+    return np.where(np.abs(ends[k] - ts) <= tol, k, -1)
 
 
 def _intervals(ts: np.ndarray, on: np.ndarray, end: float) -> list[tuple[float, float]]:

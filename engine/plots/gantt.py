@@ -1,4 +1,6 @@
-"""Strategy Gantt: each car's stints over race time, coloured by compound, driver changes marked."""
+"""Strategy Gantt: each car's stints over race time, coloured by compound, driver changes and
+new tyres marked (a change on the same compound too), the focus car's stops labelled with
+their lap, time in the pit lane and the fuel level filled to."""
 
 from __future__ import annotations
 
@@ -44,13 +46,36 @@ def driver_changes(car_laps: dict[str, np.ndarray]) -> np.ndarray:
     return starts[changed].astype(np.float64)
 
 
+def stops(car_laps: dict[str, np.ndarray]) -> list[tuple[float, int, float, float, bool]]:
+    """``(race_time_s, lap, lane_s, fuel_to, new_tyres)`` of each stop of one car's laps: the
+    in-lap's crossing and number, the time in the pit lane and the fuel level on leaving
+    (fraction), and whether the out-lap runs on new tyres."""
+    out = []
+    pit_in = np.flatnonzero(car_laps["pit_in"].astype(bool))
+    for i in pit_in:
+        if i + 1 >= car_laps["lap"].shape[0]:
+            continue
+        out.append(
+            (
+                float(car_laps["race_time_s"][i]),
+                int(car_laps["lap"][i]),
+                float(car_laps["pit_time_s"][i + 1]),
+                float(car_laps["fuel_start"][i + 1]),
+                bool(car_laps["tyre_age_laps"][i + 1] <= 1),
+            )
+        )
+    return out
+
+
 def strategy_gantt(
     result: RaceResult, replica: int, focus: str | None = None, cars: list[str] | None = None
 ) -> Figure:
     """Stints per car (rows, finishing order from the top) of one simulated race.
 
-    Bars are coloured by compound; black triangles mark driver changes. ``focus`` (a race
-    number) is drawn in bold; ``cars`` limits the rows (default: every car).
+    Bars are coloured by compound; black triangles mark driver changes, white ones new tyres
+    (on the same compound too). ``focus`` (a race number) is drawn in bold with each stop
+    labelled "L<lap> <time in the pit lane>s <fuel filled to>%"; ``cars`` limits the rows
+    (default: every car).
     """
     laps = race_laps(result, replica)
     numbers = result.car_numbers
@@ -60,6 +85,7 @@ def strategy_gantt(
     ax = fig.add_subplot()
     compounds_seen: set[int] = set()
     changes_seen = False
+    tyres_seen = False
     for row, c in enumerate(order):
         y = len(order) - 1 - row
         cl = car_rows(laps, c)
@@ -77,6 +103,29 @@ def strategy_gantt(
         if t.size:
             changes_seen = True
             ax.plot(t / HOUR_S, np.full(t.shape, y + 0.42), "v", color="black", markersize=5)
+        made = stops(cl)
+        fresh = [at for at, _, _, _, new in made if new]
+        if fresh:
+            tyres_seen = True
+            ax.plot(
+                np.array(fresh) / HOUR_S,
+                np.full(len(fresh), y - 0.42),
+                "^",
+                color="white",
+                markeredgecolor="black",
+                markersize=5,
+            )
+        if focus is not None and numbers[c] == focus:
+            for at, lap, lane_s, fuel_to, _ in made:
+                ax.annotate(
+                    f"L{lap} {lane_s:.0f}s {100 * fuel_to:.0f}%",
+                    (at / HOUR_S, y),
+                    xytext=(2, 0),
+                    textcoords="offset points",
+                    fontsize=6,
+                    ha="left",
+                    va="center",
+                )
     # tick y = len - 1 - row: the bottom tick is the last finisher, the top one the winner
     bottom_up = order[::-1]
     ax.set_yticks(range(len(order)), [f"#{numbers[c]} {result.car_classes[c]}" for c in bottom_up])
@@ -96,6 +145,18 @@ def strategy_gantt(
     if changes_seen:
         handles.append(
             Line2D([], [], marker="v", color="black", linestyle="none", label="driver change")
+        )
+    if tyres_seen:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="^",
+                color="white",
+                markeredgecolor="black",
+                linestyle="none",
+                label="new tyres",
+            )
         )
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     ax.grid(axis="x", alpha=0.3)

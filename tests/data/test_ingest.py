@@ -11,7 +11,7 @@ import pytest
 
 from bench.lmu_fixture import write_lmu_session
 from data import ingest
-from data.detect import detect
+from data.detect import detect_kind
 from data.errors import IngestError
 from data.store import SCHEMA_VERSION, open_store
 from tests.data.helpers import small_race, write_csv
@@ -94,19 +94,19 @@ def test_bad_files_leave_the_store_as_it_was(
 
 def test_detection_by_content_not_extension(tmp_path: Path) -> None:
     csv_as_txt = small_race(tmp_path / "timing.txt")
-    assert detect(csv_as_txt) == "alkamel_csv"
+    assert detect_kind(csv_as_txt) == "alkamel_csv"
     duck = write_lmu_session(tmp_path / "session.bin", duration_s=120.0).path
-    assert detect(duck) == "lmu_duckdb"
+    assert detect_kind(duck) == "lmu_duckdb"
     (tmp_path / "x.json").write_text("[]", encoding="utf-8")
-    assert detect(tmp_path / "x.json") == "lmu_sharedmem_json"
+    assert detect_kind(tmp_path / "x.json") == "lmu_sharedmem_json"
     (tmp_path / "other.xml").write_text("<html></html>", encoding="utf-8")
     with pytest.raises(IngestError, match="rFactorXML"):
-        detect(tmp_path / "other.xml")
+        detect_kind(tmp_path / "other.xml")
     conn = sqlite3.connect(tmp_path / "other.sqlite")
     conn.execute("CREATE TABLE t (x)")
     conn.close()
     with pytest.raises(IngestError, match="races"):
-        detect(tmp_path / "other.sqlite")
+        detect_kind(tmp_path / "other.sqlite")
 
 
 def test_fresh_build_replaces_the_store_atomically(tmp_path: Path) -> None:

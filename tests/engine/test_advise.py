@@ -84,4 +84,5 @@ def test_readme_advice_example_runs_as_written(tmp_path: Path, monkeypatch, caps
     assert "fuel 29.7 %" in out
     assert "advice: fuel-reserve (P(class win) 0.969, mean class position 1.06" in out
     assert "pit now, fill up, keep tyres                0.938      1.09" in out
-    assert "stay out 1                                  0.906      1.16" in out
+    assert "stay out 1                                  0.875      1.16" in out
+    assert "pit now, fill up, 4 new medium              0.000      2.03" in out

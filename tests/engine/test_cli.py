@@ -10,7 +10,7 @@ from engine import cli
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name, (module, _) in cli.SUBCOMMANDS.items():
+    for name, (module, _) in cli.COMMAND_MODULES.items():
         assert name in out
         assert f"python -m {module}" in out
 
@@ -27,7 +27,7 @@ def test_unknown_subcommand_names_the_choices(capsys: pytest.CaptureFixture[str]
     assert "no-such-thing" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", sorted(cli.SUBCOMMANDS))
+@pytest.mark.parametrize("name", sorted(cli.COMMAND_MODULES))
 def test_subcommand_help_documents_options(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Each subcommand forwards to its module's argparse, whose --help describes every option."""
     with pytest.raises(SystemExit) as exc:

@@ -13,7 +13,8 @@ import pytest
 from engine.actions import Fuel, Tyres
 from engine.backends import ChunkJob, LocalBackend, run_chunk
 from engine.baselines import make_strategy
-from engine.evaluate import evaluate, main, strategy_labels
+from engine.commands.evaluate import main
+from engine.evaluate import evaluate, strategy_labels
 from engine.montecarlo import METRIC_LABELS, Outcomes, cvar
 from engine.race import StrategyAssignment, simulate
 from engine.report import CSV_COLUMNS, comparison_csv, format_table
@@ -252,7 +253,7 @@ def test_cli_reports_the_cvar_at_the_chosen_level(capsys, tmp_path) -> None:
 
 
 def test_cli_is_registered() -> None:
-    from engine.cli import SUBCOMMANDS
+    from engine.cli import COMMAND_MODULES
 
-    assert SUBCOMMANDS["evaluate"][0] == "engine.evaluate"
-    assert SUBCOMMANDS["whatif"][0] == "engine.whatif"
+    assert COMMAND_MODULES["evaluate"][0] == "engine.commands.evaluate"
+    assert COMMAND_MODULES["whatif"][0] == "engine.commands.whatif"

@@ -66,7 +66,7 @@ def test_gantt_draws_one_row_per_car_and_one_bar_per_stint(races) -> None:
     assert all(n >= 2 for n in expected.values())
     legend = _legend(ax)
     compounds = {int(k) for k in laps["compound"]}
-    assert len([t for t in legend if t != "driver change"]) == len(compounds)
+    assert len([t for t in legend if t not in ("driver change", "new tyres")]) == len(compounds)
     any_change = any(driver_changes(car_rows(laps, i)).size for i in range(result.n_cars))
     assert ("driver change" in legend) == any_change
     ticks = dict(zip(ax.get_yticks(), (t.get_text() for t in ax.get_yticklabels()), strict=True))

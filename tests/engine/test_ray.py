@@ -8,7 +8,8 @@ import pytest
 
 from engine.actions import Tyres
 from engine.backends import RayBackend
-from engine.evaluate import evaluate, main
+from engine.commands.evaluate import main
+from engine.evaluate import evaluate
 from engine.scenario import load_scenario
 from engine.whatif import PitAfter
 

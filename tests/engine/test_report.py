@@ -7,7 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from engine.evaluate import evaluate, main, sample_races
+from engine.commands.evaluate import main
+from engine.evaluate import evaluate, sample_races
 from engine.montecarlo import Interval
 from engine.report import format_interval, representative_replica, write_report
 from engine.scenario import load_scenario

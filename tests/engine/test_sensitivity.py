@@ -7,8 +7,8 @@ import json
 import pytest
 
 from engine.cli import main as cli_main
+from engine.commands.sensitivity import format_rows, sensitivity
 from engine.scenario import load_scenario, scenario_with
-from engine.sensitivity import format_rows, sensitivity
 from tests.engine.test_whatif import _run_cli_block, readme_blocks
 
 

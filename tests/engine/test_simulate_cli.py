@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from data.query import load_laps
-from engine.cli import SUBCOMMANDS
+from engine.cli import COMMAND_MODULES
 from engine.simulate import main
 
 
@@ -54,4 +54,4 @@ def test_simulate_text_and_bad_input(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_simulate_is_a_stintsim_subcommand() -> None:
-    assert SUBCOMMANDS["simulate"][0] == "engine.simulate"
+    assert COMMAND_MODULES["simulate"][0] == "engine.commands.simulate"

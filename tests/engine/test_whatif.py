@@ -15,10 +15,11 @@ import torch
 
 from engine.actions import ACTION_TABLE, Fuel, Tyres, action_index
 from engine.baselines import make_strategy
+from engine.commands.whatif import main
 from engine.forcing import ForcingError
 from engine.race import RaceSim, StrategyAssignment
 from engine.scenario import load_scenario
-from engine.whatif import PitAfter, WhatIf, main, snapshot_lap
+from engine.whatif import PitAfter, WhatIf, snapshot_lap
 from events.interface import ForcedKind
 from world_model.interface import FlagState
 

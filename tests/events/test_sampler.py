@@ -211,9 +211,9 @@ def test_flag_effects(model: PosteriorEventModel) -> None:
 
 def test_class_names_pick_group_failure_rates(model: PosteriorEventModel) -> None:
     p = model.draw_params(16, _gen(0))
-    table = p["_failure_rate_by_class"]
+    table = p.failure_rate_by_class
     assert table.shape == (16, 3)
-    pooled = prior_model().draw_params(16, _gen(0))["_failure_rate_by_class"]
+    pooled = prior_model().draw_params(16, _gen(0)).failure_rate_by_class
     assert pooled.shape == (16, 1)
     torch.testing.assert_close(pooled[:, 0], table.log().mean(-1).exp())
 
@@ -307,7 +307,7 @@ def test_incidents_are_exactly_the_cars_below_their_chance(model: PosteriorEvent
         (ex.pace_mode == PaceMode.SAVE).float(),
         ex.driver_skill,
     )
-    rate = p["_failure_rate_by_class"].gather(1, ex.class_index)
+    rate = p.failure_rate_by_class.gather(1, ex.class_index)
     h = (
         contacts.log_hazard(col, feats).exp()
         + punctures.log_hazard(col, ex.tread_min).exp()
@@ -370,7 +370,7 @@ def test_retirements_over_24_h_match_the_fitted_failure_and_terminal_contact_rat
         ex.driver_skill,
     )
     h_terminal = contacts.log_hazard(col, feats).exp() * p["damage_terminal"].unsqueeze(-1)
-    rate = p["_failure_rate_by_class"].gather(1, ex.class_index)
+    rate = p.failure_rate_by_class.gather(1, ex.class_index)
     big_h = (
         failures.cumulative_hazard(rate, p["failure_shape"].unsqueeze(-1), torch.tensor(hours))
         + h_terminal * hours

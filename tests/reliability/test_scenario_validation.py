@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import simulate, whatif
+from engine.commands import simulate, whatif
 from engine.forcing import ForcingError
 from engine.scenario import SCENARIO_DIR, ScenarioError, parse_scenario
 from engine.whatif import WhatIf

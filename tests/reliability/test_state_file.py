@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import whatif
+from engine.commands import whatif
 from engine.whatif import WhatIf
 
 

@@ -6,26 +6,49 @@ import numpy as np
 import pandas as pd
 import torch
 
-from world_model.dataset import stint_windows
+from world_model.dataset import MIN_REF_LAPS, build_table, read_laps, stint_windows
 from world_model.targets import FUEL, LAP, WEAR0
 
 
-def test_reference_lap_is_the_10th_percentile_of_green_laps_away_from_the_pits(
+def test_reference_lap_is_the_10th_percentile_of_earlier_green_laps_away_from_the_pits(
     synthetic_db, synthetic_table
 ):
     with sqlite3.connect(synthetic_db) as conn:
         laps = pd.read_sql_query(
-            "SELECT s.name, c.number, l.lap_time_s, l.pit_in, l.pit_out, l.flag FROM laps l "
-            "JOIN sessions s USING (session_id) JOIN cars c USING (car_id)",
+            "SELECT s.name, c.number, l.lap, l.lap_time_s, l.pit_in, l.pit_out, l.flag FROM laps l "
+            "JOIN sessions s USING (session_id) JOIN cars c USING (car_id) ORDER BY l.lap",
             conn,
         )
     sel = laps[(laps.name == "syn_b") & (laps.number == "3")]
     green = sel[(sel.pit_in == 0) & (sel.pit_out == 0) & (sel.flag == 0)]
-    want = np.quantile(green.lap_time_s, 0.1)
     rows = synthetic_table.race == "syn_b"
     car_keys = sorted(set(synthetic_table.car_key[rows]), key=lambda k: int(k.split(":")[1]))
-    row = np.flatnonzero(rows & (synthetic_table.car_key == car_keys[2]))[0]
-    assert abs(float(synthetic_table.conditions.ref_lap_time_s[row]) - want) < 1e-3
+    car_rows = np.flatnonzero(rows & (synthetic_table.car_key == car_keys[2]))
+    ref = synthetic_table.conditions.ref_lap_time_s.numpy()
+    for lap in (3, 20, 45):
+        # Causal: only the laps before this one count, and none before MIN_REF_LAPS of them.
+        earlier = green[green.lap < lap].lap_time_s
+        row = car_rows[synthetic_table.lap[car_rows] == lap][0]
+        if len(earlier) < MIN_REF_LAPS:
+            assert np.isnan(ref[row])
+        else:
+            assert abs(float(ref[row]) - np.quantile(earlier, 0.1)) < 1e-3
+
+
+def test_reference_figures_never_read_later_laps(synthetic_db):
+    """Changing every car's later laps leaves the reference figures of earlier laps alone."""
+    df = read_laps(synthetic_db)
+    before = build_table(df)
+    later = df["lap"] > 20
+    df.loc[later, "lap_time_s"] *= 1.5
+    df.loc[later, "fuel_end"] *= 0.5
+    df.loc[later, "tread_fl"] *= 0.5
+    after = build_table(df)
+    early = before.lap <= 20
+    for name in ("ref_lap_time_s", "ref_fuel_per_lap", "ref_wear_per_lap"):
+        a, b = getattr(before.conditions, name), getattr(after.conditions, name)
+        assert torch.equal(a[early].nan_to_num(-1.0), b[early].nan_to_num(-1.0)), name
+        assert not torch.equal(a[~early].nan_to_num(-1.0), b[~early].nan_to_num(-1.0)), name
 
 
 def test_pit_laps_mask_lap_time_fuel_and_out_lap_wear(synthetic_table):
@@ -35,8 +58,11 @@ def test_pit_laps_mask_lap_time_fuel_and_out_lap_wear(synthetic_table):
     assert o[out_laps, LAP].isnan().all() and o[out_laps, FUEL].isnan().all()
     assert o[out_laps, WEAR0].isnan().all()
     racing = ~out_laps & ~o[:, LAP].isnan()
-    assert racing.sum() > 0.8 * len(synthetic_table) - 8 * 4 * 8
-    fuel = ~o[:, FUEL].isnan()
+    # The first laps of each car (no causal reference before MIN_REF_LAPS green laps) are
+    # no targets either.
+    assert racing.sum() > 0.8 * len(synthetic_table) - 8 * 4 * (8 + MIN_REF_LAPS + 1)
+    fuel = ~o[:, FUEL].isnan() & ~c.ref_fuel_per_lap.isnan()
+    assert fuel.sum() > 0.7 * len(synthetic_table)
     assert torch.allclose(o[fuel, FUEL], c.ref_fuel_per_lap[fuel], rtol=0.2)
 
 

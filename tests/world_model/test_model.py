@@ -192,7 +192,7 @@ def test_fused_two_regime_forward_equals_two_passes(activation):
     # The MLP's one-pass forward (biases folded into its matmuls through constant units)
     # must compute exactly what the two separate passes do: lap-time head on the
     # timing-regime inputs, every other head on the full inputs.
-    from world_model.learned import _LAP_OUTPUTS
+    from world_model.fused_mlp import LAP_OUTPUTS as _LAP_OUTPUTS
 
     net = build_network("mlp", N_FEATURES, 3, 16, 2, torch.Generator().manual_seed(2), activation)
     unit = lambda n: Standardiser(torch.zeros(n), torch.ones(n))  # noqa: E731
@@ -347,7 +347,7 @@ def test_bfloat16_network_calls_keep_to_few_shapes(monkeypatch):
     # 216 batch sizes from 1,000 to 9,000 rows must reuse a few dozen call shapes (8 per
     # octave of the last call's rows), and padding must stay under an eighth of the rows
     # (16 for small calls).
-    from world_model.learned import _bucket
+    from world_model.fused_mlp import bucket as _bucket
 
     assert all(r <= _bucket(r) < r + max(16, r // 8 + 1) for r in range(1, 5_000))
     model = _model("mlp", seed=1)
@@ -365,3 +365,24 @@ def test_bfloat16_network_calls_keep_to_few_shapes(monkeypatch):
             c = make_conditions(n, seed=n)
             model._raw_rows(model.inputs(c), torch.arange(n) % model.members)
     assert len(shapes) <= 8 * 12
+
+
+def test_core_only_draws_lap_time_from_the_component_of_most_weight():
+    """Each core-only lap time is a normal draw of its row's heaviest lap-time component,
+    so the slow tail of the full mixture is gone while the other heads are unchanged."""
+    full = world_model.load_default()
+    core = full.with_core_only()
+    c = make_conditions(4000, seed=3)
+    member = torch.arange(c.batch_size)
+    a = full.sample(c, torch.Generator().manual_seed(1), member)
+    b = core.sample(c, torch.Generator().manual_seed(1), member)
+    mix = core.predictive(c, member)["lap_time_s"]
+    k = mix.weight.argmax(dim=1, keepdim=True)
+    z = (b.lap_time_s - mix.loc.gather(1, k).squeeze(1)) / mix.scale.gather(1, k).squeeze(1)
+    n = c.batch_size
+    assert abs(float(z.mean())) < 4.0 / n**0.5  # mean 0 within 4 standard errors
+    assert abs(float(z.std()) - 1.0) < 0.05
+    ratio = lambda out: out.lap_time_s / c.ref_lap_time_s  # noqa: E731
+    assert torch.quantile(ratio(b), 0.9) < torch.quantile(ratio(a), 0.9)
+    assert torch.equal(a.wear, b.wear) and torch.equal(a.tyre_temp_c, b.tyre_temp_c)
+    assert core.with_flag_effects(True).core_only and not full.core_only

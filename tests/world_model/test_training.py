@@ -199,3 +199,41 @@ def test_a_channel_without_training_rows_gets_a_defined_law(synthetic_table):
     assert torch.allclose(energy.weight, fuel.weight)
     assert torch.allclose(energy.scale / fuel.scale, torch.full_like(fuel.scale, 0.5), rtol=1e-4)
     assert model.info["train_rows_per_channel"]["energy_used"] == 0
+
+
+def test_evaluate_without_holdout_scores_the_validation_race(
+    synthetic_db, synthetic_table, tmp_path, capsys
+):
+    """The README's command (no --races, a model fitted without --holdout) works."""
+    from world_model.checkpoint import save_checkpoint
+
+    train = synthetic_table.select(np.isin(synthetic_table.race, ["syn_a", "syn_b"]))
+    model, _ = fit_model(train, None, FitConfig(members=2, hidden=8, epochs=1), 0)
+    model.info.update({"train_races": ["syn_a", "syn_b"], "val_races": [VAL]})
+    path = save_checkpoint(model, tmp_path / "noholdout.pt")
+    assert evaluate_main(["--db", str(synthetic_db), "--model", str(path), "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["test_races"] == [VAL] and "validation races" in captured.err
+    assert out["scores"]["mlp:noholdout"]["lap_time_s"]["n"] > 250
+
+
+def test_leave_one_out_scores_every_race_with_models_that_never_saw_it(synthetic_db, capsys):
+    args = ["--db", str(synthetic_db), "--leave-one-out", "--json", "--no-progress"]
+    args += ["--epochs", "1", "--members", "2", "--races", "syn_a", "--races", HELD_OUT]
+    assert evaluate_main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["races"] == ["syn_a", HELD_OUT]
+    per_race, pooled = out["per_race"], out["pooled"]
+    for method in ("model", "empirical", "linear", "gbm_quantile"):
+        for channel in ("lap_time_s", "fuel_used", "wear"):
+            parts = [per_race[r][method][channel] for r in out["races"]]
+            assert all(p["n"] > 0 for p in parts)
+            assert pooled[method][channel]["n"] == sum(p["n"] for p in parts)
+            mean = sum(p["crps"] * p["n"] for p in parts) / pooled[method][channel]["n"]
+            assert mean == pytest.approx(pooled[method][channel]["crps"], rel=1e-6)
+    # Synthetic races carry no energy: no race is scored on it, and nothing claims a win.
+    assert out["races_per_channel"]["energy_used"] == []
+    lap = out["verdict"]["lap_time_s"]
+    assert lap["races_scored"] == 2 and 0 <= lap["races_won"] <= 2
+    assert set(out["fits"]) == {"syn_a", HELD_OUT} and out["seconds"] > 0

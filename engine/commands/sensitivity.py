@@ -1,6 +1,6 @@
 """Which assumption does a decision hang on? Vary one risk parameter, watch the best plan.
 
-``python -m engine.sensitivity SCENARIO --param risks.push.failure_factor --values 1,2,4
+``python -m engine.commands.sensitivity SCENARIO --param risks.push.failure_factor --values 1,2,4
 --strategy double-stint --strategy double-stint:pace=push`` evaluates every strategy (on the
 focus car, the rest of the field on its scenario defaults) at each value of the parameter,
 on the same seed: every value sees the same races (common random numbers across strategies
@@ -21,7 +21,8 @@ from typing import Any
 
 from data.entry import run_main
 from engine.backends import add_backend_arguments, make_backend
-from engine.evaluate import add_chunk_argument, evaluate, load_scenario_arg
+from engine.commands.options import add_chunk_argument, load_scenario_arg
+from engine.evaluate import evaluate
 from engine.montecarlo import CVAR_ALPHA, CVAR_METRIC, Interval
 from engine.scenario import Scenario, scenario_with
 
@@ -160,7 +161,7 @@ def _values(text: str) -> list[float]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m engine.sensitivity",
+        prog="python -m engine.commands.sensitivity",
         description="Vary one scenario parameter (a risk prior) over values and show how the "
         "best of a set of strategies, by mean class position and by its tail (CVaR), moves. "
         "Every value and strategy runs on the same seed's races (common random numbers).",
