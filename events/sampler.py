@@ -38,7 +38,8 @@ from events.models import (
     weather,
 )
 from events.models.neutralisations import KINDS
-from world_model.interface import Compound, FlagState, PaceMode
+from events.risk_hazards import incident_kind, risk_hazards
+from world_model.interface import FlagState, PaceMode
 
 _KIND_FLAG: dict[str, FlagState] = {
     "ly": FlagState.LOCAL_YELLOW,
@@ -290,7 +291,7 @@ class PosteriorEventModel:
         r, c = dt.shape
         u = torch.rand((r, c), generator=generator, dtype=torch.float64)
         h_contact, h_puncture, h_failure = self._hazards(params, exposure)
-        h_off, h_puncture, h_failure = _risk_hazards(exposure, h_puncture, h_failure)
+        h_off, h_puncture, h_failure = risk_hazards(exposure, h_puncture, h_failure)
         h_total = h_contact + h_puncture + h_failure
         if h_off is not None:
             h_total = h_total + h_off
@@ -316,7 +317,7 @@ class PosteriorEventModel:
         )
         if rows.numel():
             v = u_hit / p_any.double()
-            is_c, is_p, is_o, is_f, v = _incident_kind(v, h_contact, h_puncture, h_off_hit, h_total)
+            is_c, is_p, is_o, is_f, v = incident_kind(v, h_contact, h_puncture, h_off_hit, h_total)
             is_hit = is_c | is_o
             # The partner: a uniformly random other car on track in the window (-1 if none).
             on_track = dt[rows] > 0
@@ -533,70 +534,6 @@ _PER_CAR_KEYS: tuple[str, ...] = (
     "damage_b",
 )
 """Per-replica parameters of ``car_incidents``."""
-
-
-def _incident_kind(
-    v: torch.Tensor,
-    h_contact: torch.Tensor,
-    h_puncture: torch.Tensor,
-    h_off: torch.Tensor | None,
-    h_total: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Peel a uniform ``v`` of the cars that had an incident into its kind (contact,
-    puncture, off, failure, in proportion to their hazards) and a fresh uniform:
-    ``(is_contact, is_puncture, is_off, is_failure, v)``. Without the off hazard (None) the
-    arithmetic is exactly that of the three-kind model."""
-    total = h_total.double()
-    share_c = h_contact.double() / total
-    share_p = h_puncture.double() / total
-    is_c = v < share_c
-    is_p = ~is_c & (v < share_c + share_p)
-    if h_off is None:
-        is_o = torch.zeros_like(is_c)
-        is_f = ~is_c & ~is_p
-        v = torch.where(is_c, v / share_c, torch.where(is_p, (v - share_c) / share_p, v))
-        v = torch.where(is_f, (v - share_c - share_p) / (1 - share_c - share_p), v)
-        return is_c, is_p, is_o, is_f, v
-    # An off (slicks in the wet) is a fourth kind between punctures and failures.
-    share_o = h_off.double() / total
-    is_o = ~is_c & ~is_p & (v < share_c + share_p + share_o)
-    is_f = ~is_c & ~is_p & ~is_o
-    v = torch.where(
-        is_c,
-        v / share_c,
-        torch.where(
-            is_p,
-            (v - share_c) / share_p,
-            torch.where(is_o, (v - share_c - share_p) / share_o, v),
-        ),
-    )
-    rest = 1 - share_c - share_p - share_o
-    v = torch.where(is_f, (v - share_c - share_p - share_o) / rest, v)
-    return is_c, is_p, is_o, is_f, v
-
-
-def _risk_hazards(
-    exposure: CarExposure, h_puncture: torch.Tensor, h_failure: torch.Tensor
-) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-    """The scenario's risk priors on the fitted hazards per car-hour: (off, puncture,
-    failure hazards); (None, unchanged, unchanged) when the exposure carries no risks.
-
-    Tyre cliff: the puncture hazard times ``factor ** depth`` past the cliff
-    (:func:`events.models.punctures.cliff_depth`). Push: the failure hazard times the push
-    factor at push pace. Slicks in the wet: ``off_per_h x wetness²`` on any compound but wets.
-    """
-    risks = exposure.risks
-    if risks is None:
-        return None, h_puncture, h_failure
-    if exposure.compound is None:
-        raise ValueError("CarExposure.risks needs CarExposure.compound (slicks in the wet)")
-    depth = punctures.cliff_depth(exposure.tread_min, risks.cliff_tread)
-    h_puncture = h_puncture * (risks.cliff_log_factor * depth).exp()
-    pushing = exposure.pace_mode == PaceMode.PUSH
-    h_failure = h_failure * torch.where(pushing, risks.push_failure_factor, 1.0)
-    slick = exposure.compound != int(Compound.WET)
-    h_off = torch.where(slick, risks.slick_wet_off_per_h * exposure.wetness.square(), 0.0)
-    return h_off, h_puncture, h_failure
 
 
 def _peel(v: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
