@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.actions import ACTION_TABLE, ACTIONS, Fuel, Tyres, action_index
+from engine.legal import first_legal
 from engine.plan_file import PlanStrategy
 from engine.strategy import Observation, Strategy
 from world_model.interface import Compound, FlagState, PaceMode
@@ -47,22 +48,6 @@ WET_TRACK = 0.35
 """Wetness above which the rules fit wet tyres (and, by default, stop for them at once): slicks
 then lose 5 to 7.5 % of a lap to wets in the lap model (soft to hard), so a stop of about a
 minute pays for itself within about ten laps."""
-
-
-def first_legal(
-    prefs: torch.Tensor, legal: torch.Tensor, rows: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Per row, the first action of ``prefs`` (``[n, P]`` indices) that is legal; the first
-    legal action of the table when none is. ``rows``: the rows of ``legal`` that ``prefs``'s
-    rows are (default: all, in order), read without copying the rest of the mask."""
-    ok = legal.gather(1, prefs) if rows is None else legal[rows.unsqueeze(1), prefs]
-    pick = prefs.gather(1, ok.byte().argmax(dim=1, keepdim=True)).squeeze(1)
-    has = ok.any(dim=1)
-    if bool(has.all()):
-        return pick
-    lost = (~has).nonzero().squeeze(1)
-    source = lost if rows is None else rows.index_select(0, lost)
-    return pick.index_copy(0, lost, legal.index_select(0, source).byte().argmax(dim=1))
 
 
 @functools.cache

@@ -45,10 +45,16 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
         "engine.commands.sensitivity",
         "vary a risk prior over values: how the best strategy and its tail (CVaR) move",
     ),
-    "tune": ("policies.tuned", "find the best fixed plan (stints, tyres, pace) by grid search"),
+    "tune": (
+        "engine.commands.tune",
+        "find the best fixed plan (stints, tyres, pace) by grid search",
+    ),
     "advise": ("engine.advise", "rank the options now from a race state (whatif --save-state)"),
     "plan": ("engine.pitwall", "the best plan as a pit-wall table; writes the plan: file"),
-    "train": ("engine.train", "train a strategy agent (PPO, DQN, CVaR IQN) and compare it"),
+    "train": (
+        "engine.commands.train",
+        "train a strategy agent (PPO, DQN, CVaR IQN) and compare it",
+    ),
 }
 
 

@@ -3,8 +3,10 @@
 Registered as ``stintsim/Endurance-v0``::
 
     import gymnasium as gym
-    import engine.env  # registers the id
-    env = gym.make("stintsim/Endurance-v0", scenario="test_race")
+    env = gym.make("engine.env:stintsim/Endurance-v0", scenario="test_race")
+
+(the ``engine.env:`` prefix makes Gymnasium import this module, which registers the id; after
+``import engine.env`` the bare ``"stintsim/Endurance-v0"`` works too).
 
 For fast collection use :class:`engine.vec_env.RaceVecEnv`, which steps many replicas of the
 race in one batched engine call; this env is that vector env with a single replica.

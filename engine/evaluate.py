@@ -189,14 +189,7 @@ def evaluate(
             and _widest_class_position_half_width(joined, confidence) < precision
         )
 
-    bar = tqdm(
-        total=replicas * len(labels),
-        unit="race",
-        desc=f"{scenario.name} x{len(labels)}",
-        disable=not progress,
-        file=sys.stderr,
-    )
-    with bar:
+    with _race_bar(replicas * len(labels), f"{scenario.name} x{len(labels)}", progress) as bar:
         done, stop_reason = _run_rounds(
             backend, job, len(sizes), len(labels), None if precision is None else precise, bar
         )
@@ -226,6 +219,11 @@ def evaluate(
         elapsed_s=elapsed,
         chunk_replicas=chunk_replicas,
     )
+
+
+def _race_bar(total: int, desc: str, progress: bool) -> tqdm:
+    """The races-done progress bar on stderr (hidden without ``progress``)."""
+    return tqdm(total=total, unit="race", desc=desc, disable=not progress, file=sys.stderr)
 
 
 def _run_rounds(

@@ -139,3 +139,19 @@ def legal_mask(cars: CarsAtLine, rules: Rules, pit_lane_loss_s: float) -> torch.
 def is_dry(compound: torch.Tensor) -> torch.Tensor:
     """True where a :class:`Compound` code counts against the dry allocation."""
     return compound != int(Compound.WET)
+
+
+def first_legal(
+    prefs: torch.Tensor, legal: torch.Tensor, rows: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per row, the first action of ``prefs`` (``[n, P]`` indices) that is legal; the first
+    legal action of the table when none is. ``rows``: the rows of ``legal`` that ``prefs``'s
+    rows are (default: all, in order), read without copying the rest of the mask."""
+    ok = legal.gather(1, prefs) if rows is None else legal[rows.unsqueeze(1), prefs]
+    pick = prefs.gather(1, ok.byte().argmax(dim=1, keepdim=True)).squeeze(1)
+    has = ok.any(dim=1)
+    if bool(has.all()):
+        return pick
+    lost = (~has).nonzero().squeeze(1)
+    source = lost if rows is None else rows.index_select(0, lost)
+    return pick.index_copy(0, lost, legal.index_select(0, source).byte().argmax(dim=1))

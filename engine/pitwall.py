@@ -438,7 +438,8 @@ def _source(args: argparse.Namespace, scenario: Scenario, car: str) -> Strategy:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from engine.evaluate import focus_car, load_scenario_arg
+    from engine.commands.options import load_scenario_arg
+    from engine.evaluate import focus_car
 
     try:
         if args.replicas < 1 or args.tune_replicas < 1 or args.chunk_replicas < 1:

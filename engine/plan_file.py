@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from engine.actions import ACTION_TABLE, ACTIONS, Fuel, Tyres, action_index
+from engine.legal import first_legal
 from engine.strategy import Observation
 from world_model.interface import Compound, FlagState, PaceMode
 
@@ -238,8 +239,6 @@ class PlanStrategy:
 def _nearest_legal(planned: torch.Tensor, legal: torch.Tensor, pace: PaceMode) -> torch.Tensor:
     """Where the written decision is illegal: a full fill keeping tyres and driver if the car
     must stop (else whatever stop the rules allow), staying out if it may not stop."""
-    from engine.baselines import first_legal
-
     stay = action_index(pace, False)
     plain = [
         action_index(pace, True, Fuel.FULL, t, d, r)

@@ -271,6 +271,8 @@ class RaceSim:
         )
         self.replicas = replicas
         self._waiting: DecisionPoint | None = None
+        self._at_boundary: RaceState | None = None
+        """The state where :meth:`snapshot` stopped the clock, until ``advance`` goes on."""
 
     @property
     def done(self) -> torch.Tensor:
@@ -286,6 +288,7 @@ class RaceSim:
         """Run until the controlled car of some replicas reaches the line; None at the end."""
         if self._waiting is not None:
             return self._waiting
+        self._at_boundary = None
         if self.sim.over():
             return None
         env = self.sim.env
@@ -324,10 +327,31 @@ class RaceSim:
         return self.sim.result(self.strategy_names)
 
     def snapshot(self, replica: int) -> RaceSnapshot:
-        """The race of one replica now, to restart simulations from."""
-        one = self.sim.state.select(torch.tensor([replica]))
+        """The race of one replica at the end of the current clock window, to restart
+        simulations from: the decision just given (call ``act`` first) and everything else
+        at the line in that window has been served, so a race resumed from the snapshot
+        with the same strategies runs on exactly as this one does (given the same random
+        draws: a resumed race draws fresh ones). This race then waits at that boundary;
+        ``advance`` continues it."""
+        if self._waiting is not None:
+            raise RuntimeError(
+                "a decision is waiting: call act() first (the snapshot is taken at the end "
+                "of the window that decision belongs to)"
+            )
+        env, ext = self.sim.env, self.sim.external
+        state = self.sim.state
+        if self._at_boundary is not None:  # already waiting at a boundary
+            state = self._at_boundary
+        elif not self.sim.over():
+            ext.boundary = env.event()
+            with torch_threads(self.threads):
+                env.run(until=env.any_of([ext.boundary, self.sim.process]))
+            if ext.boundary_state is not None:
+                state, ext.boundary_state = ext.boundary_state, None
+                self._at_boundary = state
+        one = state.select(torch.tensor([replica]))
         return RaceSnapshot(
             scenario_name=self.scenario.name,
-            race_time_s=float(self.sim.env.now),
+            race_time_s=float(env.now),
             state=one.to_lists(),
         )

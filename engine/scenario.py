@@ -386,8 +386,9 @@ def _validate_rules(s: Scenario, where: str) -> None:
 
 
 def _validate_entry_figures(place: str, e: Entry) -> None:
-    if e.ref_lap_time_s <= 0 or e.ref_fuel_per_lap <= 0 or e.ref_wear_per_lap < 0:
-        raise ScenarioError(f"{place}: ref figures must be positive")
+    for key in ("ref_lap_time_s", "ref_fuel_per_lap"):
+        if not getattr(e, key) > 0:
+            raise ScenarioError(f"{place}: {key} must be > 0, got {getattr(e, key)}")
     for key in ("ref_fuel_per_lap", "ref_energy_per_lap", "ref_wear_per_lap"):
         value = getattr(e, key)
         if not 0 <= value <= 1:

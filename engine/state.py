@@ -45,6 +45,9 @@ class RaceState:
     """Green-equivalent seconds the car may still gain closing up behind the safety car [s]."""
     green_lap_s: torch.Tensor
     """The lap model's green lap time of the current lap [s] (float32)."""
+    recent_pace_pct: torch.Tensor
+    """The car's recent pace, the lap model's ``LapConditions.recent_pace_pct`` (float32,
+    NaN before its first lap), updated with each lap drawn."""
     fuel: torch.Tensor
     energy: torch.Tensor
     tread: torch.Tensor
@@ -125,9 +128,8 @@ class RaceState:
             raise ValueError(f"race snapshot lacks state field {missing[0]!r}")
         out = {}
         for k in dtypes:
-            t = torch.tensor(data[k])
-            if t.dtype == torch.float32 and k in _F64_FIELDS:
-                t = t.to(F64)
+            # times straight to float64: through float32 they would lose ~1e-5 s at 2000 s
+            t = torch.tensor(data[k], dtype=F64 if k in _F64_FIELDS else None)
             if t.dtype == torch.float64 and k not in _F64_FIELDS:
                 t = t.to(F32)
             out[k] = t
@@ -175,6 +177,7 @@ def initial_state(field: FieldTable, replicas: int, track_temp_c: float) -> Race
         next_cross_s=torch.full((r, c), float("inf"), dtype=F64),
         catch_s=zeros(F64),
         green_lap_s=zeros(),
+        recent_pace_pct=torch.full((r, c), float("nan")),
         fuel=torch.ones(r, c),
         energy=torch.ones(r, c),
         tread=torch.ones(r, c, N_WHEELS),

@@ -19,7 +19,7 @@ from engine.line_rows import Continuing, LapStart
 from engine.observe import TRAFFIC_WINDOW_S
 from engine.state import F64, RaceState, put, take
 from events.models.punctures import cliff_depth
-from world_model.interface import FlagState, LapConditions
+from world_model.interface import FlagState, LapConditions, update_recent_pace
 
 
 class LapSteps:
@@ -115,6 +115,7 @@ class LapSteps:
             night=darkness(ctx.scenario, t[:1]).expand(t.shape[0]),
             traffic=start.traffic,
             out_lap=start.out_lap.float(),
+            recent_pace_pct=take(s.recent_pace_pct, idx),
         )
 
     def _draw_laps(self, start: LapStart) -> None:
@@ -126,6 +127,9 @@ class LapSteps:
         car = idx % ctx.n_cars
         cond = self._lap_conditions(start, rep, car)
         out = ctx.lap_model.sample(cond, ctx.streams.laps, member=ctx.member.index_select(0, rep))
+        # The car's own pace feeds its next laps (out-laps carry pit-lane time: skipped).
+        recent = update_recent_pace(cond.recent_pace_pct, out.lap_time_s, cond.ref_lap_time_s)
+        put(s.recent_pace_pct, idx, torch.where(start.out_lap, cond.recent_pace_pct, recent))
         loss, _ = self.damage.effects(s)
         green = out.lap_time_s.double()
         rt = ctx.risks

@@ -73,6 +73,11 @@ class ExternalDecisions:
     pending: Pending | None = None
     given: simpy.Event | None = None
     actions: torch.Tensor | None = None
+    boundary: simpy.Event | None = None
+    """Set by the driver to ask for the state at the next window boundary (a snapshot: the
+    only moment no car is half-way through the line's phases); succeeded there."""
+    boundary_state: RaceState | None = None
+    """That state (a copy), taken at race time ``env.now`` when ``boundary`` succeeded."""
 
 
 class ChunkSim(TrackSteps, LineSteps, LapSteps, IncidentSteps):
@@ -165,6 +170,8 @@ class ChunkSim(TrackSteps, LineSteps, LapSteps, IncidentSteps):
             # The window [a, b) is resolved at its start: race control's events inside it
             # (a flag coming in at t in (a, b]) run after, so they cannot rewrite its schedule.
             a = float(self.env.now)
+            if self.external.boundary is not None:
+                yield from self._hand_over_boundary()
             b = a + self.ctx.window_s
             yield from self._window(a, b)
             yield self.env.timeout(self.ctx.window_s)
@@ -174,6 +181,16 @@ class ChunkSim(TrackSteps, LineSteps, LapSteps, IncidentSteps):
                 self.state.retired |= stuck
                 self.state.next_cross_s[stuck] = float("inf")
                 self.state.anchor_s[stuck] = float("inf")
+
+    def _hand_over_boundary(self) -> Generator:
+        """Copy the state between two windows for the driver, and pause so that it stops
+        the clock here."""
+        ext = self.external
+        assert ext.boundary is not None
+        ext.boundary_state = self.state.select(torch.arange(self.ctx.n_replicas))
+        event, ext.boundary = ext.boundary, None
+        event.succeed()
+        yield self.env.timeout(0)
 
     def run(self) -> None:
         self.env.run(until=self.process)

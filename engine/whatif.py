@@ -349,6 +349,9 @@ class WhatIf:
                 if (at_lap is not None and lap >= at_lap) or (
                     after_s is not None and time_s >= after_s
                 ):
+                    # the decision at this line is the strategy's; the state is the
+                    # window's end, once everything at the line has been served
+                    sim.act(point.replicas, strat.decide(point.obs, point.legal, generator))
                     return sim.snapshot(replica)
             sim.act(point.replicas, strat.decide(point.obs, point.legal, generator))
         goal = f"complete lap {at_lap}" if at_lap is not None else f"cross the line after {after}"

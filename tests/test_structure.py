@@ -24,21 +24,21 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("data", "world_model", "events", "engine", "policies")
 """Bottom to top: a module may import its own layer and those below."""
-ENTRY_POINTS = frozenset({"engine.train", "engine.cli"})
-"""Modules allowed to import a layer above theirs (they wire an agent to the engine)."""
+ENTRY_POINTS = frozenset(
+    {"engine.cli", "engine.commands.train", "engine.commands.tune", "engine.pitwall"}
+)
+"""Modules allowed to import a layer above theirs: the command layer, which sits on top of
+every layer (``engine.commands.train`` wires an agent to the engine, ``engine.pitwall`` the
+tuned plan search of ``policies.tuned``)."""
 MAX_FUNCTION_LINES = 100
 MAX_MODULE_LINES = 600
 
 KNOWN: frozenset[str] = frozenset(
     {
         # Being split or rewritten by other work in progress.
-        "module world_model.learned",
+        "module data.readers.lmu_duckdb",
+        "cycle world_model.evaluate -> world_model.leave_one_out",
         "function world_model.dataset.build_table",
-        "function world_model.generate.simulate_field",
-        "function data.readers.lmu_duckdb._Reader._laps",
-        "function data.readers.sharedmem._read_scoring",
-        "function engine.scenario_builder._build",
-        # To split next.
     }
 )
 """Exceptions, as ``"module NAME"``, ``"function MODULE.QUALNAME"``, ``"cycle A -> B"``

@@ -11,7 +11,10 @@ spacing of the points, so every method is scored by the same closed-form NLL and
 - ``linear``: the classic race-simulator lap model, least squares on tyre age (degradation),
   laps into the stint (fuel burnt) and flag state, with a Gaussian residual.
 - ``gbm_quantile``: scikit-learn ``HistGradientBoostingRegressor(loss="quantile")`` at
-  ``N_QUANTILES`` levels on the learned model's own input features.
+  ``N_QUANTILES`` levels on the lap's conditions (the learned model's input features less the
+  car's own history, :data:`HISTORY_FEATURES`): the baseline of earlier model cards.
+- ``gbm_quantile_history``: the same on every input of the learned model, the car's recent
+  pace included (the learned model's features exactly).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from sklearn.linear_model import LinearRegression
 
 from world_model.dataset import LapTable
 from world_model.distributions import Mixture
-from world_model.features import build_features
+from world_model.features import FEATURE_NAMES, build_features
 from world_model.interface import FlagState
 from world_model.targets import ENERGY, FUEL, TARGET_NAMES, raw_targets, target_affine
 
@@ -148,16 +151,29 @@ class LinearBaseline:
         return _physical(raw, table, channel)
 
 
+HISTORY_FEATURES = ("recent_pace_pct", "recent_pace_missing")
+"""Inputs from the car's own earlier laps (what the learned model adds to the lap's
+conditions): ``gbm_quantile`` goes without them, ``gbm_quantile_history`` uses them."""
+
+
 class QuantileGBMBaseline:
     name = "gbm_quantile"
 
-    def __init__(self, seed: int = 0, max_iter: int = 100) -> None:
-        self.seed, self.max_iter = seed, max_iter
+    def __init__(self, seed: int = 0, max_iter: int = 100, history: bool = False) -> None:
+        self.seed, self.max_iter, self.history = seed, max_iter, history
+        if history:
+            self.name = "gbm_quantile_history"
         self.models: dict[int, list[HistGradientBoostingRegressor]] = {}
         self.columns: dict[int, np.ndarray] = {}
 
+    def _features(self, table: LapTable) -> np.ndarray:
+        x = build_features(table.conditions).numpy()
+        if not self.history:
+            x = x[:, [i for i, n in enumerate(FEATURE_NAMES) if n not in HISTORY_FEATURES]]
+        return x
+
     def fit(self, table: LapTable, channels: tuple[int, ...]) -> QuantileGBMBaseline:
-        raw, x = _raw(table), build_features(table.conditions).numpy()
+        raw, x = _raw(table), self._features(table)
         for ch in channels:
             ok = ~np.isnan(raw[:, ch])
             if ok.sum() < 20:
@@ -181,8 +197,7 @@ class QuantileGBMBaseline:
         return self
 
     def predict(self, table: LapTable, channel: int) -> Mixture:
-        x = build_features(table.conditions).numpy()
-        x = x[:, self.columns[channel]]
+        x = self._features(table)[:, self.columns[channel]]
         pts = np.column_stack([m.predict(x) for m in self.models[channel]])
         return _physical(points_to_mixture(pts), table, channel)
 
@@ -193,7 +208,7 @@ class QuantileGBMBaseline:
 def fit_baselines(
     table: LapTable, channels: tuple[int, ...] = tuple(range(len(TARGET_NAMES))), seed: int = 0
 ) -> list[Baseline]:
-    """The three baselines fitted on ``table`` (training races) for the target columns
+    """The baselines fitted on ``table`` (training races) for the target columns
     ``channels``; early stopping of the boosting holds out 10 % of rows (seeded). Where no
     training row carries virtual energy, energy follows the fuel fit (relative departure
     from the reference, as the learned model's tied energy head)."""
@@ -201,6 +216,7 @@ def fit_baselines(
         EmpiricalBaseline().fit(table, channels),
         LinearBaseline().fit(table, channels),
         QuantileGBMBaseline(seed).fit(table, channels),
+        QuantileGBMBaseline(seed, history=True).fit(table, channels),
     ]
     if ENERGY in channels:
         for b in fitted:

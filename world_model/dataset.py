@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from world_model.interface import LapConditions, PaceMode
+from world_model.interface import LapConditions, PaceMode, update_recent_pace
 from world_model.targets import N_TARGETS
 
 WHEELS = ("fl", "fr", "rl", "rr")
@@ -178,6 +178,26 @@ def _causal_references(
     )
 
 
+def _recent_pace(green_lap_s: np.ndarray, ref_lap: np.ndarray, keys: pd.Series) -> np.ndarray:
+    """``LapConditions.recent_pace_pct`` of each row: the car's earlier green laps (NaN: not
+    one) folded in lap order by :func:`~world_model.interface.update_recent_pace`."""
+    groups = list(keys.groupby(keys.to_numpy(), sort=False).indices.values())
+    # Column k holds every car's k-th row (-1: none), so one step folds a lap of every car.
+    order = np.full((len(groups), max((len(g) for g in groups), default=0)), -1)
+    for j, rows in enumerate(groups):
+        order[j, : len(rows)] = rows
+    out = np.full(len(green_lap_s) + 1, np.nan)
+    lap = torch.as_tensor(np.append(green_lap_s, np.nan))  # index -1: padding
+    ref = torch.as_tensor(np.append(ref_lap, np.nan))
+    recent = torch.full((len(groups),), float("nan"), dtype=torch.float64)
+    for k in range(order.shape[1]):
+        rows = torch.as_tensor(order[:, k])
+        out[order[:, k]] = recent.numpy()  # padding writes land on the appended slot below
+        seen = ~(lap[rows].isnan() | ref[rows].isnan())
+        recent = torch.where(seen, update_recent_pace(recent, lap[rows], ref[rows]), recent)
+    return out[:-1]
+
+
 def _stints(
     df: pd.DataFrame, by_car: pd.core.groupby.DataFrameGroupBy, start_s: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -244,6 +264,7 @@ def build_table(df: pd.DataFrame) -> LapTable:
     )
     ref_lap, ref_fuel, ref_energy, ref_wear = _causal_references(ref_src, keys)
 
+    recent_pace = _recent_pace(np.where(green, lap_time, np.nan), ref_lap, keys)
     lap_target = np.where(
         no_stop & (df["lap"].to_numpy() > 1) & (lap_time < MAX_LAP_RATIO * ref_lap),
         lap_time,
@@ -288,6 +309,7 @@ def build_table(df: pd.DataFrame) -> LapTable:
         night=t(_night(hour)),
         traffic=t(_traffic(df, start_s)),
         out_lap=t(pit_out.astype(float)),
+        recent_pace_pct=t(recent_pace),
     )
     return LapTable(
         conditions=conditions,

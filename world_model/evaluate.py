@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from data.entry import run_main
 from world_model.baselines import Baseline, fit_baselines
+from world_model.calibration import coverage
 from world_model.checkpoint import CheckpointError, load_checkpoint
 from world_model.dataset import LapTable, load_table
 from world_model.distributions import Mixture
@@ -155,14 +156,17 @@ def evaluate_by_race(
     return out
 
 
-def plot_pit(results: dict, path: str | Path) -> None:
-    """Histogram of lap-time PIT values per method (flat = calibrated), written atomically."""
+def plot_pit(results: dict, path: str | Path) -> bool:
+    """Histogram of lap-time PIT values per method (flat = calibrated), written atomically;
+    False (nothing written) when no method scored a lap time."""
+    names = [n for n in results if results[n]["lap_time_s"].get("n", 0)]
+    if not names:
+        return False
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [n for n in results if results[n]["lap_time_s"].get("n", 0)]
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.0), sharey=True)
     for ax, name in zip(np.atleast_1d(axes), names, strict=True):
         ax.hist(results[name]["lap_time_s"]["pit"], bins=20, range=(0, 1), density=True)
@@ -176,6 +180,7 @@ def plot_pit(results: dict, path: str | Path) -> None:
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(path)
+    return True
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -223,6 +228,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--members", type=int, default=FitConfig.members, help="--leave-one-out: ensemble members"
+    )
+    p.add_argument(
+        "--max-train-laps",
+        type=int,
+        default=None,
+        help="--leave-one-out quick setting: at most this many training laps per fold (laps "
+        "with lap time only are drawn; laps with fuel, energy or wear all kept)",
+    )
+    p.add_argument(
+        "--keep-pit",
+        action="store_true",
+        help="--leave-one-out --json: include the model's PIT values per race and channel",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--seed", type=int, default=0, help="seed of the gradient-boosting baseline")
@@ -287,8 +304,11 @@ def main(argv: list[str] | None = None) -> int:
         fitted = fit_baselines(train, columns, args.seed)
         results = evaluate(models, fitted, test)
         by_race = evaluate_by_race(models, fitted, test) if args.by_race else None
-    if args.plot:
-        plot_pit(results, args.plot)
+    if args.plot and not plot_pit(results, args.plot):
+        print(
+            f"warning: no test lap has a lap time to score; {args.plot} not written",
+            file=sys.stderr,
+        )
     baselines = [b.name for b in fitted]
     verdict = {
         name: {
@@ -303,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in results
         if name not in baselines
     }
+    _add_calibrated(models, results)
     for r in results.values():
         for s in r.values():
             s.pop("pit", None)
@@ -322,6 +343,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _add_calibrated(models: dict[str, LearnedLapModel], results: dict) -> None:
+    """``NAME:calibrated`` coverage for models carrying a conformal interval calibration
+    (``info["interval_calibration"]``, fitted on left-out-race PIT values)."""
+    for name, model in models.items():
+        bounds = model.info.get("interval_calibration") or {}
+        rows = {
+            ch: {"n": results[name][ch]["n"], **coverage(results[name][ch]["pit"], b)}
+            for ch, b in bounds.items()
+            if results[name].get(ch, {}).get("n")
+        }
+        if rows:
+            results[f"{name}:calibrated"] = rows
+
+
 def _print_table(summary: dict) -> None:
     print(f"test races: {', '.join(summary['test_races'])}")
     print(f"MLP hidden matmuls in {summary['mlp_matmul_dtype']} (as the engine samples)")
@@ -331,9 +366,13 @@ def _print_table(summary: dict) -> None:
             f"  {'method':<28}{'n':>7}{'NLL':>10}{'CRPS':>11}{'cov50':>7}{'cov80':>7}{'cov90':>7}"
         )
         for name, r in summary["scores"].items():
-            s = r[ch]
+            s = r.get(ch, {})
             if not s.get("n"):
                 print(f"  {name:<28}{0:>7}  (no rows)")
+                continue
+            if "nll" not in s:  # a calibrated interval: coverage only
+                cov = f"{s['coverage_50']:>7.2f}{s['coverage_80']:>7.2f}{s['coverage_90']:>7.2f}"
+                print(f"  {name:<28}{s['n']:>7}{'':>21}{cov}")
                 continue
             print(
                 f"  {name:<28}{s['n']:>7}{s['nll']:>10.3f}{s['crps']:>11.4g}"
@@ -344,8 +383,8 @@ def _print_table(summary: dict) -> None:
         print(f"\n{race}")
         for ch in CHANNELS:
             for name, r in scores.items():
-                s = r[ch]
-                if s.get("n"):
+                s = r.get(ch, {})
+                if s.get("nll") is not None:
                     print(
                         f"  {ch:<11}{name:<28}{s['n']:>7}{s['crps']:>11.4g}"
                         f"{s['coverage_50']:>7.2f}{s['coverage_80']:>7.2f}{s['coverage_90']:>7.2f}"
@@ -367,9 +406,17 @@ def _main_leave_one_out(args: argparse.Namespace) -> int:
     fit = FitConfig(
         arch=args.arch, epochs=args.epochs, patience=args.patience, members=args.members
     )
-    cfg = LeaveOneOutConfig(fit=fit, seed=args.seed, races=tuple(args.races), threads=args.threads)
+    cfg = LeaveOneOutConfig(
+        fit=fit,
+        seed=args.seed,
+        races=tuple(args.races),
+        threads=args.threads,
+        max_train_laps=args.max_train_laps,
+    )
     result = run_leave_one_out(table, cfg, progress=not args.no_progress)
     pits = result.pop("pit")
+    # The model's PIT values per race and channel: what a calibration is fitted on.
+    result["model_pit"] = {r: p["model"] for r, p in pits.items()} if args.keep_pit else None
     if args.plot:
         pooled_pit = {
             m: {
@@ -382,7 +429,13 @@ def _main_leave_one_out(args: argparse.Namespace) -> int:
         }
         plot_pit(pooled_pit, args.plot)
     result["verdict"] = verdict(result)
-    result["fit"] = {"arch": fit.arch, "epochs": fit.epochs, "patience": fit.patience}
+    result["fit"] = {
+        "arch": fit.arch,
+        "epochs": fit.epochs,
+        "patience": fit.patience,
+        "members": fit.members,
+        "max_train_laps": args.max_train_laps,
+    }
     if args.json:
         print(json.dumps(result))
     else:
@@ -399,7 +452,10 @@ def _print_leave_one_out(result: dict) -> None:
         )
         for name, r in result["pooled"].items():
             s = r.get(ch)
-            if s:
+            if s and "crps" not in s:
+                cov = f"{s['coverage_50']:>7.2f}{s['coverage_80']:>7.2f}{s['coverage_90']:>7.2f}"
+                print(f"  {name:<24}{s['n']:>8}{'':>21}{cov}")
+            elif s:
                 print(
                     f"  {name:<24}{s['n']:>8}{s['nll']:>10.3f}{s['crps']:>11.4g}"
                     f"{s['coverage_50']:>7.2f}{s['coverage_80']:>7.2f}{s['coverage_90']:>7.2f}"
@@ -415,7 +471,8 @@ def _print_leave_one_out(result: dict) -> None:
         print(
             f"  {ch}: beats every baseline in {v['races_won']}/{v['races_scored']} races; "
             f"pooled {100 * v['pooled_gain_over_best']:+.1f} % vs {v['best_baseline']}; "
-            f"cov80 {v['pooled_coverage_80']:.2f}"
+            f"cov80 {v['pooled_coverage_80']:.2f} (calibrated: "
+            f"{v['pooled_calibrated_coverage_80'] or float('nan'):.2f})"
         )
 
 

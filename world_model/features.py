@@ -30,6 +30,7 @@ SCALAR_INPUTS = (
     "damage",
     "night",
     "traffic",
+    "recent_pace_pct",
     "log_ref_lap_time",
     "ref_fuel_per_lap",
     "ref_wear_per_lap",
@@ -39,6 +40,7 @@ SCALAR_INPUTS = (
     "wetness_missing",
     "track_temp_missing",
     "compound_missing",
+    "recent_pace_missing",
 )
 FEATURE_NAMES: tuple[str, ...] = (*SCALAR_INPUTS, *FLAG_INPUTS, *COMPOUND_INPUTS)
 """Column names of the feature matrix, in order."""
@@ -60,16 +62,21 @@ def _one_hot_rows(codes: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
 def build_features(c: LapConditions, out: torch.Tensor | None = None) -> torch.Tensor:
     """Feature matrix ``[N, N_FEATURES]`` (float32) of the car-laps in ``c``.
 
-    Lap-store rows may carry NaN in fuel, energy, tread, tyre and track temperature and
-    wetness, and compound or flag ``-1`` (unknown); engine conditions carry none. One
-    indicator per input group (fuel, tread, tyre temperature, wetness, track temperature,
-    compound) marks the unknown. Tyre temperature is taken relative to the track [°C / 10];
-    stint time is expressed in reference laps.
+        Lap-store rows may carry NaN in fuel, energy, tread, tyre and track temperature and
+        wetness, and compound or flag ``-1`` (unknown); engine conditions carry none. One
+        indicator per input group (fuel, tread, tyre temperature, wetness, track temperature,
+        compound) marks the unknown. Tyre temperature is taken relative to the track [°C / 10];
+        stint time is expressed in reference laps. The car's recent pace
+    (``recent_pace_pct``) is unknown before its first green lap (and for every row when the
+    caller does not track it): NaN plus an indicator.
 
-    The result is the transpose of a contiguous ``[N_FEATURES, N]`` tensor (``out`` when
-    given, float32): every column is written (and standardised) as one contiguous row, several
-    times faster than writing columns of a row-major matrix.
+        The result is the transpose of a contiguous ``[N_FEATURES, N]`` tensor (``out`` when
+        given, float32): every column is written (and standardised) as one contiguous row, several
+        times faster than writing columns of a row-major matrix.
     """
+    recent = c.recent_pace_pct
+    if recent is None:
+        recent = torch.full((c.batch_size,), float("nan"))
     tread_lost = 1.0 - c.tread
     tread_lost_mean = tread_lost.mean(dim=1)
     columns = [
@@ -85,6 +92,7 @@ def build_features(c: LapConditions, out: torch.Tensor | None = None) -> torch.T
         c.damage,
         c.night,
         c.traffic,
+        recent,
         torch.log(c.ref_lap_time_s),
         c.ref_fuel_per_lap,
         c.ref_wear_per_lap,
@@ -94,6 +102,7 @@ def build_features(c: LapConditions, out: torch.Tensor | None = None) -> torch.T
         c.wetness.isnan(),
         c.track_temp_c.isnan(),
         c.compound < 0,
+        recent.isnan(),
     ]
     n = c.batch_size
     if out is None:

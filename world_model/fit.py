@@ -352,10 +352,28 @@ def _parser() -> argparse.ArgumentParser:
         help="intra-op threads (default 1: on a busy 2-core machine more threads spin-wait "
         "on each other and run many times slower)",
     )
+    p.add_argument(
+        "--calibration",
+        default=None,
+        metavar="JSON",
+        help="store the conformal interval calibration of a leave-one-out run (the JSON of "
+        "python -m world_model.evaluate --leave-one-out --json) with the model",
+    )
     p.add_argument("--logdir", default=None, help="TensorBoard log folder (default: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     return p
+
+
+def _read_calibration(path: str) -> dict:
+    """The ``calibration`` object of a leave-one-out JSON (channel -> level -> PIT bounds)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return dict(json.load(f)["calibration"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(
+            f"error: {path}: expected the JSON of evaluate --leave-one-out ({exc})"
+        ) from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -363,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)  # entry point: nothing below draws from it, set for safety
     torch.set_num_threads(args.threads)
     started = time.time()
+    calibration = _read_calibration(args.calibration) if args.calibration else None
     try:
         table = load_table(args.db)
     except (FileNotFoundError, ValueError) as exc:
@@ -418,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if writer is not None:
         writer.close()
+    if calibration:
+        model.info["interval_calibration"] = calibration
     model.info["train_rows"] = len(train)
     model.info["fit_seconds"] = round(time.time() - started, 1)
     save_checkpoint(model, args.out)

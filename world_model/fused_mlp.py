@@ -8,14 +8,15 @@ sampling call over threads of one intra-op thread each.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import TypeVar
 
 import torch
 
 from world_model.networks import N_MIX, N_OUT, MLPEnsemble, activate_
+from world_model.threads import torch_threads
 from world_model.workspace import Workspace
 
 T = TypeVar("T")
@@ -30,20 +31,11 @@ def bucket(rows: int) -> int:
     return -(-rows // grain) * grain
 
 
-@contextmanager
-def one_intra_op_thread() -> Iterator[None]:
+def one_intra_op_thread() -> AbstractContextManager[None]:
     """One intra-op thread inside (restored after): sampling's operations are too small for
     intra-op threads, which measured slower than one at every batch size on this project's
     2-core machine (0.65 against 1.11 M car-laps/s at 4,096 rows)."""
-    before = torch.get_num_threads()
-    if before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return torch_threads(1)
 
 
 class FusedMLP:

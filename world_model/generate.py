@@ -29,6 +29,7 @@ from world_model.interface import (
     LapConditions,
     LapModel,
     PaceMode,
+    update_recent_pace,
 )
 from world_model.loading import load
 
@@ -78,6 +79,7 @@ def simulate_field(
     out_lap = torch.zeros(c)
     pit_time = torch.zeros(c)
     active = torch.ones(c, dtype=torch.bool)
+    recent = torch.full((c,), float("nan"))  # as the engine feeds it
     lap = 0
     rows: list[dict] = []
     full = lambda v: torch.full((c,), float(v))  # noqa: E731
@@ -109,6 +111,7 @@ def simulate_field(
             night=_night(spec.start_hour + race_time / 3600.0),
             traffic=traffic,
             out_lap=out_lap,
+            recent_pace_pct=recent,
         )
         o = model.sample(cond, generator, members)
         lap_time = o.lap_time_s + pit_time
@@ -132,6 +135,8 @@ def simulate_field(
             "tyre_temp_c": o.tyre_temp_c,
         }
         rows += _lap_rows(spec, lap, active, per_car)
+        recent = update_recent_pace(recent, o.lap_time_s, ref_lap)
+        recent = torch.where(out_lap > 0, cond.recent_pace_pct, recent)
         # Stops: refuel to full; new tyres when the most worn wheel is below the threshold.
         change = pit_in & (tread_end.min(dim=1).values < spec.tyre_change_tread)
         fuel = torch.where(pit_in, 1.0, fuel_end)

@@ -96,14 +96,44 @@ class LapConditions:
     """Cars within 5 s ahead on track at the start of the lap (float)."""
     out_lap: torch.Tensor
     """1.0 on the lap that leaves the pits, else 0.0."""
+    recent_pace_pct: torch.Tensor | None = None
+    """The car's own recent pace: an exponentially weighted mean (weight
+    :data:`RECENT_PACE_WEIGHT` on each new lap) of its earlier green laps' departure from
+    ``ref_lap_time_s`` [%], each clipped to :data:`RECENT_PACE_CLIP_PCT`; NaN (or ``None``
+    for every row) before the car has such a lap. The engine updates it with each lap it
+    draws (:func:`update_recent_pace`)."""
 
     @property
     def batch_size(self) -> int:
         return int(self.fuel.shape[0])
 
-    def index(self, rows: torch.Tensor) -> LapConditions:
-        """The conditions of the selected rows (a boolean mask or an index tensor)."""
-        return LapConditions(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+    def index(self, rows: torch.Tensor | slice) -> LapConditions:
+        """The conditions of the selected rows (a boolean mask, an index tensor or a slice:
+        views, no copy)."""
+        return LapConditions(
+            **{
+                f.name: None if (v := getattr(self, f.name)) is None else v[rows]
+                for f in fields(self)
+            }
+        )
+
+
+RECENT_PACE_WEIGHT = 0.3
+"""Weight of the newest lap in ``LapConditions.recent_pace_pct``."""
+RECENT_PACE_CLIP_PCT = (-5.0, 10.0)
+"""Bounds of one lap's departure [%] before it enters the recent pace (a traffic or
+incident lap says little about the next)."""
+
+
+def update_recent_pace(
+    recent_pct: torch.Tensor, lap_time_s: torch.Tensor, ref_lap_time_s: torch.Tensor
+) -> torch.Tensor:
+    """The recent pace [%] after a green lap of ``lap_time_s`` (NaN ``recent_pct``: the
+    car's first such lap); the one formula for the lap store and the engine."""
+    pct = (100.0 * (lap_time_s / ref_lap_time_s - 1.0)).clamp(*RECENT_PACE_CLIP_PCT)
+    return torch.where(
+        recent_pct.isnan(), pct, recent_pct + RECENT_PACE_WEIGHT * (pct - recent_pct)
+    )
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,6 @@ BF16_MIN_ROWS = 1_024
 matmuls save at that size)."""
 _BELOW_ONE = 1.0 - 2.0**-24
 """The largest float32 below 1: keeps derived uniforms in [0, 1)."""
-_CONDITION_FIELDS = dataclasses.fields(LapConditions)
 _OUTCOME_FIELDS = dataclasses.fields(LapOutcome)
 
 
@@ -131,7 +130,7 @@ def _softplus(x: torch.Tensor) -> torch.Tensor:
 
 def _rows(c: LapConditions, rows: slice) -> LapConditions:
     """The conditions of a contiguous range of rows, as views (no copy)."""
-    return LapConditions(**{f.name: getattr(c, f.name)[rows] for f in _CONDITION_FIELDS})
+    return c.index(rows)
 
 
 @dataclass(frozen=True)

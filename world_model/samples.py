@@ -33,4 +33,5 @@ def random_conditions(n: int, generator: torch.Generator) -> LapConditions:
         night=u(0.0, 1.0).round(),
         traffic=i(4).float(),
         out_lap=torch.zeros(n),
+        recent_pace_pct=u(-1.0, 3.0),
     )

@@ -10,15 +10,16 @@ import torch
 
 @contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` intra-op threads, restoring the count after (None: leave it).
+    """Run the block with ``n`` intra-op threads, restoring the count after (None, or the
+    count already set: leave it).
 
     The engine's tensors are small and many: one thread avoids the threads' spin-waiting on a
     loaded machine, and parallelism comes from running chunks in separate processes
     (``engine.backends``)."""
-    if n is None:
+    before = torch.get_num_threads()
+    if n is None or n == before:
         yield
         return
-    before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
         yield

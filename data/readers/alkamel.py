@@ -17,6 +17,7 @@ import math
 import re
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -130,6 +131,81 @@ def _clock(path: Path, line: int, column: str, text: str) -> float | None:
         raise IngestError(path, f"line {line}, column {column}", str(e)) from e
 
 
+@dataclass
+class _LapReading:
+    """What reading the lap rows of one file collects besides the laps."""
+
+    path: Path
+    index: dict[str, int]
+    session: SessionRecord
+    sector_cols: list[tuple[str, str]]
+    warnings: list[str]
+    seen: set[tuple[str, int]] = field(default_factory=set)
+    starts: list[float] = field(default_factory=list)
+    """Race start as time of day [s], from each car's first lap."""
+    lengths: list[float] = field(default_factory=list)
+    """Track length estimates [m] from speed and lap time."""
+
+    def lap_record(self, n: int, row: list[str]) -> Row | None:
+        """The lap of CSV line ``n``; None for a duplicate lap (warned)."""
+        number = _cell(row, self.index, "NUMBER")
+        lap_text = _cell(row, self.index, "LAP_NUMBER")
+        if not number or not is_digits(lap_text):
+            raise IngestError(
+                self.path,
+                f"line {n}",
+                f"expected NUMBER and an integer LAP_NUMBER, got {number!r}, {lap_text!r}",
+            )
+        lap = int(lap_text)
+        if (number, lap) in self.seen:
+            self.warnings.append(f"line {n}: duplicate lap {lap} of car {number}; kept the first")
+            return None
+        self.seen.add((number, lap))
+        lap_time = _clock(self.path, n, "LAP_TIME", _cell(row, self.index, "LAP_TIME"))
+        timed = 1
+        if lap_time is None or not math.isfinite(lap_time) or lap_time <= 0.0:
+            self.warnings.append(
+                f"line {n}: lap time {_cell(row, self.index, 'LAP_TIME')!r} is not a positive time;"
+                " lap kept untimed"
+            )
+            lap_time, timed = None, 0
+        elapsed = _clock(self.path, n, "ELAPSED", _cell(row, self.index, "ELAPSED"))
+        hour = _clock(self.path, n, "HOUR", _cell(row, self.index, "HOUR"))
+        flag_text = _cell(row, self.index, "FLAG_AT_FL")
+        if flag_text and flag_text not in FLAG_CODES:
+            self.warnings.append(f"line {n}: unknown FLAG_AT_FL {flag_text!r}; stored NULL")
+        driver_number = _cell(row, self.index, "DRIVER_NUMBER")
+        car = self.session.car(number)
+        car.car_class = car.car_class or _cell(row, self.index, "CLASS") or None
+        car.team = car.team or _cell(row, self.index, "TEAM") or None
+        car.manufacturer = car.manufacturer or _cell(row, self.index, "MANUFACTURER") or None
+        driver = _cell(row, self.index, "DRIVER_NAME") or None
+        if driver:
+            car.add_driver(driver, int(driver_number) if is_digits(driver_number) else None)
+        rec: Row = {
+            "car": number,
+            "driver": driver,
+            "lap": lap,
+            "lap_time_s": lap_time,
+            "timed": timed,
+            "race_time_s": elapsed,
+            "pit_in": int(_cell(row, self.index, "CROSSING_FINISH_LINE_IN_PIT") == "B"),
+            "pit_time_s": _clock(self.path, n, "PIT_TIME", _cell(row, self.index, "PIT_TIME")),
+            "flag": FLAG_CODES.get(flag_text),
+            "_driver_number": driver_number,
+            "_line": n,
+        }
+        for col, src in self.sector_cols:
+            rec[col] = _clock(self.path, n, src, _cell(row, self.index, src))
+        kph = _cell(row, self.index, "KPH")
+        if lap_time and kph and rec["flag"] == 0 and lap > 1:
+            with contextlib.suppress(ValueError):
+                self.lengths.append(float(kph) / 3.6 * lap_time)
+        if lap == 1 and elapsed is not None and hour is not None:
+            self.starts.append((hour - elapsed) % 86400.0)
+        return rec
+
+
 def read_laps(path: Path) -> ReadResult:
     """Read an Al Kamel lap analysis CSV into one race session (one lap row per line)."""
     header, rows, delimiter = read_table(path)
@@ -151,9 +227,7 @@ def read_laps(path: Path) -> ReadResult:
         (f"s{k}_s", f"S{k}_SECONDS" if f"S{k}_SECONDS" in index else f"S{k}") for k in (1, 2, 3)
     ]
     laps: list[Row] = []
-    seen: set[tuple[str, int]] = set()
-    starts: list[float] = []
-    lengths: list[float] = []
+    reading = _LapReading(path, index, session, sector_cols, warnings)
     if rows and not path.read_bytes().rstrip(b" \t").endswith((b"\n", b"\r")):
         warnings.append(
             f"line {len(rows) + 1}: the file does not end with a line end (cut off while "
@@ -168,69 +242,16 @@ def read_laps(path: Path) -> ReadResult:
                 " skipped"
             )
             continue
-        number = _cell(row, index, "NUMBER")
-        lap_text = _cell(row, index, "LAP_NUMBER")
-        if not number or not is_digits(lap_text):
-            raise IngestError(
-                path,
-                f"line {n}",
-                f"expected NUMBER and an integer LAP_NUMBER, got {number!r}, {lap_text!r}",
-            )
-        lap = int(lap_text)
-        if (number, lap) in seen:
-            warnings.append(f"line {n}: duplicate lap {lap} of car {number}; kept the first")
-            continue
-        seen.add((number, lap))
-        lap_time = _clock(path, n, "LAP_TIME", _cell(row, index, "LAP_TIME"))
-        timed = 1
-        if lap_time is None or not math.isfinite(lap_time) or lap_time <= 0.0:
-            warnings.append(
-                f"line {n}: lap time {_cell(row, index, 'LAP_TIME')!r} is not a positive time;"
-                " lap kept untimed"
-            )
-            lap_time, timed = None, 0
-        elapsed = _clock(path, n, "ELAPSED", _cell(row, index, "ELAPSED"))
-        hour = _clock(path, n, "HOUR", _cell(row, index, "HOUR"))
-        flag_text = _cell(row, index, "FLAG_AT_FL")
-        if flag_text and flag_text not in FLAG_CODES:
-            warnings.append(f"line {n}: unknown FLAG_AT_FL {flag_text!r}; stored NULL")
-        driver_number = _cell(row, index, "DRIVER_NUMBER")
-        car = session.car(number)
-        car.car_class = car.car_class or _cell(row, index, "CLASS") or None
-        car.team = car.team or _cell(row, index, "TEAM") or None
-        car.manufacturer = car.manufacturer or _cell(row, index, "MANUFACTURER") or None
-        driver = _cell(row, index, "DRIVER_NAME") or None
-        if driver:
-            car.add_driver(driver, int(driver_number) if is_digits(driver_number) else None)
-        rec: Row = {
-            "car": number,
-            "driver": driver,
-            "lap": lap,
-            "lap_time_s": lap_time,
-            "timed": timed,
-            "race_time_s": elapsed,
-            "pit_in": int(_cell(row, index, "CROSSING_FINISH_LINE_IN_PIT") == "B"),
-            "pit_time_s": _clock(path, n, "PIT_TIME", _cell(row, index, "PIT_TIME")),
-            "flag": FLAG_CODES.get(flag_text),
-            "_driver_number": driver_number,
-            "_line": n,
-        }
-        for col, src in sector_cols:
-            rec[col] = _clock(path, n, src, _cell(row, index, src))
-        kph = _cell(row, index, "KPH")
-        if lap_time and kph and rec["flag"] == 0 and lap > 1:
-            with contextlib.suppress(ValueError):
-                lengths.append(float(kph) / 3.6 * lap_time)
-        if lap == 1 and elapsed is not None and hour is not None:
-            starts.append((hour - elapsed) % 86400.0)
-        laps.append(rec)
+        rec = reading.lap_record(n, row)
+        if rec is not None:
+            laps.append(rec)
     if not laps:
         raise IngestError(path, "line 2", "no lap rows after the header")
     session.laps = laps
-    if starts:
-        session.start_hour_of_day = statistics.median(starts) / 3600.0
-    if lengths:
-        session.track_length_m = round(statistics.median(lengths), 0)
+    if reading.starts:
+        session.start_hour_of_day = statistics.median(reading.starts) / 3600.0
+    if reading.lengths:
+        session.track_length_m = round(statistics.median(reading.lengths), 0)
     _check_lap_times(session, warnings)
     _derive_car_laps(session)
     _derive_positions(session)

@@ -224,18 +224,23 @@ def _read_laps(
             row["fuel_start"] = prev["fuel_end"]
             if prev["energy_end"] is not None:
                 row["energy_start"] = prev["energy_end"]
-        # Where LMU logs the lap's own use (fuelUsed / veUsed; negative on a lap with a
-        # refill), the start is the end plus that use: the levels are rounded to three
-        # decimals, so the previous lap's end is up to 0.001 off, 3 % of a lap's use.
-        for level, used in (("fuel", "_fuel_used"), ("energy", "_energy_used")):
-            if row[used] is not None and row[used] > 0 and row[f"{level}_end"] is not None:
-                row[f"{level}_start"] = row[f"{level}_end"] + row[used]
+        _start_from_logged_use(row)
     uses = [
         a["fuel_end"] - b["fuel_end"]
         for a, b in itertools.pairwise(rows)
         if a["fuel_end"] is not None and b["fuel_end"] is not None and a["fuel_end"] > b["fuel_end"]
     ]
     per_lap = statistics.median(uses) if uses else 0.0
+    session.pit_stops.extend(_pit_stops(number, rows, per_lap))
+    for row in rows:
+        del row["_start"], row["_fuel_used"], row["_energy_used"]
+    session.laps.extend(rows)
+
+
+def _pit_stops(number: str, rows: list[Row], per_lap: float) -> list[Row]:
+    """A stop per in-lap: refuel and fuel added (fraction of tank) from the levels around it,
+    tyres changed from the tread, at the in-lap's line crossing."""
+    out_stops: list[Row] = []
     for i, row in enumerate(rows):
         if row["pit_in"] != 1:
             continue
@@ -251,10 +256,17 @@ def _read_laps(
             if all(a is not None and b is not None for a, b in treads):
                 stop["tyres_changed"] = sum(1 for a, b in treads if b > a + 0.005)
             stop["driver_change"] = 0
-        session.pit_stops.append(stop)
-    for row in rows:
-        del row["_start"], row["_fuel_used"], row["_energy_used"]
-    session.laps.extend(rows)
+        out_stops.append(stop)
+    return out_stops
+
+
+def _start_from_logged_use(row: Row) -> None:
+    """Where LMU logs the lap's own use (fuelUsed / veUsed; negative on a lap with a refill),
+    the lap's start level is its end plus that use: the levels are rounded to three decimals,
+    so the previous lap's end is up to 0.001 off, 3 % of a lap's use."""
+    for level, used in (("fuel", "_fuel_used"), ("energy", "_energy_used")):
+        if row[used] is not None and row[used] > 0 and row[f"{level}_end"] is not None:
+            row[f"{level}_start"] = row[f"{level}_end"] + row[used]
 
 
 def _lap_at(session: SessionRecord, number: str, t: float) -> int | None:

@@ -108,9 +108,19 @@ _VEHICLE = st.fixed_dictionaries(
         )
     },
 )
+_CLOCK = st.one_of(
+    st.floats(0, 100),
+    st.floats(0, 100),  # twice: most records have a good clock
+    st.sampled_from([float("nan"), float("inf"), float("-inf")]),
+    st.none(),
+    st.text(max_size=3),
+)
+"""A record's session clock: finite, non-finite, null or text (issue 20: none of them may
+crash the reader)."""
 _SCORING = st.fixed_dictionaries(
-    {"Type": st.just("ScoringInfoV01"), "mCurrentET": st.floats(0, 100)},
+    {"Type": st.just("ScoringInfoV01")},
     optional={
+        "mCurrentET": _CLOCK,
         "mVehicles": st.one_of(_VALUE, st.lists(st.one_of(_VEHICLE, _VALUE), max_size=3)),
         "mGamePhase": _VALUE,
         "mLapDist": _VALUE,
@@ -118,8 +128,9 @@ _SCORING = st.fixed_dictionaries(
 )
 _WHEEL = st.fixed_dictionaries({}, optional={"mWear": _VALUE, "mTemperature": _VALUE})
 _TELEMETRY = st.fixed_dictionaries(
-    {"Type": st.just("TelemInfoV01"), "mElapsedTime": st.floats(0, 100)},
+    {"Type": st.just("TelemInfoV01")},
     optional={
+        "mElapsedTime": _CLOCK,
         "mWheel": st.one_of(_VALUE, st.lists(st.one_of(_WHEEL, _VALUE), max_size=4)),
         "mLapNumber": _VALUE,
         "mFuel": _VALUE,
@@ -134,6 +145,7 @@ _TELEMETRY = st.fixed_dictionaries(
 @given(st.lists(st.one_of(_SCORING, _TELEMETRY), min_size=1, max_size=6))
 # a near-zero tank capacity once overflowed the fuel share to inf
 @example([{"Type": "TelemInfoV01", "mElapsedTime": 0.0, "mFuel": 1e71, "mFuelCapacity": 1e-238}])
+@example([{"Type": "ScoringInfoV01", "mCurrentET": float("nan")}])  # once an IndexError
 def test_shared_memory_records_of_any_shape(records: list[dict]) -> None:
     path = _tmp(json.dumps(records).encode(), "rec.json")
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.advise import main as advise
-from engine.whatif import main as whatif
+from engine.commands.whatif import main as whatif
 
 
 @pytest.fixture(scope="module")

@@ -295,3 +295,43 @@ def test_field_bunches_behind_the_safety_car_but_not_under_fcy() -> None:
     # Closed up to about the minimum gap (1 s of green running), stretched by the SC's pace.
     assert sc_gap < 3.0 * s.track.sc_min_gap_s * s.rules.safety_car.lap_time_factor
     assert fcy_gap > 40.0
+
+
+class Recording:
+    """A lap model that records what the engine conditions each call on and what it drew."""
+
+    def __init__(self, model: ParametricLapModel) -> None:
+        self.model = model
+        self.calls: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def sample(self, conditions, generator, member=None):
+        out = self.model.sample(conditions, generator, member)
+        recent = conditions.recent_pace_pct
+        self.calls.append(
+            (
+                recent.clone(),
+                out.lap_time_s.clone(),
+                conditions.ref_lap_time_s.clone(),
+                conditions.out_lap.clone(),
+            )
+        )
+        return out
+
+
+def test_engine_feeds_each_car_its_recent_pace() -> None:
+    """The lap model's ``recent_pace_pct`` is NaN on the first lap, then the recursion of
+    ``update_recent_pace`` over the laps the model drew for that car (out-laps skipped)."""
+    from world_model.interface import update_recent_pace
+
+    model = Recording(ParametricLapModel(ParametricLapParams(noise_scale=1.0)))
+    stop = action_index(PaceMode.NORMAL, True, Fuel.FULL, Tyres.FOUR_MEDIUM, True, False)
+    simulate(solo(laps=12), Scripted({5: stop}), 1, 0, lap_model=model)
+    assert len(model.calls) >= 12
+    assert model.calls[0][0].isnan().all()
+    recent = torch.full((1,), float("nan"))
+    for seen, lap, ref, out_lap in model.calls:
+        assert torch.allclose(seen, recent, equal_nan=True), (seen, recent)
+        nxt = update_recent_pace(recent, lap, ref)
+        recent = torch.where(out_lap > 0, recent, nxt)
+    assert model.calls[1][0].isfinite().all()
+    assert any(bool(out_lap.any()) for *_, out_lap in model.calls)  # the stop's out-lap

@@ -8,15 +8,14 @@ import math
 import pytest
 
 from engine.baselines import make_strategy
+from engine.commands.tune import _parser, main
 from engine.evaluate import evaluate
 from engine.race import StrategyAssignment, simulate
 from engine.scenario import load_scenario
 from policies.tuned import (
     PACES,
     TYRE_STINTS,
-    _parser,
     fixed_plan,
-    main,
     stint_grid,
     tune_fixed_plan,
     verify,

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from engine import evaluate as evaluate_cmd
+from engine.commands import evaluate as evaluate_cmd
 from engine.montecarlo import PROPORTION_METRICS, Interval, Outcomes, compare
 from engine.report import CLIPPED_NOTE, format_table
 

@@ -10,7 +10,7 @@ COMMANDS = {
     "engine.simulate": ["test_race"],
     "engine.commands.evaluate": ["test_race", "--strategy", "double-stint"],
     "engine.commands.whatif": ["test_race", "--strategy", "double-stint"],
-    "policies.tuned": ["test_race"],
+    "engine.commands.tune": ["test_race"],
     "engine.train": [],
 }
 
@@ -27,9 +27,9 @@ COMMANDS = {
         ("engine.commands.evaluate", "--precision", "nan"),
         ("engine.commands.whatif", "--seed", "-3"),
         ("engine.commands.whatif", "--pit-after", "-1"),
-        ("policies.tuned", "--seed", "-1"),
-        ("policies.tuned", "--replicas", "0"),
-        ("policies.tuned", "--cvar-alpha", "inf"),
+        ("engine.commands.tune", "--seed", "-1"),
+        ("engine.commands.tune", "--replicas", "0"),
+        ("engine.commands.tune", "--cvar-alpha", "inf"),
         ("engine.train", "--seed", "-1"),
         ("engine.train", "--replicas", "abc"),
         ("engine.train", "--threads", "0"),

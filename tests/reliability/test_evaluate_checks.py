@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from engine import evaluate as evaluate_cmd
+from engine import evaluate as evaluation
+from engine.commands import evaluate as evaluate_cmd
 
 
 def test_case10_a_missing_agent_checkpoint_fails_before_any_race(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ran: list[object] = []
-    monkeypatch.setattr(evaluate_cmd, "ChunkJob", lambda **kw: ran.append(kw))
+    monkeypatch.setattr(evaluation, "ChunkJob", lambda **kw: ran.append(kw))
     missing = tmp_path / "MISSING.pt"
     spec = f"policies.agents:load:path={missing}"
     started = time.perf_counter()

@@ -74,3 +74,21 @@ def test_stint_windows_cover_every_row_once_in_lap_order(synthetic_table):
         r = row[row >= 0]
         assert (np.diff(synthetic_table.lap[r]) == 1).all()
         assert len(set(synthetic_table.car_key[r])) == 1
+
+
+def test_recent_pace_folds_the_cars_earlier_green_laps(synthetic_table):
+    """``recent_pace_pct`` of a row: the update recursion over the car's earlier laps that
+    are green, away from the pits and have a reference (NaN before the first)."""
+    from world_model.interface import update_recent_pace
+
+    t = synthetic_table
+    rows = np.flatnonzero(t.car_key == t.car_key[0])
+    c = t.conditions
+    recent = torch.tensor(float("nan"), dtype=torch.float64)
+    for i in rows:
+        got = float(c.recent_pace_pct[i])
+        assert (np.isnan(got) and recent.isnan()) or abs(got - float(recent)) < 1e-4
+        lap = t.outcomes[i, LAP].double()
+        if not lap.isnan():  # a lap-time target: green, no stop, has a reference
+            recent = update_recent_pace(recent, lap, c.ref_lap_time_s[i].double())
+    assert np.isfinite(float(c.recent_pace_pct[rows[-1]]))

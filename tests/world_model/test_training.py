@@ -237,3 +237,8 @@ def test_leave_one_out_scores_every_race_with_models_that_never_saw_it(synthetic
     lap = out["verdict"]["lap_time_s"]
     assert lap["races_scored"] == 2 and 0 <= lap["races_won"] <= 2
     assert set(out["fits"]) == {"syn_a", HELD_OUT} and out["seconds"] > 0
+    # Conformal coverage of each race from the other race's PIT values, and shipped bounds.
+    calibrated = per_race[HELD_OUT]["model:calibrated"]["lap_time_s"]
+    assert calibrated["n"] == per_race[HELD_OUT]["model"]["lap_time_s"]["n"]
+    lo, hi = out["calibration"]["lap_time_s"]["80"]
+    assert 0.0 <= lo < hi <= 1.0
