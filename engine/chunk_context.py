@@ -15,6 +15,7 @@ import torch
 
 from engine.conditions import FlagFactors, WeatherGrid, draw_weather
 from engine.field import FieldTable
+from engine.risks import RiskTable
 from engine.rng import ChunkStreams
 from engine.scenario import Scenario
 from engine.strategy import Strategy
@@ -91,6 +92,20 @@ class ChunkContext:
     params: EventParams | None
     """Per-replica event parameters (None without an event model)."""
     weather: WeatherGrid
+    risks: RiskTable
+    """The field's risk priors per car (:mod:`engine.risks`)."""
+    fuel_factor: torch.Tensor | None
+    """``[R, C, K]`` fuel-use factor of each car's stint ``k`` (``risks`` stream); None
+    without the fuel risk."""
+
+    def stint_fuel_factor(self, pit_stops: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Fuel-use factor of flat rows ``idx``'s current stint (stint = stops made so far,
+        from the ``[R, C]`` ``pit_stops``); 1 without the fuel risk."""
+        if self.fuel_factor is None:
+            return torch.ones(idx.numel())
+        k = self.fuel_factor.shape[2]
+        stint = pit_stops.view(-1).index_select(0, idx).clamp(max=k - 1)
+        return self.fuel_factor.view(-1, k)[idx, stint]
 
     @staticmethod
     def build(
@@ -125,6 +140,7 @@ class ChunkContext:
         weather = draw_weather(
             scenario, event_model, params, replicas, horizon_s, streams.weather, forced_all
         )
+        risks = RiskTable.build([scenario.risks_of(e) for e in scenario.entries])
         ref = field.ref_lap_time_s.double()
         n_cars = field.n_cars
         return ChunkContext(
@@ -154,6 +170,8 @@ class ChunkContext:
             controlled_car=controlled_car,
             params=params,
             weather=weather,
+            risks=risks,
+            fuel_factor=risks.draw_fuel_factors(replicas, streams.risks),
         )
 
 

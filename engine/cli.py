@@ -41,6 +41,10 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
         "engine.commands.whatif",
         "what-if: forced events, rule changes, decisions mid-race",
     ),
+    "sensitivity": (
+        "engine.commands.sensitivity",
+        "vary a risk prior over values: how the best strategy and its tail (CVaR) move",
+    ),
     "tune": (
         "engine.commands.tune",
         "find the best fixed plan (stints, tyres, pace) by grid search",

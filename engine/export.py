@@ -31,6 +31,7 @@ STORE_INCIDENT: dict[str, tuple[str, str]] = {
     "out_of_fuel": ("retirement", "out of fuel"),
     "puncture": ("puncture", "puncture"),
     "damage": ("impact", "scripted damage"),
+    "off": ("impact", "off on slicks on a wet track"),
 }
 """Engine incident kind -> (the lap store's ``incidents.kind``, its description): contacts are
 stored as the readers store them (with the other car, so ``events.observations`` reads a

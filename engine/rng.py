@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-STREAMS = ("weather", "incidents", "laps", "strategies", "params")
-"""The independent random streams of a chunk, in the order they are spawned."""
+STREAMS = ("weather", "incidents", "laps", "strategies", "params", "risks")
+"""The independent random streams of a chunk, in the order they are spawned (a stream added at
+the end leaves the others' numbers unchanged: child ``i`` of a seed sequence does not depend
+on how many are spawned)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class ChunkStreams:
     """The strategies' own randomness."""
     params: torch.Generator
     """Per-replica event parameters and scripted neutralisations' drawn durations."""
+    risks: torch.Generator
+    """The risk priors' draws (each car's fuel-use factor per stint, :mod:`engine.risks`)."""
 
     @staticmethod
     def derive(seed: int, chunk: int) -> ChunkStreams:

@@ -16,10 +16,11 @@ import math
 import tomllib
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.risks import Risks, merge_risks
 from events.interface import ForcedEvent, ForcedKind
 from world_model.interface import Compound, FlagState
 
@@ -138,6 +139,9 @@ class CarClass:
     """Stationary time to fill an empty tank (or a whole energy allocation) [s]."""
     has_energy: bool = False
     """True if the class races on a virtual-energy allocation per stint."""
+    risks: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the scenario's risk priors for this class (``[classes.risks.push]
+    failure_factor = 3``; see :mod:`engine.risks`)."""
 
     @property
     def compound_codes(self) -> tuple[int, ...]:
@@ -170,6 +174,8 @@ class Entry:
     start_compound: str = "medium"
     strategy: str = "fuel-reserve"
     """Default strategy spec (see engine.baselines.make_strategy)."""
+    risks: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the class's risk priors for this car (after the class's own)."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,8 @@ class Scenario:
     """Race number of the strategist's own car."""
     noise_scale: float = 1.0
     """Noise multiplier passed to the parametric lap model (0: deterministic laps)."""
+    risks: Risks = field(default_factory=Risks)
+    """The risk priors of the whole field (``[risks]``; see :mod:`engine.risks`)."""
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -209,6 +217,15 @@ class Scenario:
 
     def class_of(self, entry: Entry) -> CarClass:
         return self.classes[self.class_names.index(entry.car_class)]
+
+    def risks_of(self, entry: Entry, where: str | None = None) -> Risks:
+        """The risks of one car: the scenario's, then its class's overrides, then its own;
+        ``where`` names the source in errors."""
+        where = where or f"scenario {self.name!r}"
+        car_class = self.class_of(entry)
+        out = merge_risks(self.risks, car_class.risks, f"{where}: classes.{car_class.name}.risks")
+        out = merge_risks(out, entry.risks, f"{where}: entries (car {entry.number}).risks")
+        return out.effective()
 
     def entry_index(self, number: str) -> int:
         for i, e in enumerate(self.entries):
@@ -232,6 +249,10 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ScenarioError(f"{where}: expected a table, got {value!r}")
         return _build(hint, value, where)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ScenarioError(f"{where}: expected a table, got {value!r}")
+        return dict(value)
     if origin is tuple:
         if not isinstance(value, list):
             raise ScenarioError(f"{where}: expected a list, got {value!r}")
@@ -445,6 +466,12 @@ def validate(s: Scenario, where: str) -> Scenario:
         _validate_entry_figures(place, e)
         if e.start_compound.upper() not in Compound.__members__:
             raise ScenarioError(f"{place}: unknown compound {e.start_compound!r}")
+    try:
+        s.risks.check(f"{where}: [risks]")
+        for e in s.entries:
+            s.risks_of(e, where)
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from exc
     if s.focus_car is not None and s.focus_car not in seen:
         raise ScenarioError(f"{where}: focus_car {s.focus_car!r} is not an entry")
     check_forced_in_race(s, s.forced_events, where)

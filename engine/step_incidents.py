@@ -40,6 +40,8 @@ class CarIncidents:
     """The incident was a contact with another car."""
     partner: torch.Tensor
     """Car index of the contact's other car, -1 for none (int64)."""
+    off: torch.Tensor
+    """The incident was a car going off alone (slicks on a wet track)."""
 
 
 class IncidentSteps:
@@ -99,6 +101,7 @@ class IncidentSteps:
             failure=failure,
             contact=torch.zeros(R, C, dtype=torch.bool),
             partner=torch.full((R, C), -1, dtype=torch.int64),
+            off=torch.zeros(R, C, dtype=torch.bool),
         )
 
     def _drawn_incidents(self, a: float, b: float) -> CarIncidents:
@@ -123,6 +126,8 @@ class IncidentSteps:
             .view(R, C),
             wetness=wet.unsqueeze(1).expand(R, C),
             night=darkness(ctx.scenario, torch.tensor([b], dtype=F64)).expand(R, C),
+            compound=s.compound,
+            risks=ctx.risks.hazards,
         )
         drawn = ctx.event_model.car_incidents(ctx.params, exposure, ctx.streams.incidents)
         return CarIncidents(
@@ -132,6 +137,7 @@ class IncidentSteps:
             failure=drawn.failure.bool() | drawn.retired.bool(),
             contact=drawn.contact.bool(),
             partner=drawn.partner.long(),
+            off=drawn.off.bool(),
         )
 
     def _incidents(self, a: float, b: float) -> None:
@@ -160,6 +166,7 @@ class IncidentSteps:
             failure = torch.zeros(idx.numel(), dtype=torch.bool)
             contact = torch.zeros(idx.numel(), dtype=torch.bool)
             other = torch.full((idx.numel(),), -1, dtype=torch.int64)
+            off = torch.zeros(idx.numel(), dtype=torch.bool)
             for p in parts:
                 t_k = take(p.time_s, idx)
                 when = torch.where(torch.isnan(when), t_k, when)
@@ -168,8 +175,9 @@ class IncidentSteps:
                 failure |= take(p.failure, idx)
                 contact |= take(p.contact, idx)
                 other = torch.where(other < 0, take(p.partner, idx), other)
+                off |= take(p.off, idx)
             when = torch.nan_to_num(when, nan=b)
-            self._apply_incidents(idx, when, damage, puncture, failure, contact, other, b)
+            self._apply_incidents(idx, when, damage, puncture, failure, contact, other, b, off)
             rep = idx // ctx.n_cars
             severity.scatter_reduce_(
                 0, rep, torch.where(failure | puncture, 1.0, damage), reduce="amax"
@@ -188,9 +196,11 @@ class IncidentSteps:
         contact: torch.Tensor,
         other: torch.Tensor,
         b: float,
+        off: torch.Tensor | None = None,
     ) -> None:
         """Damage, punctures and failures of flat rows ``idx`` (each had an incident);
-        ``other`` is the car index of a contact's partner (-1 for none)."""
+        ``other`` is the car index of a contact's partner (-1 for none); ``off``: the rows
+        whose incident was a car going off alone (slicks in the wet)."""
         s, rules, C = self.state, self.ctx.scenario.rules, self.ctx.n_cars
         # Damage stretches what is left of the current lap by the change of its time loss; a
         # puncture costs a slow crawl; both from the end of the window. Failures stop the car.
@@ -222,11 +232,17 @@ class IncidentSteps:
             put(s.retired, rows, True)
             put(s.next_cross_s, rows, float("inf"))
             put(s.anchor_s, rows, float("inf"))
-        # A contact that ends the race is a crash; a failure without one is mechanical.
+        # A contact or an off that ends the race is a crash; a failure without one is
+        # mechanical.
+        alone = np.zeros(idx.numel(), dtype=bool) if off is None else off.numpy()
         kinds = np.where(
             failure.numpy(),
-            np.where(contact.numpy(), "crash", "failure"),
-            np.where(puncture.numpy(), "puncture", np.where(contact.numpy(), "contact", "damage")),
+            np.where(contact.numpy() | alone, "crash", "failure"),
+            np.where(
+                puncture.numpy(),
+                "puncture",
+                np.where(alone, "off", np.where(contact.numpy(), "contact", "damage")),
+            ),
         )
         self._log_incidents(idx, when, kinds, damage, other)
 

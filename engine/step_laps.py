@@ -18,6 +18,7 @@ from engine.damage_cache import DamageCache
 from engine.line_rows import Continuing, LapStart
 from engine.observe import TRAFFIC_WINDOW_S
 from engine.state import F64, RaceState, put, take
+from events.models.punctures import cliff_depth
 from world_model.interface import FlagState, LapConditions, update_recent_pace
 
 
@@ -131,6 +132,14 @@ class LapSteps:
         put(s.recent_pace_pct, idx, torch.where(start.out_lap, cond.recent_pace_pct, recent))
         loss, _ = self.damage.effects(s)
         green = out.lap_time_s.double()
+        rt = ctx.risks
+        if rt.cliff_on:  # the lap-time cliff of a tyre worn past it (engine.risks)
+            depth = cliff_depth(cond.tread.amin(dim=1), rt.cliff_tread.index_select(0, car))
+            cliff_loss = rt.cliff_lap_time_loss.index_select(0, car) * depth.square()
+            green = green * (1.0 + cliff_loss.double())
+        fuel_used = out.fuel_used
+        if ctx.fuel_factor is not None:  # the stint's fuel-use factor (engine.risks)
+            fuel_used = fuel_used * ctx.stint_fuel_factor(s.pit_stops, idx)
         total = green * (1.0 + take(loss, idx).double()) + (
             ctx.scenario.rules.overtake_cost_s * start.slower_traffic.double()
         )
@@ -138,7 +147,7 @@ class LapSteps:
         put(s.lap_total_s, idx, total)
         put(s.rem_s, idx, total)
         put(s.lap_start_s, idx, t)
-        put(s.lap_fuel, idx, out.fuel_used)
+        put(s.lap_fuel, idx, fuel_used)
         put(s.lap_energy, idx, torch.where(f.has_energy.index_select(0, car), out.energy_used, 0.0))
         put(s.lap_wear, idx, out.wear)
         put(s.lap_tyre_temp_c, idx, out.tyre_temp_c)

@@ -38,6 +38,7 @@ class LineSteps:
     state: RaceState
     damage: DamageCache
     recorder: LapRecorder | None
+    stint_fuel0: torch.Tensor | None
 
     def _observe(self, cont: Continuing) -> tuple[Observation, torch.Tensor]:
         """The observation and legal-action mask of the continuing rows."""
@@ -45,7 +46,7 @@ class LineSteps:
         rules = sc.rules
         rows, rep, car, t, line = cont.idx, cont.rep, cont.car, cont.t, cont.line
         flag = line.flag
-        fuel = take(s.fuel, rows)
+        fuel = self._fuel_reading(rows)
         energy = take(s.energy, rows)
         has_e = f.has_energy.index_select(0, car)
         ref_fuel = f.ref_fuel_per_lap.index_select(0, car)
@@ -119,6 +120,17 @@ class LineSteps:
         )
         assert legal.shape == (rows.numel(), N_ACTIONS)
         return obs, legal
+
+    def _fuel_reading(self, rows: torch.Tensor) -> torch.Tensor:
+        """The fuel left as the team reads it (what strategies and the legal margin see):
+        the fuel at the stop less the fuel the laps since used at the planning figure. Exact
+        without the fuel risk; with it, off by the stint's fuel-use factor (engine.risks)."""
+        fuel = take(self.state.fuel, rows)
+        if self.stint_fuel0 is None:
+            return fuel
+        start = take(self.stint_fuel0, rows)
+        factor = self.ctx.stint_fuel_factor(self.state.pit_stops, rows)
+        return (start - (start - fuel) / factor).clamp(min=0.0)
 
     def _time_left(self, rep: torch.Tensor, t: torch.Tensor, ref_lap: torch.Tensor) -> torch.Tensor:
         """Race time left [s] at ``t``: on the clock, or the leader's laps left times the
@@ -210,6 +222,8 @@ class LineSteps:
         stop_hold = loss + wait + work.stationary_s
         hold[pi] = stop_hold
         put(s.fuel, r, work.fuel_to)
+        if self.stint_fuel0 is not None:
+            put(self.stint_fuel0, r, work.fuel_to)
         put(s.energy, r, work.energy_to)
         self._change_tyres(r, rep, tp, a)
         dc = ACTION_TABLE.driver_change[a]

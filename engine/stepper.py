@@ -128,6 +128,8 @@ class ChunkSim(TrackSteps, LineSteps, LapSteps, IncidentSteps):
         }
         self.forced_done = [torch.zeros(replicas, dtype=torch.bool) for _ in ctx.forced_car]
         """Per scripted car event, ``[R]``: it has happened."""
+        self.stint_fuel0 = self.state.fuel.clone() if ctx.fuel_factor is not None else None
+        """``[R, C]`` fuel at the start of each car's stint (the fuel risk's reading)."""
         self._schedule_forced_flags(start_time_s)
         self.external = ExternalDecisions()
         self.process = self.env.process(self._run(first_laps=start is None))

@@ -108,6 +108,22 @@ class WeatherTrack:
 
 
 @dataclass(frozen=True)
+class CarRisks:
+    """Per-car hazard modifiers of the scenario's risk priors, each ``[C]`` (neutral values
+    for a car whose risk is off: factor 1, rate 0)."""
+
+    cliff_tread: torch.Tensor
+    """Tread left below which the tyre cliff starts, fraction."""
+    cliff_log_factor: torch.Tensor
+    """Log of the puncture-hazard multiplier on a tyre worn to the canvas (0: no cliff)."""
+    slick_wet_off_per_h: torch.Tensor
+    """Off / crash hazard per car-hour on a non-wet compound on a fully wet track (scaled by
+    wetness squared)."""
+    push_failure_factor: torch.Tensor
+    """Multiplier of the mechanical-failure hazard while at push pace."""
+
+
+@dataclass(frozen=True)
 class CarExposure:
     """How each car spent a window of race time; every field ``[R, C]``."""
 
@@ -131,6 +147,10 @@ class CarExposure:
     """Track wetness, 0 to 1."""
     night: torch.Tensor
     """1.0 in darkness."""
+    compound: torch.Tensor | None = None
+    """``Compound`` code fitted (int64); needed by the slick-in-the-wet risk."""
+    risks: CarRisks | None = None
+    """The scenario's risk priors per car; None: no risk hazards (the fitted model alone)."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +159,9 @@ class CarIncidents:
 
     contact: torch.Tensor
     """A contact with another car (bool)."""
+    off: torch.Tensor
+    """A car going off on its own (slicks on a wet track), damage drawn as for a contact
+    (bool)."""
     partner: torch.Tensor
     """Index of the other car in the contact, -1 if none (int64)."""
     damage: torch.Tensor

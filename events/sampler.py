@@ -38,6 +38,7 @@ from events.models import (
     weather,
 )
 from events.models.neutralisations import KINDS
+from events.risk_hazards import incident_kind, risk_hazards
 from world_model.interface import FlagState, PaceMode
 
 _KIND_FLAG: dict[str, FlagState] = {
@@ -290,7 +291,10 @@ class PosteriorEventModel:
         r, c = dt.shape
         u = torch.rand((r, c), generator=generator, dtype=torch.float64)
         h_contact, h_puncture, h_failure = self._hazards(params, exposure)
+        h_off, h_puncture, h_failure = risk_hazards(exposure, h_puncture, h_failure)
         h_total = h_contact + h_puncture + h_failure
+        if h_off is not None:
+            h_total = h_total + h_off
         p_any = torch.expm1(-h_total * (dt * (1.0 / 3600.0))).neg_()
         hit = (u < p_any).view(-1).nonzero().squeeze(-1)
         rows, cars = hit // c, hit % c
@@ -302,22 +306,19 @@ class PosteriorEventModel:
         h_contact, h_puncture, h_total, p_any = (
             at(x) for x in (h_contact, h_puncture, h_total, p_any)
         )
+        h_off_hit = None if h_off is None else at(h_off)
         col = {k: params[k][rows] for k in _PER_CAR_KEYS if k.startswith("damage_")}
 
         partner = torch.full((r, c), -1, dtype=torch.int64)
         damage_added = torch.zeros_like(dt)
         time_s = torch.full_like(dt, math.nan)
-        contact, puncture, failure, retired = torch.zeros((4, r, c), dtype=torch.bool).unbind(0)
+        contact, off, puncture, failure, retired = torch.zeros((5, r, c), dtype=torch.bool).unbind(
+            0
+        )
         if rows.numel():
             v = u_hit / p_any.double()
-            total = h_total.double()
-            share_c = h_contact.double() / total
-            share_p = h_puncture.double() / total
-            is_c = v < share_c
-            is_p = ~is_c & (v < share_c + share_p)
-            is_f = ~is_c & ~is_p
-            v = torch.where(is_c, v / share_c, torch.where(is_p, (v - share_c) / share_p, v))
-            v = torch.where(is_f, (v - share_c - share_p) / (1 - share_c - share_p), v)
+            is_c, is_p, is_o, is_f, v = incident_kind(v, h_contact, h_puncture, h_off_hit, h_total)
+            is_hit = is_c | is_o
             # The partner: a uniformly random other car on track in the window (-1 if none).
             on_track = dt[rows] > 0
             on_track[torch.arange(rows.numel()), cars] = False
@@ -330,24 +331,26 @@ class PosteriorEventModel:
             bin_, v = _peel(v, 256)
             frac_in_window = (bin_.double() + 0.5) / 256
             cut = col["damage_puncture"].double()
-            also_puncture = is_c & (v < cut)
+            also_puncture = is_hit & (v < cut)
             v = torch.where(v < cut, v / cut, (v - cut) / (1 - cut))
             pt = col["damage_terminal"].double()
-            is_terminal = is_c & (v < pt)
+            is_terminal = is_hit & (v < pt)
             w = torch.where(v < pt, v / pt, (v - pt) / (1 - pt)).clamp(1e-9, 1 - 1e-9).float()
             severity = damage.kumaraswamy_icdf(w, col["damage_a"], col["damage_b"])
             contact[rows, cars] = is_c
+            off[rows, cars] = is_o
             puncture[rows, cars] = is_p | (also_puncture & ~is_terminal)
             failure[rows, cars] = is_f
             retired[rows, cars] = is_f | is_terminal
             partner[rows, cars] = torch.where(is_c, other, -1)
             hit = torch.where(is_terminal, 1.0, severity)
-            damage_added[rows, cars] = torch.where(is_c, hit, 0.0)
+            damage_added[rows, cars] = torch.where(is_hit, hit, 0.0)
             time_s[rows, cars] = (
                 exposure.race_time_s[rows, cars] - dt[rows, cars] * frac_in_window.float()
             )
         return CarIncidents(
             contact=contact,
+            off=off,
             partner=partner,
             damage=damage_added,
             puncture=puncture,

@@ -33,6 +33,13 @@ def log_hazard(params: dict[str, torch.Tensor], tread_min: torch.Tensor) -> torc
     return params["puncture_log_rate"] + params["puncture_wear"] * (1.0 - tread_min)
 
 
+def cliff_depth(tread_min: torch.Tensor, cliff_tread: torch.Tensor) -> torch.Tensor:
+    """How far the most worn wheel is past the tyre cliff: 0 at or above the threshold
+    ``cliff_tread``, 1 on the canvas (``(threshold - tread) / threshold`` in [0, 1]);
+    broadcasting. The sampler's puncture multiplier and the engine's lap-time cliff share it."""
+    return ((cliff_tread - tread_min) / cliff_tread).clamp(0.0, 1.0)
+
+
 @dataclass(frozen=True)
 class PunctureData:
     hours: torch.Tensor

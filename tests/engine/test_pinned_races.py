@@ -124,9 +124,18 @@ def _test_race_forced_laps() -> RaceResult:
     return simulate(s, strategy, 3, 5, forced=forced, record_laps=True)
 
 
-def _six_hours_slice() -> RaceResult:
-    s = scenario_with(load_scenario("six_hours"), **{"race.duration_h": 0.75})
+def _six_hours_slice(risks: bool = False) -> RaceResult:
+    """45 minutes of the six-hour race; without ``risks`` its risk priors are off (the race
+    as the engine ran it before them: the digests pinned then still hold)."""
+    s = scenario_with(
+        load_scenario("six_hours"), **{"race.duration_h": 0.75, "risks.enabled": risks}
+    )
     return simulate(s, FuelWatch("watch", 1.2, 2400.0, Tyres.FOUR_MEDIUM), 4, 3, record_laps=True)
+
+
+def _six_hours_slice_with_risks() -> RaceResult:
+    """The same slice with the scenario's risk priors on (engine.risks)."""
+    return _six_hours_slice(risks=True)
 
 
 def _controlled_and_resumed() -> RaceResult:
@@ -163,6 +172,7 @@ CASES: dict[str, Callable[[], RaceResult]] = {
     "test_race_mixed": _test_race_mixed,
     "test_race_forced_laps": _test_race_forced_laps,
     "six_hours_0_75h": _six_hours_slice,
+    "six_hours_0_75h_risks": _six_hours_slice_with_risks,
     "controlled_and_resumed": _controlled_and_resumed,
 }
 
@@ -290,6 +300,54 @@ PINNED: dict[str, dict[str, str]] = {
         'pit_stops': '2a26b220399321fceb36',
         'pit_time_s': '6bf711d45257ec1dfd65',
         'retired': 'd559c2459d45256af356',
+    },
+    'six_hours_0_75h_risks': {
+        'class_position': 'f5bffb40aff43d3e2745',
+        'finish_position': '1c4fb7059cbb94b21748',
+        'finish_time_s': 'be36a38459eeeeedf242',
+        'flags.end_s': '323c9d36cac940447b69',
+        'flags.kind': '3dc57c7514ddc4c1d49f',
+        'flags.replica': 'ab7bdf37917a76114972',
+        'flags.start_s': '0f594debd7d339594e1e',
+        'incidents.car': '8a58d1ef2eaf011b5583',
+        'incidents.damage': '89b4501dd8039edcf829',
+        'incidents.kind': '4d990220ccfa9428b70b',
+        'incidents.other_car': '8ac98d75d7f5d572129b',
+        'incidents.race_time_s': '6b671d0dd61e8dbb2d4e',
+        'incidents.replica': '5db4b2c485ef99ac1ff2',
+        'laps.car': '1642ea654d2361aa3779',
+        'laps.class_position': 'dbf1f366ae84281463aa',
+        'laps.compound': '1ece579b0d1a2a21efc7',
+        'laps.damage': 'e22c4c2de780934e528a',
+        'laps.driver': 'b1b3f36898a8251ecd3a',
+        'laps.driver_change': 'b1b3f36898a8251ecd3a',
+        'laps.energy_end': '40f3fa263d9315c2bbd5',
+        'laps.energy_start': 'f82ebe68c0445ddec2af',
+        'laps.flag': 'e2be6940b6b4dc8a3471',
+        'laps.fuel_end': '96dc0a6da0f4f1afa7a7',
+        'laps.fuel_start': 'a5fd35bf375a6426f0a5',
+        'laps.lap': 'f24fe72eeee03fe43f22',
+        'laps.lap_time_s': '01a19be98f6048be3461',
+        'laps.pace_mode': 'a8c5fb6e54119ee32415',
+        'laps.pit_in': '1b2860877b4965af7f31',
+        'laps.pit_out': 'a7fb400a5ac8201aee53',
+        'laps.pit_time_s': '66919f96d182265123cf',
+        'laps.position': 'feaecb36fae2c0c3aaf0',
+        'laps.race_time_s': 'eeb7119883f5503db894',
+        'laps.rain': '5b464ab3ce730238ccc5',
+        'laps.replica': '113caffece069ea4e390',
+        'laps.track_temp_c': '6940e7b5683daadd64be',
+        'laps.tread_fl': '87cb66f5da771a6e1553',
+        'laps.tread_fr': 'a54973c463d92f32c52d',
+        'laps.tread_rl': '26591584b4f3470b2dc1',
+        'laps.tread_rr': 'a798624db0c58bbab27d',
+        'laps.tyre_age_laps': '3edfe40bd2d9b237014a',
+        'laps.tyre_temp_c': 'fec232f03eea8426017d',
+        'laps.wetness': '5b464ab3ce730238ccc5',
+        'laps_completed': '5f201ddbd11b742c857e',
+        'pit_stops': '910f7606c047a96a1d59',
+        'pit_time_s': 'd2643adddf4ef8a29f5a',
+        'retired': 'd62070385e9b04b7190f',
     },
     'test_race_forced_laps': {
         'class_position': 'fe08a6c256e2c8cffd1e',
