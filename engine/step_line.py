@@ -164,6 +164,10 @@ class LineSteps:
         leader = lead_key.argmax(dim=1)
         lead_next = s.next_cross_s.index_select(0, rep).gather(1, leader.unsqueeze(1)).squeeze(1)
         lead_lap = f.ref_lap_time_s.index_select(0, leader).double() * PACE_FACTOR
+        # A leader at the line now (the stopping car itself, or one crossing in this window)
+        # still holds this crossing as its next: its next one is a lap on, after its own stop.
+        own_hold = torch.where(leader == car, hold_s, torch.zeros_like(hold_s))
+        lead_next = torch.where(lead_next <= t, lead_next + own_hold + lead_lap, lead_next)
         slack = FLAG_TIME_UNCERTAINTY * time_left
         if duration is not None:
             after = ((duration + slack - lead_next) / lead_lap).clamp(min=0.0).ceil()
