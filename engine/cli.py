@@ -50,7 +50,7 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
         "find the best fixed plan (stints, tyres, pace) by grid search",
     ),
     "advise": ("engine.advise", "rank the options now from a race state (whatif --save-state)"),
-    "plan": ("engine.pitwall", "the best plan as a pit-wall table; writes the plan: file"),
+    "plan": ("engine.commands.plan", "the best plan as a pit-wall table; writes the plan: file"),
     "train": (
         "engine.commands.train",
         "train a strategy agent (PPO, DQN, CVaR IQN) and compare it",

@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("data", "world_model", "events", "engine", "policies")
 """Bottom to top: a module may import its own layer and those below."""
 ENTRY_POINTS = frozenset(
-    {"engine.cli", "engine.commands.train", "engine.commands.tune", "engine.pitwall"}
+    {"engine.cli", "engine.commands.train", "engine.commands.tune", "engine.commands.plan"}
 )
 """Modules allowed to import a layer above theirs: the command layer, which sits on top of
-every layer (``engine.commands.train`` wires an agent to the engine, ``engine.pitwall`` the
+every layer (``engine.commands.train`` wires an agent to the engine, ``engine.commands.plan`` the
 tuned plan search of ``policies.tuned``)."""
 MAX_FUNCTION_LINES = 100
 MAX_MODULE_LINES = 600
