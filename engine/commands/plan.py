@@ -10,7 +10,9 @@ import argparse
 import json
 import sys
 
-from engine.evaluate import DEFAULT_CHUNK_REPLICAS, write_atomic
+from engine.cli_types import positive_int, random_seed
+from engine.commands.options import add_chunk_argument
+from engine.evaluate import write_atomic
 from engine.pitwall import format_plan, make_plan
 from engine.plan_file import PlanRefused
 from engine.scenario import Scenario, ScenarioError
@@ -32,20 +34,17 @@ def _parser() -> argparse.ArgumentParser:
         help="'tuned' (grid search of fixed plans, policies.tuned; default) or a strategy spec "
         "to write the plan from (e.g. fixed:laps=27,tyres=2, double-stint, a trained agent)",
     )
-    p.add_argument("--replicas", type=int, default=64, help="races of the plan (default 64)")
+    p.add_argument(
+        "--replicas", type=positive_int, default=64, help="races of the plan (default 64)"
+    )
     p.add_argument(
         "--tune-replicas",
-        type=int,
+        type=positive_int,
         default=32,
         help="races per candidate of the tuned search (default 32; its seed is --seed + 1)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same races")
-    p.add_argument(
-        "--chunk-replicas",
-        type=int,
-        default=DEFAULT_CHUNK_REPLICAS,
-        help=f"races per batched chunk (default {DEFAULT_CHUNK_REPLICAS}); results depend on it",
-    )
+    p.add_argument("--seed", type=random_seed, default=0, help="random seed: same seed, same races")
+    add_chunk_argument(p)
     p.add_argument("--out", default=None, metavar="FILE", help="write the plan: file (TOML)")
     p.add_argument(
         "--strict",
@@ -76,8 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     from engine.evaluate import focus_car
 
     try:
-        if args.replicas < 1 or args.tune_replicas < 1 or args.chunk_replicas < 1:
-            raise ValueError("--replicas, --tune-replicas and --chunk-replicas must be >= 1")
         scenario = load_scenario_arg(args.scenario)
         if scenario is None:
             return 2
