@@ -325,6 +325,9 @@ def _build(
         # The engine draws traffic, incidents, neutralisations and rain itself: the learned
         # model's slow components (which learnt them from unlabelled timing data) stay out.
         "lap_model_core_only": True,
+        # Each car's reference pace is its whole race's: the recent-pace input would only
+        # feed the model's own draws back (a random walk that settles about 1 % slow).
+        "lap_model_recent_pace": False,
         "focus_car": entries[0]["number"],
         "track": {
             "name": track or session,
