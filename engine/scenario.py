@@ -186,6 +186,11 @@ class EventsSettings:
     """Draw rain, wetness and temperatures; off: dry at the track's temperatures."""
     model: str = "default"
     """Event model: "default" (events.load_default) or a path the events package loads."""
+    full_course_cautions: bool = False
+    """IMSA's race control: every race-wide neutralisation the event model calls (FCY, safety
+    car or slow zone) is a full-course caution behind the safety car, flagged FCY (as IMSA
+    timing flags it) and lasting as a safety car does; IMSA's sporting regulations have no
+    slow zones. False: WEC's FCY, safety cars and slow zones as drawn."""
 
 
 @dataclass(frozen=True)

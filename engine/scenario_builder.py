@@ -59,6 +59,9 @@ STATIONARY_TRANSIT_S = 5.0
 """Assumption: the fastest stops in the data stood this long; the rest of their lane time is
 the drive through the pit lane."""
 MIN_STINT_LAPS = 5
+FULL_COURSE_CAUTION_SERIES = ("IMSA",)
+"""Series whose race control neutralises with full-course cautions only (no slow zones):
+built scenarios of their races set ``events.full_course_cautions``."""
 MIN_CLEAN_LAPS = 10
 
 
@@ -271,9 +274,9 @@ def _build(
     class_map: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     sid = _session_id(conn, session)
-    track, start_hour, duration_s, lap_len = _q(
+    track, start_hour, duration_s, lap_len, series = _q(
         conn,
-        "SELECT track, start_hour_of_day, duration_s, track_length_m FROM sessions "
+        "SELECT track, start_hour_of_day, duration_s, track_length_m, series FROM sessions "
         "WHERE session_id = ?",
         sid,
     )[0]
@@ -345,7 +348,12 @@ def _build(
             "window_s": 45.0,  # = the neutralisation delay: fewer, larger batched windows
         },
         "rules": _rules_table(fcy, sc),
-        "events": {"incidents": True, "weather": True, "model": "default"},
+        "events": {
+            "incidents": True,
+            "weather": True,
+            "model": "default",
+            "full_course_cautions": (series or "").upper() in FULL_COURSE_CAUTION_SERIES,
+        },
         "classes": classes,
         "entries": entries,
     }
