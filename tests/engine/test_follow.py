@@ -1,0 +1,160 @@
+"""``stintsim advise --follow``: a shared-memory recording replayed as if live, the readable
+state read from it (the real LMU recording, and a made-up three-lap one), and the agent's
+choice said in words."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.advise import main as advise
+from engine.recorded_state import focus_crossings, recorded_state
+
+ROOT = Path(__file__).resolve().parents[2]
+LMU = ROOT / ".." / "shared" / "data" / "lmu"
+LE_MANS = LMU / "lmu_sharedmem_scoring_lemans_hypercar_20251219.json"
+READABLE_KEYS = {"scenario", "race_time_s", "race_time", "time_left_s", "flag", "cars"}
+CAR_KEYS = {
+    "number", "class", "laps", "position", "gap_laps", "gap_s", "fuel", "energy", "tread",
+    "compound", "tyre_age_laps", "driver", "driver_times_s", "stint_drive_s", "tyre_sets_left",
+    "damage", "out",
+}  # fmt: skip
+
+LAP_S = 100.0
+SAMPLE_S = 20.0
+GREEN_ET = 50.0  # session clock at the green flag [s]
+
+
+def _vehicle(number: str, cls: str, driver: str, laps: int, place: int, gap: float) -> dict:
+    return {
+        "mID": int(number), "mVehicleName": f"Team 2025 #{number}:LM", "mVehicleClass": cls,
+        "mDriverName": driver, "mIsPlayer": number == "1", "mTotalLaps": laps, "mPlace": place,
+        "mLapsBehindLeader": 0, "mTimeBehindLeader": gap, "mInPits": False, "mNumPitstops": 0,
+        "mFinishStatus": 0, "mLapStartET": GREEN_ET + laps * LAP_S, "mLastLapTime": LAP_S,
+    }  # fmt: skip
+
+
+def write_recording(path: Path, laps: int = 3) -> list[float]:
+    """A recording of ``laps`` laps of test_race's cars 1 (the player), 2 and 91, sampled every
+    20 s, with the player's telemetry (fuel falling 10 % a lap, tread 1 % a lap): the fuel
+    levels at its crossings, in order."""
+    records: list[dict[str, Any]] = []
+    fuels = []
+    t = GREEN_ET - SAMPLE_S
+    while t <= GREEN_ET + laps * LAP_S + 1e-9:
+        done = max(0, int((t - GREEN_ET + 1e-9) // LAP_S))
+        phase = 5 if t >= GREEN_ET else 3
+        cars = [
+            _vehicle("1", "Hyper", "A. Two", done, 1, 0.0),
+            _vehicle("2", "Hyper", "B. One", done, 2, 1.5),
+            _vehicle("91", "GT3", "D. One", max(0, done - 1), 3, 0.0),
+        ]
+        records.append(
+            {
+                "Type": "ScoringInfoV01",
+                "mCurrentET": t,
+                "mGamePhase": phase,
+                "mSession": 10,
+                "mTrackName": "test_ring",
+                "mNumVehicles": 3,
+                "mEndET": GREEN_ET + 1800.0,
+                "mVehicles": cars,
+            }
+        )
+        fuel = 0.9 - 0.1 * (t - GREEN_ET) / LAP_S if t >= GREEN_ET else 0.9
+        tread = 1.0 - 0.01 * max(0.0, t - GREEN_ET) / LAP_S
+        records.append(
+            {
+                "Type": "TelemInfoV01",
+                "mID": 1,
+                "mVehicleName": "Team 2025 #1:LM",
+                "mElapsedTime": t,
+                "mLapNumber": done,
+                "mFuel": 90.0 * fuel,
+                "mFuelCapacity": 90.0,
+                "mFrontTireCompoundName": "Medium",
+                "mWheel": [{"mWear": tread} for _ in range(4)],
+                "mDentSeverity": [0] * 8,
+            }
+        )
+        if t > GREEN_ET and abs((t - GREEN_ET) % LAP_S) < 1e-9:
+            fuels.append(round(fuel, 4))
+        t += SAMPLE_S
+    path.write_text(json.dumps([{"record_id": i, "data": r} for i, r in enumerate(records)]))
+    return fuels
+
+
+@pytest.mark.skipif(not LE_MANS.is_file(), reason="../shared/data/lmu is absent")
+def test_readable_state_of_the_real_le_mans_recording() -> None:
+    state = recorded_state(LE_MANS)
+    assert set(state) >= READABLE_KEYS and state["race_time"].count(":") == 2
+    # the green flag at session time 132.3 s, the last record at 310.2 s
+    assert state["race_time_s"] == pytest.approx(310.2 - 132.3, abs=0.2)
+    assert state["flag"] == "green" and state["recording"]["field_size"] == 38
+    assert state["time_left_s"] == pytest.approx(1800.0 - state["race_time_s"], abs=1.0)
+    (car,) = state["cars"]  # the recording lists the player's car only
+    assert set(car) == CAR_KEYS
+    assert car["number"] == "83" and car["class"] == "HYPERCAR" and car["laps"] == 0
+    assert car["position"] == 17 and car["gap_laps"] == 0 and 0 < car["gap_s"] < 30
+    assert car["driver"] == "Pawel Zeja"
+    assert car["driver_times_s"]["Pawel Zeja"] == pytest.approx(state["race_time_s"], abs=0.3)
+    # scoring records carry no fuel, energy or tread: null, not guessed
+    assert car["fuel"] is None and car["energy"] is None and car["tread"] is None
+    # three minutes of Le Mans: no lap completed, so no crossing to advise at
+    assert list(focus_crossings(LE_MANS)) == []
+
+
+def test_recorded_state_reads_telemetry_and_every_crossing(tmp_path: Path) -> None:
+    path = tmp_path / "rec.json"
+    fuels = write_recording(path)
+    moments = list(focus_crossings(path))
+    assert [m.state["race_time_s"] for m in moments] == [100.0, 200.0, 300.0]
+    for k, m in enumerate(moments):
+        car = next(c for c in m.state["cars"] if c["number"] == "1")
+        assert car["laps"] == k + 1 and car["compound"] == "medium" and car["class"] == "HYPERCAR"
+        # the telemetry is that of the record before the crossing (20 s earlier)
+        assert car["fuel"] == pytest.approx(fuels[k] + 0.1 * SAMPLE_S / LAP_S, abs=1e-4)
+        assert car["tyre_age_laps"] == k + 1
+        assert car["driver_times_s"] == {"A. Two": pytest.approx(100.0 * (k + 1))}
+        gt3 = next(c for c in m.state["cars"] if c["number"] == "91")
+        assert gt3["class"] == "LMGT3" and gt3["laps"] == k
+
+
+def test_follow_advises_at_every_crossing_with_the_recorded_car(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rec.json"
+    write_recording(path)
+    argv = ["test_race", "--follow", str(path), "--replicas", "4", "--seed", "3"]
+    assert advise([*argv, "--pit-in", "2", "--json"]) == 0
+    captured = capsys.readouterr()
+    lines = [json.loads(x) for x in captured.out.splitlines()]
+    assert [x["lap"] for x in lines] == [1, 2, 3] and [x["crossing"] for x in lines] == [1, 2, 3]
+    assert captured.err.count("crossing") == 3  # progress, one line per crossing
+    for x in lines:
+        assert set(x["from_recording"]) == {"fuel", "tread", "compound", "tyre_age_laps", "driver"}
+        recorded = next(c for c in x["recorded"]["cars"] if c["number"] == "1")
+        engine = next(c for c in x["state"]["cars"] if c["number"] == "1")
+        assert engine["laps"] == recorded["laps"]
+        for key in ("fuel", "tread", "compound", "tyre_age_laps", "driver"):
+            assert engine[key] == recorded[key], key
+        assert len(x["options"]) == 1 + 4 + 1 and x["best"] == x["options"][0]["label"]
+    # the text form: a block per crossing with the recording's line and the ranking
+    assert advise([*argv, "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert text.count("== crossing") == 3 and text.count("advice:") == 3
+    assert "recording at 0:01:40 (green): car 1 P1, lap 1, fuel 82.0 %" in text
+
+
+def test_follow_of_a_recording_without_the_car_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rec.json"
+    write_recording(path)
+    assert advise(["test_race", "--follow", str(path), "--car", "3", "--replicas", "2"]) == 2
+    assert "no car #3 in the recording" in capsys.readouterr().err
+    assert advise(["test_race", "--replicas", "2"]) == 2
+    assert "STATE.json or --follow" in capsys.readouterr().err
