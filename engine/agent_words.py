@@ -3,7 +3,7 @@ tyres to medium, driver A. Two in".
 
 The agent is asked through the engine's strategy interface only (``decide(observation, legal,
 generator)`` returning an index into :data:`engine.actions.ACTIONS`), so a trained agent
-(``policies.agents:load:CHECKPOINT``), a rule baseline or a plan file all answer the same way,
+(``policies.agents:load:path=CHECKPOINT``), a rule baseline or a plan file all answer the same way,
 and a change of the action table reaches the words through :data:`ACTIONS` alone. From a
 race state, the focus car's race is run on to its next line crossing (one race, the other cars
 on their scenario strategies), the agent decides there, and the decision is served: the levels
@@ -45,9 +45,9 @@ class AgentChoice:
 
 
 def agent_spec(text: str) -> str:
-    """A checkpoint file is read as ``policies.agents:load:FILE``; anything else is a strategy
+    """A checkpoint file is read as ``policies.agents:load:path=FILE``; anything else is a strategy
     spec (a rule baseline, ``plan:FILE``, ...)."""
-    return f"policies.agents:load:{text}" if Path(text).is_file() else text
+    return f"policies.agents:load:path={text}" if Path(text).is_file() else text
 
 
 def _tyre_words(tyres: Tyres, fitted: Compound) -> str:

@@ -158,3 +158,96 @@ def test_follow_of_a_recording_without_the_car_is_refused(
     assert "no car #3 in the recording" in capsys.readouterr().err
     assert advise(["test_race", "--replicas", "2"]) == 2
     assert "STATE.json or --follow" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from engine.commands.whatif import main as whatif
+
+    path = tmp_path_factory.mktemp("agent") / "state.json"
+    argv = ["test_race", "--strategy", "fuel-reserve", "--save-state", str(path)]
+    assert whatif([*argv, "--state-lap", "5", "--seed", "7"]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny PPO agent (one generation of 8 races), as python -m engine.train writes it."""
+    import numpy as np
+    import torch
+
+    from engine.scenario import load_scenario
+    from engine.vec_env import OBS_DIM, RaceVecEnv, RewardSpec
+    from policies.agents import AgentConfig, build_algorithm
+    from policies.training import Budget, train
+
+    path = tmp_path_factory.mktemp("agent") / "agent.pt"
+    with torch.random.fork_rng():  # Tianshou samples from the global generators
+        np_state = np.random.get_state()
+        torch.manual_seed(0)
+        np.random.seed(0)
+        config = AgentConfig(algo="ppo", obs_dim=OBS_DIM)
+        env = RaceVecEnv(load_scenario("test_race"), 8, reward=RewardSpec(gamma=config.gamma))
+        algorithm = build_algorithm(config)
+        train(env, algorithm, config, seed=0, budget=Budget(env_steps=100), checkpoint_path=path)
+        np.random.set_state(np_state)
+    return path
+
+
+def test_advise_says_what_a_trained_agent_would_do(
+    state: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.actions import ACTIONS
+    from engine.race import RaceSim, StrategyAssignment
+    from engine.whatif import WhatIf
+    from policies.agents import load
+
+    argv = ["test_race", str(state), "--replicas", "4", "--seed", "3", "--agent", str(checkpoint)]
+    assert advise([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    agent = out["agent"]
+    assert agent["agent"] == "ppo" and agent["lap"] == 6  # the crossing after the state's lap 5
+    # the same agent asked directly at the same crossing picks the action the words say
+    w = WhatIf.load("test_race", replicas=4, seed=3).start_from(state)
+    sim = RaceSim(
+        w.scenario,
+        StrategyAssignment(default=None, per_car={}),
+        1,
+        3,
+        controlled_car="1",
+        start=w.start,
+    )
+    point = sim.advance()
+    assert point is not None
+    index = int(load(checkpoint).decide(point.obs, point.legal, torch_generator())[0])
+    assert agent["action"] == str(ACTIONS[index]) and agent["pit"] == ACTIONS[index].pit
+    if agent["pit"]:
+        assert agent["words"].startswith(f"pit now, fill fuel to {100 * agent['fuel_to']:.0f} %")
+        assert (
+            agent["fuel_to"] >= next(c for c in out["state"]["cars"] if c["number"] == "1")["fuel"]
+        )
+    else:
+        assert agent["words"].startswith("stay out") and agent["fuel_to"] is None
+    assert advise(argv) == 0
+    assert f"agent ppo would (at lap 6): {agent['words']}" in capsys.readouterr().out
+
+
+def torch_generator():
+    import torch
+
+    return torch.Generator().manual_seed(3)
+
+
+def test_a_rule_strategy_answers_in_the_same_words(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """fuel-reserve stops at lap 6 of this state (A. One has driven, fuel for under two laps):
+    a full fill, four new mediums (the compound fitted) and the other driver."""
+    argv = ["test_race", str(state), "--replicas", "2", "--seed", "3", "--agent", "fuel-reserve"]
+    assert advise([*argv, "--json"]) == 0
+    agent = json.loads(capsys.readouterr().out)["agent"]
+    assert agent["words"] == (
+        "pit now, fill fuel to 100 %, energy to 100 %, change tyres to medium (same compound), "
+        "driver A. Two in"
+    )
+    assert agent["fuel_to"] == 1.0 and agent["driver_in"] == "A. Two"
