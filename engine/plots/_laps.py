@@ -62,9 +62,6 @@ NEUTRAL_STYLES: dict[int, tuple[str, str]] = {
 }
 """Neutralisation kind -> (legend label, shading colour)."""
 
-RETIRE_WORDS = {"failure": "failure", "crash": "crash", "out_of_fuel": "out of fuel"}
-"""Incident kinds that end a car's race -> the cause as the charts write it."""
-
 
 def race_clock(ax: Axes) -> None:
     """Label an x axis in hours of race time as the race clock, h:mm:ss."""
@@ -105,18 +102,3 @@ def shade_neutralisations(axes: list[Axes], result: RaceResult, replica: int) ->
         Patch(facecolor=NEUTRAL_STYLES[k][1], alpha=0.35, label=NEUTRAL_STYLES[k][0])
         for k in sorted(kinds)
     ]
-
-
-def retirements(result: RaceResult, replica: int) -> dict[int, tuple[float, str]]:
-    """Car index -> (race time [s], cause) of each car whose race ended early in a race."""
-    inc = result.incidents
-    rows = np.flatnonzero(np.asarray(inc["replica"]) == result.first_replica + replica)
-    out: dict[int, tuple[float, str]] = {}
-    for i in rows:
-        kind = str(inc["kind"][i])
-        car = int(inc["car"][i])
-        if kind in RETIRE_WORDS and car not in out and bool(result.retired[replica, car]):
-            out[car] = (float(inc["race_time_s"][i]), RETIRE_WORDS[kind])
-    for car in np.flatnonzero(result.retired[replica]).tolist():
-        out.setdefault(int(car), (float("nan"), "retired"))
-    return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -18,9 +19,9 @@ from engine.plots._laps import (
     car_rows,
     race_clock,
     race_laps,
-    retirements,
     shade_neutralisations,
 )
+from engine.result import retirements
 from world_model.interface import Compound
 
 if TYPE_CHECKING:
@@ -127,16 +128,7 @@ def strategy_gantt(
             )
         if c in out:
             when = out[c][0] if np.isfinite(out[c][0]) else bars[-1][1] if bars else 0.0
-            ax.plot(when / HOUR_S, y, "X", color="#b00020", markersize=7, zorder=4)
-            ax.annotate(
-                out[c][1],
-                (when / HOUR_S, y),
-                xytext=(5, 0),
-                textcoords="offset points",
-                fontsize=7,
-                color="#b00020",
-                va="center",
-            )
+            _mark_retirement(ax, when, y, out[c][1])
         if focus is not None and numbers[c] == focus:
             for at, lap, lane_s, fuel_to, _ in made:
                 ax.annotate(
@@ -160,6 +152,37 @@ def strategy_gantt(
     if focus is not None and focus in numbers:
         strategy = f", car #{focus}: {result.strategy_names[numbers.index(focus)]}"
     ax.set_title(f"Strategy Gantt, {result.scenario_name} race {replica}{strategy}")
+    _legend(ax, compounds_seen, changes_seen, tyres_seen, bool(out), shading)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+RETIRED_COLOUR = "#b00020"
+
+
+def _mark_retirement(ax: Axes, when_s: float, y: float, cause: str) -> None:
+    ax.plot(when_s / HOUR_S, y, "X", color=RETIRED_COLOUR, markersize=7, zorder=4)
+    ax.annotate(
+        cause,
+        (when_s / HOUR_S, y),
+        xytext=(5, 0),
+        textcoords="offset points",
+        fontsize=7,
+        color=RETIRED_COLOUR,
+        va="center",
+    )
+
+
+def _legend(
+    ax: Axes,
+    compounds_seen: set[int],
+    changes_seen: bool,
+    tyres_seen: bool,
+    retired: bool,
+    shading: list[Patch],
+) -> None:
+    """Compounds, the markers that occur, and the neutralisation kinds shaded."""
     handles: list = [
         Patch(facecolor=COMPOUND_COLOURS[k], edgecolor="black", label=Compound(k).name.lower())
         for k in sorted(compounds_seen)
@@ -181,12 +204,11 @@ def strategy_gantt(
                 label="new tyres",
             )
         )
-    if out:
+    if retired:
         handles.append(
-            Line2D([], [], marker="X", color="#b00020", linestyle="none", label="retired (cause)")
+            Line2D(
+                [], [], marker="X", color=RETIRED_COLOUR, linestyle="none", label="retired (cause)"
+            )
         )
     handles += shading
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return fig

@@ -14,9 +14,9 @@ from engine.plots._laps import (
     class_cars,
     race_clock,
     race_laps,
-    retirements,
     shade_neutralisations,
 )
+from engine.result import retirements
 
 if TYPE_CHECKING:
     from engine.race import RaceResult

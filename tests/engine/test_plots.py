@@ -125,7 +125,10 @@ def test_fuel_energy_and_tread_traces(races) -> None:
     assert _legend(ax_fuel) == STRATEGIES
     assert ax_fuel.get_ylabel() == "fuel left [tank]"
     assert ax_energy.get_ylabel() == "energy left [allocation]"
-    assert ax_tread.get_ylabel() == "mean tread left" and ax_tread.get_xlabel() == "race time [h]"
+    assert (
+        ax_tread.get_ylabel() == "mean tread left"
+        and ax_tread.get_xlabel() == "race time [h:mm:ss]"
+    )
     fuel = ax_fuel.get_lines()[0].get_ydata()
     assert np.all((fuel >= 0) & (fuel <= 1))
     # refuelling shows: the fuel trace rises at least once

@@ -12,9 +12,10 @@ from engine.evaluate import sample_races
 from engine.forcing import parse_events
 from engine.montecarlo import Interval
 from engine.plots import position_chart, strategy_gantt
-from engine.plots._laps import NEUTRAL_STYLES, RETIRE_WORDS, neutralisations, retirements
+from engine.plots._laps import NEUTRAL_STYLES, neutralisations
 from engine.plots.gantt import stops
 from engine.report import format_interval
+from engine.result import RETIRE_WORDS, retirements
 from engine.scenario import load_scenario, scenario_with
 from world_model.interface import FlagState
 
@@ -115,3 +116,12 @@ def test_gantt_shades_neutralisations_and_names_retirement_causes(le_mans) -> No
     assert sorted(causes) == sorted(cause for _, cause in out.values())
     assert all(cause in RETIRE_WORDS.values() or cause == "retired" for cause in causes)
     assert "retired (cause)" in _legend(ax) and ax.get_xlabel() == "race time [h:mm:ss]"
+
+
+def test_simulate_classification_reads_the_race_clock(capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.commands.simulate import main as simulate
+
+    assert simulate(["test_race", "--seed", "1", "--no-progress"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:7]]
+    # a 30-minute race: every finisher's time is h:mm:ss just past 0:30:00
+    assert all(row[5].startswith("0:3") and row[5].count(":") == 2 for row in rows), rows
