@@ -9,7 +9,10 @@ laps, positions and gaps (scoring; the LMU recordings in ``../shared/data/lmu`` 
 player's car only). So the engine state is the scenario's race run to the same lap of the
 focus car (:meth:`engine.whatif.WhatIf.snapshot`, same seed), with the focus car's fuel,
 energy, tread, compound, tyre age and driver replaced by the recording's where it has them
-(:func:`with_recorded`); the printed block says which values came from the recording.
+(:func:`with_recorded`); the printed block says which values came from the recording. Where
+the recording has fuel but no virtual energy (rF2 records carry none), the energy keeps the
+engine's ratio of energy to fuel at that lap (``energy_from_fuel``): both are used lap by lap
+and filled at the same stops, so a stop the recording shows refills both.
 """
 
 from __future__ import annotations
@@ -39,8 +42,16 @@ def with_recorded(
     state = copy.deepcopy(snapshot.state)
     applied = []
     if recorded.get("fuel") is not None:
+        engine_fuel = float(state["fuel"][0][c])
         state["fuel"][0][c] = float(recorded["fuel"])
         applied.append("fuel")
+        if recorded.get("energy") is None and engine_fuel > 0:
+            # no energy in the recording: keep the engine's ratio of energy to fuel (both
+            # are used lap by lap and filled at the same stops), so a recorded refill is
+            # not left with the engine's last stint's energy
+            energy = float(state["energy"][0][c]) * float(recorded["fuel"]) / engine_fuel
+            state["energy"][0][c] = min(1.0, energy)
+            applied.append("energy_from_fuel")
     if recorded.get("energy") is not None:
         state["energy"][0][c] = float(recorded["energy"])
         applied.append("energy")

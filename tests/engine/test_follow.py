@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from bench.sharedmem_fixture import SAMPLE_S, write_recording
 from engine.advise import main as advise
 from engine.recorded_state import focus_crossings, recorded_state
 
@@ -22,69 +22,6 @@ CAR_KEYS = {
     "compound", "tyre_age_laps", "driver", "driver_times_s", "stint_drive_s", "tyre_sets_left",
     "damage", "out",
 }  # fmt: skip
-
-LAP_S = 100.0
-SAMPLE_S = 20.0
-GREEN_ET = 50.0  # session clock at the green flag [s]
-
-
-def _vehicle(number: str, cls: str, driver: str, laps: int, place: int, gap: float) -> dict:
-    return {
-        "mID": int(number), "mVehicleName": f"Team 2025 #{number}:LM", "mVehicleClass": cls,
-        "mDriverName": driver, "mIsPlayer": number == "1", "mTotalLaps": laps, "mPlace": place,
-        "mLapsBehindLeader": 0, "mTimeBehindLeader": gap, "mInPits": False, "mNumPitstops": 0,
-        "mFinishStatus": 0, "mLapStartET": GREEN_ET + laps * LAP_S, "mLastLapTime": LAP_S,
-    }  # fmt: skip
-
-
-def write_recording(path: Path, laps: int = 3) -> list[float]:
-    """A recording of ``laps`` laps of test_race's cars 1 (the player), 2 and 91, sampled every
-    20 s, with the player's telemetry (fuel falling 10 % a lap, tread 1 % a lap): the fuel
-    levels at its crossings, in order."""
-    records: list[dict[str, Any]] = []
-    fuels = []
-    t = GREEN_ET - SAMPLE_S
-    while t <= GREEN_ET + laps * LAP_S + 1e-9:
-        done = max(0, int((t - GREEN_ET + 1e-9) // LAP_S))
-        phase = 5 if t >= GREEN_ET else 3
-        cars = [
-            _vehicle("1", "Hyper", "A. Two", done, 1, 0.0),
-            _vehicle("2", "Hyper", "B. One", done, 2, 1.5),
-            _vehicle("91", "GT3", "D. One", max(0, done - 1), 3, 0.0),
-        ]
-        records.append(
-            {
-                "Type": "ScoringInfoV01",
-                "mCurrentET": t,
-                "mGamePhase": phase,
-                "mSession": 10,
-                "mTrackName": "test_ring",
-                "mNumVehicles": 3,
-                "mEndET": GREEN_ET + 1800.0,
-                "mVehicles": cars,
-            }
-        )
-        fuel = 0.9 - 0.1 * (t - GREEN_ET) / LAP_S if t >= GREEN_ET else 0.9
-        tread = 1.0 - 0.01 * max(0.0, t - GREEN_ET) / LAP_S
-        records.append(
-            {
-                "Type": "TelemInfoV01",
-                "mID": 1,
-                "mVehicleName": "Team 2025 #1:LM",
-                "mElapsedTime": t,
-                "mLapNumber": done,
-                "mFuel": 90.0 * fuel,
-                "mFuelCapacity": 90.0,
-                "mFrontTireCompoundName": "Medium",
-                "mWheel": [{"mWear": tread} for _ in range(4)],
-                "mDentSeverity": [0] * 8,
-            }
-        )
-        if t > GREEN_ET and abs((t - GREEN_ET) % LAP_S) < 1e-9:
-            fuels.append(round(fuel, 4))
-        t += SAMPLE_S
-    path.write_text(json.dumps([{"record_id": i, "data": r} for i, r in enumerate(records)]))
-    return fuels
 
 
 @pytest.mark.skipif(not LE_MANS.is_file(), reason="../shared/data/lmu is absent")
@@ -116,11 +53,22 @@ def test_recorded_state_reads_telemetry_and_every_crossing(tmp_path: Path) -> No
         car = next(c for c in m.state["cars"] if c["number"] == "1")
         assert car["laps"] == k + 1 and car["compound"] == "medium" and car["class"] == "HYPERCAR"
         # the telemetry is that of the record before the crossing (20 s earlier)
-        assert car["fuel"] == pytest.approx(fuels[k] + 0.1 * SAMPLE_S / LAP_S, abs=1e-4)
+        assert car["fuel"] == pytest.approx(fuels[k], abs=1e-4)
         assert car["tyre_age_laps"] == k + 1
         assert car["driver_times_s"] == {"A. Two": pytest.approx(100.0 * (k + 1))}
         gt3 = next(c for c in m.state["cars"] if c["number"] == "91")
         assert gt3["class"] == "LMGT3" and gt3["laps"] == k
+
+
+def test_a_stop_in_the_recording_starts_a_stint_on_new_tyres(tmp_path: Path) -> None:
+    path = tmp_path / "rec.json"
+    fuels = write_recording(path, laps=5, stop_after=3)
+    cars = [next(c for c in m.state["cars"] if c["number"] == "1") for m in focus_crossings(path)]
+    assert [c["tyre_age_laps"] for c in cars] == [1, 2, 3, 1, 2]
+    # the stint restarts when the car leaves the pit lane (one sample after lap 3)
+    assert [c["stint_drive_s"] for c in cars] == [100.0, 200.0, 300.0, 60.0, 160.0]
+    assert fuels[3] > fuels[2] and [c["fuel"] for c in cars] == pytest.approx(fuels, abs=1e-4)
+    assert cars[-1]["driver_times_s"] == {"A. Two": pytest.approx(500.0 - SAMPLE_S)}
 
 
 def test_follow_advises_at_every_crossing_with_the_recorded_car(
@@ -135,7 +83,8 @@ def test_follow_advises_at_every_crossing_with_the_recorded_car(
     assert [x["lap"] for x in lines] == [1, 2, 3] and [x["crossing"] for x in lines] == [1, 2, 3]
     assert captured.err.count("crossing") == 3  # progress, one line per crossing
     for x in lines:
-        assert set(x["from_recording"]) == {"fuel", "tread", "compound", "tyre_age_laps", "driver"}
+        taken = {"fuel", "energy_from_fuel", "tread", "compound", "tyre_age_laps", "driver"}
+        assert set(x["from_recording"]) == taken
         recorded = next(c for c in x["recorded"]["cars"] if c["number"] == "1")
         engine = next(c for c in x["state"]["cars"] if c["number"] == "1")
         assert engine["laps"] == recorded["laps"]
@@ -251,3 +200,26 @@ def test_a_rule_strategy_answers_in_the_same_words(
         "driver A. Two in"
     )
     assert agent["fuel_to"] == 1.0 and agent["driver_in"] == "A. Two"
+
+
+def test_recorded_values_replace_the_engine_cars_and_energy_follows_a_refill() -> None:
+    from engine.follow import with_recorded
+    from engine.whatif import WhatIf
+
+    w = WhatIf.load("test_race", replicas=1, seed=3)
+    snap = w.snapshot(at_lap=3)
+    c = w.scenario.entry_index("1")
+    fuel, energy = snap.state["fuel"][0][c], snap.state["energy"][0][c]
+    recorded = {"fuel": 0.96, "energy": None, "tread": [0.9] * 4, "compound": "hard"}
+    recorded |= {"tyre_age_laps": 0, "driver": "A. Two"}
+    new, applied = with_recorded(snap, w.scenario, "1", recorded)
+    assert applied == ["fuel", "energy_from_fuel", "tread", "compound", "tyre_age_laps", "driver"]
+    got = new.state
+    assert got["fuel"][0][c] == 0.96 and got["tread"][0][c] == [0.9] * 4
+    assert got["energy"][0][c] == pytest.approx(min(1.0, energy * 0.96 / fuel))
+    assert got["compound"][0][c] == 2 and got["tyre_age"][0][c] == 0 and got["driver"][0][c] == 1
+    assert snap.state["fuel"][0][c] == fuel  # the engine's snapshot itself is left as it was
+    # the other cars keep the engine's values
+    assert got["fuel"][0][:c] + got["fuel"][0][c + 1 :] == (
+        snap.state["fuel"][0][:c] + snap.state["fuel"][0][c + 1 :]
+    )
