@@ -16,17 +16,18 @@ multipliers on the learned prediction.
 
 Lap time is always predicted in the timing-data regime: the inputs that come with lap times
 only from sim races (fuel, energy, tread, tyre and track temperature, wetness, compound,
-damage, reference fuel and wear: :data:`SIM_ONLY_VALUES`) are withheld from the lap-time head
-(marked unknown, as in WEC / IMSA timing, which brings ~98 % of the lap times), because with
-them present the network has seen lap times only from a few sim races of other cars and
-extrapolates badly. The lap-time head reads degradation and fuel burn through tyre age and
-stint time as the timing data shows them; compound and wetness act on lap time through the
-parametric coefficients (``compound_pace``, ``wet_penalty``). The fuel, energy, wear and
-temperature heads see every input. For the MLP both regimes share one forward
-(:meth:`LearnedLapModel._forward_mlp`): the first layer's weights are widened to compute both
-regimes' hidden units in one matmul, later hidden layers run both regimes' rows in one matmul,
-and the output layer reads each head from the regime it serves; biases are folded into the
-matmuls, which run in bfloat16 where the CPU has it natively (:mod:`world_model.precision`).
+damage, reference fuel and wear, the previous lap's fuel and wear: :data:`SIM_ONLY_VALUES`)
+are withheld from the lap-time head (marked unknown, as in WEC / IMSA timing, which brings
+~98 % of the lap times), because with them present the network has seen lap times only from
+a few sim races of other cars and extrapolates badly. The lap-time head reads degradation
+and fuel burn through tyre age and stint time as the timing data shows them; compound and
+wetness act on lap time through the parametric coefficients (``compound_pace``,
+``wet_penalty``). The fuel, energy, wear and temperature heads see every input. For the MLP
+both regimes share one forward (:meth:`LearnedLapModel._forward_mlp`): the first layer's
+weights are widened to compute both regimes' hidden units in one matmul, later hidden layers
+run both regimes' rows in one matmul, and the output layer reads each head from the regime
+it serves; biases are folded into the matmuls, which run in bfloat16 where the CPU has it
+natively (:mod:`world_model.precision`).
 
 The engine's contract is a green-flag lap (it applies flag slow-downs itself), so by default
 ``sample`` evaluates every row as green; ``flag_effects=True`` conditions on the row's flag
@@ -92,6 +93,8 @@ SIM_ONLY_VALUES = (
     "damage",
     "ref_fuel_per_lap",
     "ref_wear_per_lap",
+    "last_fuel_rel",
+    "last_wear_rel",
     *COMPOUND_INPUTS,
 )
 """Inputs that come with lap times only from sim races: withheld from the lap-time head."""
@@ -102,6 +105,8 @@ SIM_ONLY_MISSING = (
     "wetness_missing",
     "track_temp_missing",
     "compound_missing",
+    "last_fuel_missing",
+    "last_wear_missing",
 )
 _FLAG_COLUMNS = slice(FEATURE_NAMES.index(FLAG_INPUTS[0]), FEATURE_NAMES.index(FLAG_INPUTS[-1]) + 1)
 _GREEN_ONE_HOT = torch.nn.functional.one_hot(
