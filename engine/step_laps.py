@@ -120,12 +120,22 @@ class LapSteps:
             night=darkness(ctx.scenario, t[:1]).expand(t.shape[0]),
             traffic=start.traffic,
             out_lap=start.out_lap.float(),
-            recent_pace_pct=take(s.recent_pace_pct, idx),
-            # An out-lap's previous lap ended in the pits: unknown, as in the lap store.
-            last_lap_time_s=_unless(start.out_lap, take(s.prev_lap_s, idx)),
-            last_fuel_used=_unless(start.out_lap, take(s.prev_lap_fuel, idx)),
-            last_wear=_unless(start.out_lap, take(s.prev_lap_wear, idx)),
+            **self._own_history(start, idx),
         )
+
+    def _own_history(self, start: LapStart, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The lap model's inputs from the car's own earlier laps (its recent pace and previous
+        lap), or none (unknown all race) where the scenario switches them off."""
+        s = self.state
+        if not self.ctx.scenario.lap_model_recent_pace:
+            return {}
+        return {
+            "recent_pace_pct": take(s.recent_pace_pct, idx),
+            # An out-lap's previous lap ended in the pits: unknown, as in the lap store.
+            "last_lap_time_s": _unless(start.out_lap, take(s.prev_lap_s, idx)),
+            "last_fuel_used": _unless(start.out_lap, take(s.prev_lap_fuel, idx)),
+            "last_wear": _unless(start.out_lap, take(s.prev_lap_wear, idx)),
+        }
 
     def _draw_laps(self, start: LapStart) -> None:
         """Draw the next lap of ``start``'s rows (one lap-model call) and predict its
@@ -137,8 +147,9 @@ class LapSteps:
         cond = self._lap_conditions(start, rep, car)
         out = ctx.lap_model.sample(cond, ctx.streams.laps, member=ctx.member.index_select(0, rep))
         # The car's own pace feeds its next laps (out-laps carry pit-lane time: skipped).
-        recent = update_recent_pace(cond.recent_pace_pct, out.lap_time_s, cond.ref_lap_time_s)
-        put(s.recent_pace_pct, idx, torch.where(start.out_lap, cond.recent_pace_pct, recent))
+        if cond.recent_pace_pct is not None:
+            recent = update_recent_pace(cond.recent_pace_pct, out.lap_time_s, cond.ref_lap_time_s)
+            put(s.recent_pace_pct, idx, torch.where(start.out_lap, cond.recent_pace_pct, recent))
         loss, _ = self.damage.effects(s)
         green = out.lap_time_s.double()
         rt = ctx.risks
