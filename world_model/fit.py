@@ -212,7 +212,7 @@ def fit_model(
     """Train a model on ``train`` with early stopping on ``val``; returns it and the
     per-epoch history. Scalers are fitted on ``train`` rows only."""
     gen = torch.Generator().manual_seed(seed)
-    features, _ = Standardiser.fit(build_features(train.conditions).numpy())
+    features, _ = Standardiser.fit(build_features(train.conditions).numpy(), mute_unobserved=True)
     targets, _ = Standardiser.fit(raw_targets(train.outcomes, train.conditions).numpy())
     net = build_network(
         cfg.arch, features.mean.shape[0], cfg.members, cfg.hidden, cfg.layers, gen, cfg.activation

@@ -18,15 +18,20 @@ class Standardiser:
     scale: torch.Tensor
 
     @classmethod
-    def fit(cls, rows: np.ndarray) -> tuple[Standardiser, StandardScaler]:
+    def fit(
+        cls, rows: np.ndarray, mute_unobserved: bool = False
+    ) -> tuple[Standardiser, StandardScaler]:
         """Fit a StandardScaler on ``rows`` (NaN ignored); columns never observed get mean 0
-        and scale 1."""
+        and scale 1, or with ``mute_unobserved`` (network inputs) an infinite scale, so they
+        standardise to 0 whatever a later row holds: the network never learned a weight for
+        an input no training source has (e.g. virtual energy with the one LMU race left
+        out), and a value there would only pass through untrained first-layer weights."""
         with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
             # Columns never observed (a channel no training source has) divide 0 by 0.
             warnings.simplefilter("ignore", RuntimeWarning)
             scaler = StandardScaler().fit(rows)
         mean = np.nan_to_num(scaler.mean_, nan=0.0)
-        scale = np.nan_to_num(scaler.scale_, nan=1.0)
+        scale = np.nan_to_num(scaler.scale_, nan=np.inf if mute_unobserved else 1.0)
         scale = np.where(scale > 0, scale, 1.0)
         return cls(
             torch.tensor(mean, dtype=torch.float32), torch.tensor(scale, dtype=torch.float32)
