@@ -43,10 +43,17 @@ def test_gantt_stops_name_lap_lane_time_fill_and_new_tyres() -> None:
 
 @pytest.fixture(scope="module")
 def le_mans():
-    """45 minutes of the 62-car Le Mans field with a safety car forced at 0:20:00 (the race
-    adds its own FCY and slow zone on this seed), every lap recorded."""
+    """45 minutes of the 62-car Le Mans field with a safety car forced at 0:20:00, an FCY at
+    0:38:00 and car #6's failure at 0:25:00 (two kinds of neutralisation and a retirement
+    whatever the lap model draws), every lap recorded."""
     sc = scenario_with(load_scenario("lemans_24h"), **{"race.duration_h": 0.75})
-    races = sample_races(sc, ["fuel-reserve"], seed=1, replicas=1, forced=parse_events(["sc@20m"]))
+    races = sample_races(
+        sc,
+        ["fuel-reserve"],
+        seed=1,
+        replicas=1,
+        forced=parse_events(["sc@20m", "fcy@38m", "failure:6@25m"]),
+    )
     return sc, races["fuel-reserve"]
 
 
