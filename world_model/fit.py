@@ -85,6 +85,8 @@ class FitConfig:
     weight_decay: float = 1e-5
 
 
+MIN_INPUT_ROWS = 100
+"""Network inputs carried by fewer training rows are muted (standardised to 0 always)."""
 HISTORY_FIELDS = ("recent_pace_pct", "last_lap_time_s", "last_fuel_used", "last_wear")
 """``LapConditions`` fields from the car's own earlier laps."""
 
@@ -212,7 +214,7 @@ def fit_model(
     """Train a model on ``train`` with early stopping on ``val``; returns it and the
     per-epoch history. Scalers are fitted on ``train`` rows only."""
     gen = torch.Generator().manual_seed(seed)
-    features, _ = Standardiser.fit(build_features(train.conditions).numpy(), mute_unobserved=True)
+    features, _ = Standardiser.fit(build_features(train.conditions).numpy(), MIN_INPUT_ROWS)
     targets, _ = Standardiser.fit(raw_targets(train.outcomes, train.conditions).numpy())
     net = build_network(
         cfg.arch, features.mean.shape[0], cfg.members, cfg.hidden, cfg.layers, gen, cfg.activation
