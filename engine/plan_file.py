@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import tomllib
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,10 +94,16 @@ class Plan:
     pace: PaceMode = PaceMode.NORMAL
     on_conflict: str = "refuse"
 
-    def to_toml(self, header: str = "") -> str:
+    def to_toml(self, header: str = "", notes: Mapping[int, str] | None = None) -> str:
+        """The plan file; ``header`` and ``notes`` (stop lap -> text, e.g. the level the
+        stop fills to) are written as comments, so they never change how the plan runs."""
         head = [f"# {line}" if line else "#" for line in header.splitlines()]
         body = [f'pace = "{self.pace.name.lower()}"', f'on_conflict = "{self.on_conflict}"']
-        return "\n".join([*head, *body, *("\n" + s.to_toml() for s in self.stops)]) + "\n"
+        stops = []
+        for s in self.stops:
+            note = (notes or {}).get(s.lap)
+            stops.append("\n" + (f"# {note}\n" if note else "") + s.to_toml())
+        return "\n".join([*head, *body, *stops]) + "\n"
 
 
 def _enum(kind: type, value: object, where: str) -> object:

@@ -223,3 +223,24 @@ def incident_columns(parts: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray
         "damage": _cat(parts["damage"], np.float32),
         "other_car": _cat(parts["other_car"], np.int64),
     }
+
+
+RETIRE_WORDS = {"failure": "failure", "crash": "crash", "out_of_fuel": "out of fuel"}
+"""Incident kinds that end a car's race -> the cause as reports write it."""
+
+
+def retirements(result: RaceResult, replica: int) -> dict[int, tuple[float, str]]:
+    """Car index -> (race time [s], cause) of each car whose race ended early in row
+    ``replica``; a car out of the race with no such incident (stranded) reads "retired" at an
+    unknown time (NaN)."""
+    inc = result.incidents
+    rows = np.flatnonzero(np.asarray(inc["replica"]) == result.first_replica + replica)
+    out: dict[int, tuple[float, str]] = {}
+    for i in rows:
+        kind = str(inc["kind"][i])
+        car = int(inc["car"][i])
+        if kind in RETIRE_WORDS and car not in out and bool(result.retired[replica, car]):
+            out[car] = (float(inc["race_time_s"][i]), RETIRE_WORDS[kind])
+    for car in np.flatnonzero(result.retired[replica]).tolist():
+        out.setdefault(int(car), (float("nan"), "retired"))
+    return out

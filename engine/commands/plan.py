@@ -13,7 +13,7 @@ import sys
 from engine.cli_types import positive_int, random_seed
 from engine.commands.options import add_chunk_argument
 from engine.evaluate import write_atomic
-from engine.pitwall import format_plan, make_plan
+from engine.pitwall import PitWallPlan, format_plan, make_plan
 from engine.plan_file import PlanRefused
 from engine.scenario import Scenario, ScenarioError
 from engine.strategy import Strategy
@@ -54,6 +54,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return p
+
+
+def fill_notes(p: PitWallPlan) -> dict[int, str]:
+    """Stop lap -> the levels the stop fills to in the plan's races, as the table prints
+    them (LMU's refill sets the level to fill to), for every fill type the file can hold."""
+    notes = {}
+    for row in p.stops:
+        energy = "" if row.energy_to is None else f", energy to {100 * row.energy_to:.1f} %"
+        notes[row.lap] = (
+            f"stop {row.stop}: fills fuel to {100 * row.fuel_to:.1f} %{energy} (median of "
+            f"{p.replicas} races, seed {p.seed})"
+        )
+    return notes
 
 
 def _source(args: argparse.Namespace, scenario: Scenario, car: str) -> Strategy:
@@ -101,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\nfrom {p.source} ({args.replicas} races, seed {args.seed}); run it with"
             f"\n--strategy plan:{args.out}. Format: engine/plan_file.py and the README."
         )
-        write_atomic(args.out, p.plan.to_toml(header))
+        write_atomic(args.out, p.plan.to_toml(header, fill_notes(p)))
     print(json.dumps(p.to_dict()) if args.json else format_plan(p))
     if args.out:
         print(f"wrote {args.out}", file=sys.stderr)

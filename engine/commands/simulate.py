@@ -21,7 +21,8 @@ import numpy as np
 
 from data.entry import run_main
 from engine.cli_types import positive_int, random_seed
-from engine.result import RaceResult
+from engine.readable_state import hms
+from engine.result import RaceResult, retirements
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,16 +83,22 @@ def summary(result: RaceResult) -> list[dict[str, Any]]:
     return rows
 
 
+def _clock(seconds: float) -> str:
+    return hms(seconds) if np.isfinite(seconds) else "-"
+
+
 def _print_text(result: RaceResult) -> None:
     print(f"{result.scenario_name}: replica 0 of {result.replicas} (seed {result.seed})")
-    head = f"{'pos':>3} {'cls':>3} {'no':>4} {'class':<9} {'laps':>4} {'time [s]':>10}"
+    head = f"{'pos':>3} {'cls':>3} {'no':>4} {'class':<9} {'laps':>4} {'time':>10}"
     print(f"{head} {'stops':>5}  team")
+    out = retirements(result, 0)
     for row in result.classification(0):
-        status = " (ret)" if row["retired"] else ""
+        c = result.car_numbers.index(row["number"])
+        status = f" (retired: {out[c][1]})" if row["retired"] and c in out else ""
         print(
             f"{row['position']:>3} {row['class_position']:>3} {row['number']:>4} "
-            f"{row['class']:<9} {row['laps']:>4} {row['time_s']:>10.1f} {row['pit_stops']:>5}  "
-            f"{row['team']}{status}"
+            f"{row['class']:<9} {row['laps']:>4} {_clock(row['time_s']):>10} "
+            f"{row['pit_stops']:>5}  {row['team']}{status}"
         )
     if result.replicas > 1:
         print(f"\nover {result.replicas} replicas:")

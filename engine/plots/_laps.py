@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
 
-from world_model.interface import Compound
+from world_model.interface import Compound, FlagState
 
 if TYPE_CHECKING:
     from engine.race import RaceResult
@@ -50,3 +53,52 @@ def class_cars(result: RaceResult, car: str, limit: int = 8) -> list[int]:
 
 
 HOUR_S = 3600.0
+
+
+NEUTRAL_STYLES: dict[int, tuple[str, str]] = {
+    int(FlagState.SAFETY_CAR): ("safety car", "#ff9f1c"),
+    int(FlagState.FCY): ("full-course yellow", "#ffe066"),
+    int(FlagState.SLOW_ZONE): ("slow zone", "#fff3b0"),
+}
+"""Neutralisation kind -> (legend label, shading colour)."""
+
+
+def race_clock(ax: Axes) -> None:
+    """Label an x axis in hours of race time as the race clock, h:mm:ss."""
+    from engine.readable_state import hms
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: hms(x * HOUR_S)))
+    ax.set_xlabel("race time [h:mm:ss]")
+
+
+def neutralisations(result: RaceResult, replica: int) -> list[tuple[int, float, float]]:
+    """``(kind, start_s, end_s)`` of the safety-car, FCY and slow-zone periods of a race."""
+    fp = result.flag_periods
+    rows = np.flatnonzero(np.asarray(fp["replica"]) == result.first_replica + replica)
+    return [
+        (int(fp["kind"][i]), float(fp["start_s"][i]), float(fp["end_s"][i]))
+        for i in rows
+        if int(fp["kind"][i]) in NEUTRAL_STYLES
+    ]
+
+
+def shade_neutralisations(axes: list[Axes], result: RaceResult, replica: int) -> list[Patch]:
+    """Shade each neutralisation of the race on every axis (x in hours); the legend handles,
+    one per kind that occurs."""
+    kinds: set[int] = set()
+    for kind, start, end in neutralisations(result, replica):
+        kinds.add(kind)
+        for ax in axes:
+            ax.axvspan(
+                start / HOUR_S,
+                end / HOUR_S,
+                color=NEUTRAL_STYLES[kind][1],
+                alpha=0.35,
+                linewidth=0,
+                zorder=0,
+                gid=f"neutral:{FlagState(kind).name.lower()}",
+            )
+    return [
+        Patch(facecolor=NEUTRAL_STYLES[k][1], alpha=0.35, label=NEUTRAL_STYLES[k][0])
+        for k in sorted(kinds)
+    ]

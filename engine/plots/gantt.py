@@ -1,17 +1,27 @@
 """Strategy Gantt: each car's stints over race time, coloured by compound, driver changes and
 new tyres marked (a change on the same compound too), the focus car's stops labelled with
-their lap, time in the pit lane and the fuel level filled to."""
+their lap, time in the pit lane and the fuel level filled to, retirements marked with their
+cause, safety-car / FCY / slow-zone periods shaded, race time as h:mm:ss."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from engine.plots._laps import COMPOUND_COLOURS, HOUR_S, car_rows, race_laps
+from engine.plots._laps import (
+    COMPOUND_COLOURS,
+    HOUR_S,
+    car_rows,
+    race_clock,
+    race_laps,
+    shade_neutralisations,
+)
+from engine.result import retirements
 from world_model.interface import Compound
 
 if TYPE_CHECKING:
@@ -84,6 +94,7 @@ def strategy_gantt(
     fig = Figure(figsize=(11, 1.2 + 0.42 * len(order)))
     ax = fig.add_subplot()
     compounds_seen: set[int] = set()
+    out = {c: v for c, v in retirements(result, replica).items() if c in chosen}
     changes_seen = False
     tyres_seen = False
     for row, c in enumerate(order):
@@ -115,6 +126,9 @@ def strategy_gantt(
                 markeredgecolor="black",
                 markersize=5,
             )
+        if c in out:
+            when = out[c][0] if np.isfinite(out[c][0]) else bars[-1][1] if bars else 0.0
+            _mark_retirement(ax, when, y, out[c][1])
         if focus is not None and numbers[c] == focus:
             for at, lap, lane_s, fuel_to, _ in made:
                 ax.annotate(
@@ -131,12 +145,44 @@ def strategy_gantt(
     ax.set_yticks(range(len(order)), [f"#{numbers[c]} {result.car_classes[c]}" for c in bottom_up])
     if focus is not None and focus in numbers and numbers.index(focus) in order:
         ax.get_yticklabels()[bottom_up.index(numbers.index(focus))].set_fontweight("bold")
-    ax.set_xlabel("race time [h]")
+    shading = shade_neutralisations([ax], result, replica)
+    race_clock(ax)
     ax.set_ylabel("car (finishing order)")
     strategy = ""
     if focus is not None and focus in numbers:
         strategy = f", car #{focus}: {result.strategy_names[numbers.index(focus)]}"
     ax.set_title(f"Strategy Gantt, {result.scenario_name} race {replica}{strategy}")
+    _legend(ax, compounds_seen, changes_seen, tyres_seen, bool(out), shading)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+RETIRED_COLOUR = "#b00020"
+
+
+def _mark_retirement(ax: Axes, when_s: float, y: float, cause: str) -> None:
+    ax.plot(when_s / HOUR_S, y, "X", color=RETIRED_COLOUR, markersize=7, zorder=4)
+    ax.annotate(
+        cause,
+        (when_s / HOUR_S, y),
+        xytext=(5, 0),
+        textcoords="offset points",
+        fontsize=7,
+        color=RETIRED_COLOUR,
+        va="center",
+    )
+
+
+def _legend(
+    ax: Axes,
+    compounds_seen: set[int],
+    changes_seen: bool,
+    tyres_seen: bool,
+    retired: bool,
+    shading: list[Patch],
+) -> None:
+    """Compounds, the markers that occur, and the neutralisation kinds shaded."""
     handles: list = [
         Patch(facecolor=COMPOUND_COLOURS[k], edgecolor="black", label=Compound(k).name.lower())
         for k in sorted(compounds_seen)
@@ -158,7 +204,11 @@ def strategy_gantt(
                 label="new tyres",
             )
         )
+    if retired:
+        handles.append(
+            Line2D(
+                [], [], marker="X", color=RETIRED_COLOUR, linestyle="none", label="retired (cause)"
+            )
+        )
+    handles += shading
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return fig

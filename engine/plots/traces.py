@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 
-from engine.plots._laps import HOUR_S, TREAD_COLUMNS, car_rows, race_laps
+from engine.plots._laps import (
+    HOUR_S,
+    TREAD_COLUMNS,
+    car_rows,
+    race_clock,
+    race_laps,
+    shade_neutralisations,
+)
 
 if TYPE_CHECKING:
     from engine.race import RaceResult
@@ -42,7 +49,8 @@ def fuel_and_tyre_traces(races: Mapping[str, RaceResult], replica: int, car: str
     if has_energy:
         axes[1].set_ylabel("energy left [allocation]")
     ax_tread.set_ylabel("mean tread left")
-    ax_tread.set_xlabel("race time [h]")
+    shade_neutralisations(list(axes), next(iter(races.values())), replica)
+    race_clock(ax_tread)
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()

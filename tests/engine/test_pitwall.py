@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from engine.actions import Fuel, Tyres
 from engine.baselines import make_strategy
-from engine.commands.plan import main
+from engine.commands.plan import fill_notes, main
 from engine.evaluate import evaluate
 from engine.pitwall import hms, make_plan, race_plan
-from engine.plan_file import Plan, PlanRefused, PlanStop, load_plan
+from engine.plan_file import Plan, PlanRefused, PlanStop, PlanStrategy, load_plan
 from engine.race import StrategyAssignment, simulate
 from engine.scenario import load_scenario, scenario_with
 from policies.tuned import fixed_plan
@@ -160,3 +160,92 @@ def test_every_printed_plan_runs_as_written_from_its_file(
             assert stops in reached, (r, stops, written)
         else:  # a race that changed the plan is counted, with the lap and the reason
             assert p.p_changed_by_race > 0 and p.conflicts
+
+
+FILLS = [f for f in Fuel if f != Fuel.NONE]
+"""Every fill type a plan file can hold (a new member of the action table's Fuel is covered)."""
+
+
+def _written(stints: list[int], fills: list[Fuel], tyres: list[Tyres], drivers: list[bool]):
+    laps = np.cumsum(stints).tolist()
+    stops = tuple(
+        PlanStop(lap=lap, fuel=f, tyres=t, driver_change=d)
+        for lap, f, t, d in zip(laps, fills, tyres, drivers, strict=False)
+    )
+    return PlanStrategy(name="plan:drawn", plan=Plan(stops=stops, on_conflict="adapt"))
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    stints=st.lists(st.integers(4, 6), min_size=3, max_size=3),
+    fills=st.lists(st.sampled_from(FILLS), min_size=3, max_size=3),
+    tyres=st.lists(
+        st.sampled_from([Tyres.KEEP, Tyres.FOUR_MEDIUM, Tyres.TWO_SAME]), min_size=3, max_size=3
+    ),
+    drivers=st.lists(st.booleans(), min_size=3, max_size=3),
+    seed=st.integers(0, 10_000),
+)
+def test_printed_plans_of_every_fill_type_run_as_written_from_their_file(
+    race, tmp_path: Path, stints, fills, tyres, drivers, seed: int
+) -> None:
+    """Property, for plans whose stops take every fill type (drawn per stop): the plan that
+    ``plan`` prints, run from its file, gives the same races, and the file names the level
+    every stop fills to."""
+    p = make_plan(race, "1", _written(stints, fills, tyres, drivers), 3, seed)
+    path = tmp_path / f"plan_{seed}_{'_'.join(str(int(f)) for f in fills)}.toml"
+    path.write_text(p.plan.to_toml("drawn", fill_notes(p)))
+    assert load_plan(path) == p.plan  # the notes are comments: the plan is unchanged
+    again = simulate(
+        race,
+        StrategyAssignment(per_car={"1": make_strategy(f"plan:{path}")}),
+        3,
+        seed,
+        record_laps=True,
+        chunk_replicas=128,
+    )
+    for name in ("class_position", "finish_time_s", "laps_completed", "pit_stops", "retired"):
+        assert np.array_equal(getattr(again, name), getattr(p.result, name)), name
+    text = path.read_text()
+    for row in p.stops:
+        assert f"# stop {row.stop}: fills fuel to {100 * row.fuel_to:.1f} %" in text
+
+
+def test_the_drawn_plans_cover_every_fill_type(race) -> None:
+    """The property above sees each fill type written in a printed plan."""
+    seen = set()
+    for fill in FILLS:
+        p = make_plan(
+            race, "1", _written([5, 5, 5], [fill] * 3, [Tyres.KEEP] * 3, [True] * 3), 2, 1
+        )
+        seen |= {s.fuel for s in p.plan.stops[:-1]}  # the last may become a fill to finish
+    assert seen == set(FILLS)
+
+
+def test_the_plan_file_says_the_level_each_stop_fills_to(tmp_path: Path, capsys) -> None:
+    source = tmp_path / "source.toml"
+    source.write_text(
+        Plan(
+            stops=(
+                PlanStop(lap=6, fuel=Fuel.FULL, tyres=Tyres.FOUR_MEDIUM, driver_change=True),
+                PlanStop(lap=12, fuel=Fuel.TO_FINISH, tyres=Tyres.FOUR_MEDIUM, driver_change=True),
+            )
+        ).to_toml()
+    )
+    out = tmp_path / "plan.toml"
+    argv = ["test_race", "--strategy", f"plan:{source}", "--replicas", "4", "--seed", "3"]
+    assert main([*argv, "--out", str(out), "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    text = out.read_text()
+    assert [s.fuel for s in load_plan(out).stops] == [Fuel.FULL, Fuel.TO_FINISH]
+    for row in table["stops"]:
+        level = (
+            f"fills fuel to {100 * row['fuel_to']:.1f} %, energy to {100 * row['energy_to']:.1f} %"
+        )
+        assert f"# stop {row['stop']}: {level} (median of 4 races, seed 3)" in text
+    # the fill to the finish stops short of the top: the level is the one to set, not "full"
+    assert table["stops"][1]["fuel_to"] < 1.0

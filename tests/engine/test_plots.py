@@ -13,7 +13,7 @@ from engine.plots import (
     position_chart,
     strategy_gantt,
 )
-from engine.plots._laps import car_rows, race_laps
+from engine.plots._laps import NEUTRAL_STYLES, car_rows, race_laps
 from engine.plots.gantt import driver_changes, stints
 from engine.plots.positions import gaps_to_class_leader
 from engine.scenario import load_scenario
@@ -21,6 +21,7 @@ from engine.scenario import load_scenario
 matplotlib.use("Agg")
 
 STRATEGIES = ["fuel-reserve", "fixed:laps=4"]
+NEUTRAL_LABELS = {label for label, _ in NEUTRAL_STYLES.values()}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_gantt_draws_one_row_per_car_and_one_bar_per_stint(races) -> None:
     result = races["fuel-reserve"]
     fig = strategy_gantt(result, 0, focus="1")
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "race time [h]"
+    assert ax.get_xlabel() == "race time [h:mm:ss]"
     assert "Strategy Gantt" in ax.get_title() and "car #1: fuel-reserve" in ax.get_title()
     rows = ax.collections
     assert len(rows) == len(result.car_numbers)
@@ -66,7 +67,8 @@ def test_gantt_draws_one_row_per_car_and_one_bar_per_stint(races) -> None:
     assert all(n >= 2 for n in expected.values())
     legend = _legend(ax)
     compounds = {int(k) for k in laps["compound"]}
-    assert len([t for t in legend if t not in ("driver change", "new tyres")]) == len(compounds)
+    marks = ("driver change", "new tyres", "retired (cause)", *NEUTRAL_LABELS)
+    assert len([t for t in legend if t not in marks]) == len(compounds)
     any_change = any(driver_changes(car_rows(laps, i)).size for i in range(result.n_cars))
     assert ("driver change" in legend) == any_change
     ticks = dict(zip(ax.get_yticks(), (t.get_text() for t in ax.get_yticklabels()), strict=True))
@@ -84,7 +86,9 @@ def test_position_chart_has_one_line_per_class_car_and_leader_gap_zero(races) ->
     hyper = [
         n for n, k in zip(result.car_numbers, result.car_classes, strict=True) if k == "HYPERCAR"
     ]
-    assert _legend(ax_pos) == [f"#{n}" for n in hyper]
+    cars_in_legend = [t.split(" (")[0] for t in _legend(ax_pos) if t not in NEUTRAL_LABELS]
+    # the focus car first, then its rivals nearest it at the finish
+    assert cars_in_legend[0] == "#1" and sorted(cars_in_legend) == sorted(f"#{n}" for n in hyper)
     assert len(ax_pos.get_lines()) == len(ax_gap.get_lines()) == len(hyper)
     assert ax_pos.yaxis_inverted()
     assert ax_pos.get_ylabel() == "class position"
@@ -121,7 +125,10 @@ def test_fuel_energy_and_tread_traces(races) -> None:
     assert _legend(ax_fuel) == STRATEGIES
     assert ax_fuel.get_ylabel() == "fuel left [tank]"
     assert ax_energy.get_ylabel() == "energy left [allocation]"
-    assert ax_tread.get_ylabel() == "mean tread left" and ax_tread.get_xlabel() == "race time [h]"
+    assert (
+        ax_tread.get_ylabel() == "mean tread left"
+        and ax_tread.get_xlabel() == "race time [h:mm:ss]"
+    )
     fuel = ax_fuel.get_lines()[0].get_ydata()
     assert np.all((fuel >= 0) & (fuel <= 1))
     # refuelling shows: the fuel trace rises at least once
