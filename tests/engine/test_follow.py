@@ -223,3 +223,39 @@ def test_recorded_values_replace_the_engine_cars_and_energy_follows_a_refill() -
     assert got["fuel"][0][:c] + got["fuel"][0][c + 1 :] == (
         snap.state["fuel"][0][:c] + snap.state["fuel"][0][c + 1 :]
     )
+
+
+def test_readme_follow_and_agent_example_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shlex
+
+    from bench.sharedmem_fixture import main as fixture
+    from engine.cli import main as stintsim
+    from engine.commands.whatif import main as whatif
+    from tests.engine.test_whatif import readme_blocks
+
+    section = "Advice live from a recording"
+    blocks = [code for lang, code in readme_blocks(section) if lang == "bash"]
+    assert len(blocks) == 1
+    monkeypatch.chdir(tmp_path)
+    # the state the section before saves
+    argv = ["test_race", "--strategy", "fuel-reserve", "--save-state", "state.json"]
+    assert whatif([*argv, "--state-lap", "5", "--seed", "7"]) == 0
+    for line in blocks[0].strip().splitlines():
+        words = shlex.split(line)
+        if words[:3] == ["python", "-m", "bench.sharedmem_fixture"]:
+            assert fixture(words[3:]) == 0
+        else:
+            assert words[0] == "stintsim" and stintsim(words[1:]) == 0, line
+    out = capsys.readouterr().out
+    # the figures the README quotes
+    crossings = out.split("== crossing")[1:]
+    assert len(crossings) == 5
+    assert all("advice: fuel-reserve (P(class win) 1.000" in c for c in crossings)
+    assert "pit now, fill to finish, 4 new medium        0.375" in out
+    assert "car 1 P1, lap 4, fuel 96.0 %, energy 100.0 %" in out
+    assert (
+        "agent fuel-reserve would (at lap 6): pit now, fill fuel to 100 %, energy to 100 %, "
+        "change tyres to medium (same compound), driver A. Two in"
+    ) in out
