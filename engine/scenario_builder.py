@@ -59,6 +59,17 @@ STATIONARY_TRANSIT_S = 5.0
 """Assumption: the fastest stops in the data stood this long; the rest of their lane time is
 the drive through the pit lane."""
 MIN_STINT_LAPS = 5
+NEUTRAL_FLAGS = (2, 3)
+"""``laps.flag`` codes of FCY and safety-car laps."""
+OPPORTUNISTIC_FACTOR = 2.0
+OPPORTUNISTIC_MIN_STOPS = 2
+"""A car whose share of stops made under FCY or safety car is more than OPPORTUNISTIC_FACTOR
+times its share of laps under them (and at least OPPORTUNISTIC_MIN_STOPS such stops) pitted
+for the cheap stop: its rule is ``opportunistic``. Sebring 2024: 51 % of stops against 18 %
+of laps; WEC races: about as many as the laps (0.3-12 % of stops)."""
+FULL_COURSE_CAUTION_SERIES = ("IMSA",)
+"""Series whose race control neutralises with full-course cautions only (no slow zones):
+built scenarios of their races set ``events.full_course_cautions``."""
 MIN_CLEAN_LAPS = 10
 
 
@@ -120,6 +131,8 @@ class _Car:
     stints_per_spell: float
     stops: int
     drivers: list[dict[str, Any]]
+    opportunistic: bool = False
+    """It pitted under neutralisations far more often than its laps ran under them."""
 
 
 _CLEAN = (
@@ -149,6 +162,11 @@ def _car(
     pit_in = [int(r[0]) for r in laps if r[2]]
     stints = [s for s in _stints(pit_in) if s >= MIN_STINT_LAPS]
     changes = sum(1 for r in laps if r[6])
+    neutral_stops = sum(1 for r in laps if r[2] and r[5] in NEUTRAL_FLAGS)
+    neutral_lap_share = sum(1 for r in laps if r[5] in NEUTRAL_FLAGS) / max(len(laps), 1)
+    opportunistic = neutral_stops >= OPPORTUNISTIC_MIN_STOPS and (
+        neutral_stops > OPPORTUNISTIC_FACTOR * neutral_lap_share * len(pit_in)
+    )
     # Stints per driver spell: a race of S stints and D driver changes runs D + 1 spells.
     per_spell = (len(pit_in) + 1) / (changes + 1)
     return (
@@ -161,6 +179,7 @@ def _car(
             stints_per_spell=per_spell,
             stops=len(pit_in),
             drivers=_drivers(conn, car_id, ref) if ref is not None else [],
+            opportunistic=opportunistic,
         ),
         laps,
     )
@@ -232,7 +251,7 @@ def _entry(car: _Car, race_s: float) -> dict[str, Any]:
         "ref_fuel_per_lap": round(energy * (FUEL_TO_ENERGY if has_energy else 1.0), 5),
         "ref_energy_per_lap": round(energy if has_energy else 0.0, 5),
         "ref_wear_per_lap": round(TYRE_SPELL_TREAD / (spell * car.stint), 5),
-        "strategy": f"fuel-reserve:stints={spell}",
+        "strategy": f"{'opportunistic' if car.opportunistic else 'fuel-reserve'}:stints={spell}",
     }
 
 
@@ -271,9 +290,9 @@ def _build(
     class_map: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     sid = _session_id(conn, session)
-    track, start_hour, duration_s, lap_len = _q(
+    track, start_hour, duration_s, lap_len, series = _q(
         conn,
-        "SELECT track, start_hour_of_day, duration_s, track_length_m FROM sessions "
+        "SELECT track, start_hour_of_day, duration_s, track_length_m, series FROM sessions "
         "WHERE session_id = ?",
         sid,
     )[0]
@@ -325,6 +344,9 @@ def _build(
         # The engine draws traffic, incidents, neutralisations and rain itself: the learned
         # model's slow components (which learnt them from unlabelled timing data) stay out.
         "lap_model_core_only": True,
+        # Each car's reference pace is its whole race's: the recent-pace input would only
+        # feed the model's own draws back (a random walk that settles about 1 % slow).
+        "lap_model_recent_pace": False,
         "focus_car": entries[0]["number"],
         "track": {
             "name": track or session,
@@ -342,7 +364,12 @@ def _build(
             "window_s": 45.0,  # = the neutralisation delay: fewer, larger batched windows
         },
         "rules": _rules_table(fcy, sc),
-        "events": {"incidents": True, "weather": True, "model": "default"},
+        "events": {
+            "incidents": True,
+            "weather": True,
+            "model": "default",
+            "full_course_cautions": (series or "").upper() in FULL_COURSE_CAUTION_SERIES,
+        },
         "classes": classes,
         "entries": entries,
     }

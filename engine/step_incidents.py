@@ -275,6 +275,13 @@ class IncidentSteps:
         neut = ctx.event_model.neutralisation(ctx.params, severity, ctx.streams.incidents)
         kind = neut.kind.long()
         wanted = (severity > 0) & torch.isin(kind, torch.tensor(_NEUTRAL_KINDS))
+        duration_s = neut.duration_s
+        if ctx.scenario.events.full_course_cautions:
+            # Drawn every window, as the kind is: the random streams keep a fixed shape.
+            duration_s = ctx.event_model.neutralisation_duration(
+                ctx.params, FlagState.SAFETY_CAR, ctx.streams.incidents
+            )
+            kind = torch.where(wanted, int(FlagState.FCY), kind)
         free = (s.neut_kind == int(FlagState.GREEN)) | (s.neut_end_s <= b)
         # A slow zone is local: an incident that calls for an FCY or a safety car ends it.
         free |= (s.neut_kind == int(FlagState.SLOW_ZONE)) & (
@@ -289,5 +296,5 @@ class IncidentSteps:
         start = torch.maximum(
             first + ctx.scenario.rules.neutralisation_delay_s, torch.full_like(first, b)
         )
-        end = start + neut.duration_s[reps].double()
+        end = start + duration_s[reps].double()
         self.control.deploy(reps, kind[reps], start, end)

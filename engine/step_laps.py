@@ -115,7 +115,9 @@ class LapSteps:
             night=darkness(ctx.scenario, t[:1]).expand(t.shape[0]),
             traffic=start.traffic,
             out_lap=start.out_lap.float(),
-            recent_pace_pct=take(s.recent_pace_pct, idx),
+            recent_pace_pct=take(s.recent_pace_pct, idx)
+            if ctx.scenario.lap_model_recent_pace
+            else None,
         )
 
     def _draw_laps(self, start: LapStart) -> None:
@@ -128,8 +130,9 @@ class LapSteps:
         cond = self._lap_conditions(start, rep, car)
         out = ctx.lap_model.sample(cond, ctx.streams.laps, member=ctx.member.index_select(0, rep))
         # The car's own pace feeds its next laps (out-laps carry pit-lane time: skipped).
-        recent = update_recent_pace(cond.recent_pace_pct, out.lap_time_s, cond.ref_lap_time_s)
-        put(s.recent_pace_pct, idx, torch.where(start.out_lap, cond.recent_pace_pct, recent))
+        if cond.recent_pace_pct is not None:
+            recent = update_recent_pace(cond.recent_pace_pct, out.lap_time_s, cond.ref_lap_time_s)
+            put(s.recent_pace_pct, idx, torch.where(start.out_lap, cond.recent_pace_pct, recent))
         loss, _ = self.damage.effects(s)
         green = out.lap_time_s.double()
         rt = ctx.risks

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from tianshou.algorithm import Algorithm
 
+from engine.stint import StintAgentStrategy
 from engine.strategy import Observation
 from policies.algorithms import (
     ALGOS,
@@ -49,7 +50,9 @@ def greedy_actions(scores: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
 
 class AgentStrategy:
     """A trained agent as an ``engine.strategy.Strategy``: encode, score, pick the best legal
-    action. Deterministic, so it uses no randomness (the generator is accepted and unused)."""
+    action. Deterministic, so it uses no randomness (the generator is accepted and unused).
+    A stint-level agent (``config.decision == "stint"``) picks the best stint option at each
+    stop and the stint rule of :mod:`engine.stint` drives the laps between."""
 
     def __init__(
         self, algorithm: Algorithm, config: AgentConfig, encoder: Any, name: str | None = None
@@ -59,13 +62,23 @@ class AgentStrategy:
         self.encoder = encoder
         """An ``engine.env.ObservationEncoder`` (observation -> feature rows)."""
         self.name = name or (
-            f"{config.algo}" + (f"-cvar{config.cvar_alpha:g}" if config.cvar_alpha < 1 else "")
+            f"{config.algo}"
+            + ("-stint" if config.stint else "")
+            + (f"-cvar{config.cvar_alpha:g}" if config.cvar_alpha < 1 else "")
         )
         self.algorithm.eval()
+        self._stint = (
+            StintAgentStrategy(self.name, encoder.encode, self._scores) if config.stint else None
+        )
+
+    def _scores(self, x: torch.Tensor) -> torch.Tensor:
+        return greedy_scores(self.algorithm, self.config, x)
 
     def decide(
         self, obs: Observation, legal: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
+        if self._stint is not None:
+            return self._stint.decide(obs, legal, generator)
         x = self.encoder.encode(obs)
         return greedy_actions(greedy_scores(self.algorithm, self.config, x), legal)
 

@@ -33,6 +33,7 @@ from tianshou.algorithm.optim import AdamOptimizerFactory
 from tianshou.data import Batch, to_numpy
 
 from engine.actions import N_ACTIONS
+from engine.stint import N_STINT_OPTIONS
 from policies.networks import Critic, MaskedActor, QNet, QuantileNet, explore
 
 
@@ -49,6 +50,23 @@ class Algo(StrEnum):
 
 ALGOS = tuple(a.value for a in Algo)
 
+DECISIONS = ("lap", "stint")
+"""Levels an agent decides at: every line crossing (the 147-action table of
+:mod:`engine.actions`) or every stint (the options of :mod:`engine.stint`)."""
+
+STINT_DEFAULTS: dict[str, float | int] = {
+    "gamma": 1.0,
+    "n_step": 1,
+    "eps_decay_steps": 8_000,
+    "updates_per_step": 0.5,
+    "target_update_freq": 100,
+}
+"""Settings of a stint-level agent where they differ from the lap level: a race is about
+seven stints, so no discount (the stint reward sums the lap rewards, which telescopes the
+shaping only at ``gamma = 1``), one-step targets (a stint's own spread, not the rest of the
+race's), exploration that decays over about nine generations of 128 races, and more
+gradient steps per decision (there are 25 times fewer decisions)."""
+
 
 @dataclass(frozen=True)
 class AgentConfig:
@@ -56,6 +74,9 @@ class AgentConfig:
 
     algo: Algo = Algo.PPO
     """The learning algorithm (its name is accepted and turned into the member)."""
+    decision: str = "lap"
+    """Where the agent decides: ``lap`` (every line crossing) or ``stint`` (every stop; see
+    :mod:`engine.stint`, and :data:`STINT_DEFAULTS` for its settings)."""
     obs_dim: int = 0
     """Width of the encoded observation (set from the env)."""
     hidden: int = 128
@@ -100,6 +121,8 @@ class AgentConfig:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
         object.__setattr__(self, "algo", Algo(self.algo))
+        if self.decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {DECISIONS}, got {self.decision!r}")
         if not 0.0 < self.cvar_alpha <= 1.0:
             raise ValueError(f"cvar_alpha must be in (0, 1], got {self.cvar_alpha}")
         if self.demo_margin < 0.0:
@@ -110,6 +133,21 @@ class AgentConfig:
     @property
     def on_policy(self) -> bool:
         return self.algo == Algo.PPO
+
+    @property
+    def stint(self) -> bool:
+        return self.decision == "stint"
+
+    @property
+    def n_actions(self) -> int:
+        return N_STINT_OPTIONS if self.stint else N_ACTIONS
+
+    @classmethod
+    def for_decision(cls, decision: str, **kwargs: Any) -> AgentConfig:
+        """A config for ``decision`` with its level's defaults (:data:`STINT_DEFAULTS` for
+        stints), overridden by ``kwargs``."""
+        base = dict(STINT_DEFAULTS) if decision == "stint" else {}
+        return cls(decision=decision, **{**base, **kwargs})
 
 
 class PriorExploration:
@@ -172,18 +210,18 @@ class CVaRIQNPolicy(PriorExploration, IQNPolicy):
         return Batch(logits=logits, act=act, state=hidden, taus=taus)
 
 
-def _spaces(obs_dim: int) -> tuple[gym.Space, gym.Space]:
+def _spaces(obs_dim: int, n_actions: int) -> tuple[gym.Space, gym.Space]:
     obs_space = gym.spaces.Dict(
         {
             "obs": gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32),
-            "mask": gym.spaces.MultiBinary(N_ACTIONS),
+            "mask": gym.spaces.MultiBinary(n_actions),
         }
     )
-    return obs_space, gym.spaces.Discrete(N_ACTIONS)
+    return obs_space, gym.spaces.Discrete(n_actions)
 
 
 def _build_ppo(config: AgentConfig, obs_space: gym.Space, act_space: gym.Space) -> Algorithm:
-    actor = MaskedActor(config.obs_dim, config.hidden)
+    actor = MaskedActor(config.obs_dim, config.hidden, stint=config.stint)
     policy = DiscreteActorPolicy(
         actor=actor,
         action_space=act_space,
@@ -205,7 +243,7 @@ def _build_ppo(config: AgentConfig, obs_space: gym.Space, act_space: gym.Space) 
 
 def _build_dqn(config: AgentConfig, obs_space: gym.Space, act_space: gym.Space) -> Algorithm:
     qpolicy = PriorDQNPolicy(
-        model=QNet(config.obs_dim, config.hidden),
+        model=QNet(config.obs_dim, config.hidden, stint=config.stint),
         action_space=act_space,
         observation_space=obs_space,
         eps_training=config.eps_start,
@@ -223,7 +261,7 @@ def _build_dqn(config: AgentConfig, obs_space: gym.Space, act_space: gym.Space) 
 def _build_iqn(config: AgentConfig, obs_space: gym.Space, act_space: gym.Space) -> Algorithm:
     ipolicy = CVaRIQNPolicy(
         alpha=config.cvar_alpha,
-        model=QuantileNet(config.obs_dim, config.hidden),
+        model=QuantileNet(config.obs_dim, config.hidden, stint=config.stint),
         action_space=act_space,
         observation_space=obs_space,
         sample_size=config.num_quantiles,
@@ -250,7 +288,7 @@ _BUILDERS: dict[Algo, Callable[[AgentConfig, gym.Space, gym.Space], Algorithm]] 
 
 def build_algorithm(config: AgentConfig) -> Algorithm:
     """The Tianshou algorithm (with its policy and networks) for ``config``."""
-    obs_space, act_space = _spaces(config.obs_dim)
+    obs_space, act_space = _spaces(config.obs_dim, config.n_actions)
     return _BUILDERS[config.algo](config, obs_space, act_space)
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from engine.actions import ACTIONS, N_ACTIONS, Fuel, Tyres
+from engine.stint import stint_option_features
 from world_model.interface import PaceMode
 
 MASKED_LOGIT = -1e9
@@ -76,8 +77,11 @@ def action_features() -> torch.Tensor:
 
 def explore(mask: np.ndarray) -> np.ndarray:
     """Random legal actions drawn from the exploration prior (global numpy generator, as
-    Tianshou's own exploration)."""
-    logp = prior_logits().numpy().astype(np.float64)
+    Tianshou's own exploration); uniform over the legal options of a stint-level mask."""
+    if mask.shape[1] != N_ACTIONS:
+        logp = np.zeros(mask.shape[1])
+    else:
+        logp = prior_logits().numpy().astype(np.float64)
     gumbel = -np.log(-np.log(np.random.rand(*mask.shape)))
     return np.where(mask, logp + gumbel, -np.inf).argmax(axis=1)
 
@@ -106,16 +110,25 @@ class ActionScorer(nn.Module):
     bilinear part starts small: an untrained actor (scale 1) behaves like the exploration
     prior, and an untrained Q network (a small scale, in return units) prefers staying out
     to stopping, so its greedy play starts from a sensible race rather than a stop a lap.
+
+    With ``stint`` the actions are the stint options of :mod:`engine.stint` (no prior: every
+    option is a sound stint, so the biases start at zero and the bilinear part small).
     """
 
-    def __init__(self, width: int, prior: bool = False, prior_scale: float = 1.0) -> None:
+    def __init__(
+        self, width: int, prior: bool = False, prior_scale: float = 1.0, stint: bool = False
+    ) -> None:
         super().__init__()
-        self.register_buffer("features", action_features(), persistent=False)
+        features = stint_option_features() if stint else action_features()
+        self.register_buffer("features", features, persistent=False)
         self.embed = nn.Sequential(
             nn.Linear(self.features.shape[1], 64), nn.ReLU(), nn.Linear(64, width)
         )
-        self.bias = nn.Parameter(prior_scale * prior_logits() if prior else torch.zeros(N_ACTIONS))
-        self.scale = (0.1 if prior else 1.0) / math.sqrt(width)
+        prior = prior and not stint
+        self.bias = nn.Parameter(
+            prior_scale * prior_logits() if prior else torch.zeros(features.shape[0])
+        )
+        self.scale = (0.1 if prior or stint else 1.0) / math.sqrt(width)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """Scores ``[..., A]`` for embeddings ``[..., width]``."""
@@ -127,11 +140,17 @@ class QNet(nn.Module):
     """Action values ``[B, A]`` (dueling: a state value plus action scores); the state value
     starts at ``value_init`` (see :data:`Q_VALUE_INIT`)."""
 
-    def __init__(self, obs_dim: int, hidden: int = 128, value_init: float = Q_VALUE_INIT) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        hidden: int = 128,
+        value_init: float = Q_VALUE_INIT,
+        stint: bool = False,
+    ) -> None:
         super().__init__()
         self.trunk = mlp([obs_dim, hidden, hidden])
         self.value = _value_head(hidden, value_init)
-        self.scorer = ActionScorer(hidden, prior=True, prior_scale=Q_PRIOR_SCALE)
+        self.scorer = ActionScorer(hidden, prior=True, prior_scale=Q_PRIOR_SCALE, stint=stint)
 
     def forward(self, obs: Any, state: Any = None, info: Any = None) -> tuple[torch.Tensor, Any]:
         x, _ = split_obs(obs)
@@ -150,10 +169,10 @@ def _value_head(hidden: int, value_init: float) -> nn.Linear:
 class MaskedActor(nn.Module):
     """Logits ``[B, A]`` of a categorical policy; illegal actions get :data:`MASKED_LOGIT`."""
 
-    def __init__(self, obs_dim: int, hidden: int = 128) -> None:
+    def __init__(self, obs_dim: int, hidden: int = 128, stint: bool = False) -> None:
         super().__init__()
         self.trunk = mlp([obs_dim, hidden, hidden])
-        self.scorer = ActionScorer(hidden, prior=True)
+        self.scorer = ActionScorer(hidden, prior=True, stint=stint)
 
     def forward(self, obs: Any, state: Any = None, info: Any = None) -> tuple[torch.Tensor, Any]:
         x, mask = split_obs(obs)
@@ -186,7 +205,12 @@ class QuantileNet(nn.Module):
     """
 
     def __init__(
-        self, obs_dim: int, hidden: int = 128, n_cos: int = 64, value_init: float = Q_VALUE_INIT
+        self,
+        obs_dim: int,
+        hidden: int = 128,
+        n_cos: int = 64,
+        value_init: float = Q_VALUE_INIT,
+        stint: bool = False,
     ) -> None:
         super().__init__()
         self.trunk = mlp([obs_dim, hidden, hidden])
@@ -194,7 +218,7 @@ class QuantileNet(nn.Module):
         self.tau_embed = nn.Sequential(nn.Linear(n_cos, hidden), nn.ReLU())
         self.mix = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
         self.value = _value_head(hidden, value_init)
-        self.scorer = ActionScorer(hidden, prior=True, prior_scale=Q_PRIOR_SCALE)
+        self.scorer = ActionScorer(hidden, prior=True, prior_scale=Q_PRIOR_SCALE, stint=stint)
 
     def quantiles(self, x: torch.Tensor, taus: torch.Tensor) -> torch.Tensor:
         h = self.trunk(x)  # [B, H]

@@ -36,6 +36,7 @@ from engine.cli_types import (
 
 DEFAULT_SCENARIO = "six_hours"
 DEFAULT_BUDGET = "500000"
+DEFAULT_STINT_BUDGET = "12000"
 TUNE_SEED_OFFSET = 2**29
 
 
@@ -77,12 +78,21 @@ def _parser() -> argparse.ArgumentParser:
         "10 %% (default 1: risk-neutral mean); the comparison after training then reports the "
         "CVaR of class position at this level instead of 10 %%",
     )
+    p.add_argument(
+        "--decision",
+        choices=("lap", "stint"),
+        default="lap",
+        help="where the agent decides: 'lap' (every line crossing, the 147-action table) or "
+        "'stint' (at the race's first crossing and every stop: the next stint's pace and fuel "
+        "reserve, engine.stint; a fuel-to-finish rule drives the laps between) (default lap)",
+    )
     p.add_argument("--seed", type=random_seed, default=0, help="run seed (default 0)")
     p.add_argument(
         "--budget",
         type=parse_budget,
-        default=parse_budget(DEFAULT_BUDGET),
-        help=f"training budget: env steps or time (90s, 6m) (default {DEFAULT_BUDGET})",
+        default=None,
+        help="training budget: decisions or time (90s, 6m) (default "
+        f"{DEFAULT_BUDGET} decisions a lap, {DEFAULT_STINT_BUDGET} a stint)",
     )
     p.add_argument(
         "--replicas", type=positive_int, default=128, help="races simulated together (default 128)"
@@ -121,7 +131,8 @@ def _parser() -> argparse.ArgumentParser:
         "imitates them, DQN and IQN learn from them as demonstrations (policies.demonstrations). "
         "Default: 0 for PPO (learning from scratch does better: a cloned policy that samples a "
         "wrong call on a few percent of laps makes several bad calls a race), 2 for DQN and "
-        "IQN (without demonstrations they drift toward the stops they never tried)",
+        "IQN (without demonstrations they drift toward the stops they never tried), 0 with "
+        "--decision stint (whose few options need no teacher; a teacher there is refused)",
     )
     p.add_argument(
         "--teacher",
@@ -159,6 +170,9 @@ class _Refused(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.budget is None:
+        stint = args.decision == "stint"
+        args.budget = parse_budget(DEFAULT_STINT_BUDGET if stint else DEFAULT_BUDGET)
     import numpy as np
     import torch
 
@@ -185,7 +199,8 @@ def _agent_config(args: argparse.Namespace) -> Any:
 
     agents = importlib.import_module("policies.agents")
     try:
-        config = agents.AgentConfig(
+        config = agents.AgentConfig.for_decision(
+            args.decision,
             algo=args.algo,
             obs_dim=OBS_DIM,
             cvar_alpha=args.cvar_alpha,
@@ -194,7 +209,9 @@ def _agent_config(args: argparse.Namespace) -> Any:
     except ValueError as exc:
         raise _Refused(str(exc)) from exc
     if args.teacher_generations is None:
-        args.teacher_generations = 0 if config.on_policy else 2
+        args.teacher_generations = 0 if config.on_policy or config.stint else 2
+    if config.stint and args.teacher_generations > 0:
+        raise _Refused("--decision stint learns without a teacher: leave out --teacher-generations")
     return config
 
 
@@ -217,10 +234,16 @@ def _make_env(args: argparse.Namespace, scenario: Any, car: str, config: Any) ->
     if args.env_workers > 1:
         from engine.sharded_env import ShardedRaceVecEnv
 
-        return ShardedRaceVecEnv(
+        env: Any = ShardedRaceVecEnv(
             scenario, args.replicas, shards=args.env_workers, car=car, reward=reward
         )
-    return RaceVecEnv(scenario, args.replicas, car=car, reward=reward)
+    else:
+        env = RaceVecEnv(scenario, args.replicas, car=car, reward=reward)
+    if config.stint:
+        from engine.stint import StintVecEnv
+
+        return StintVecEnv(scenario, args.replicas, reward=reward, lap_env=env)
+    return env
 
 
 def _resume(ckpt_path: Path, config: Any, car: str, seed: int) -> tuple[Any, Any, Any, Any]:
@@ -279,8 +302,10 @@ def _train_and_compare(args: argparse.Namespace, scenario: Any) -> int:
         raise _Refused(f"scenario {scenario.name!r} has no focus_car; pass --car")
     config = _agent_config(args)
     custom_teacher = _custom_teacher(args)
-    name = f"{scenario.name}-{config.algo}" + (
-        f"-cvar{config.cvar_alpha:g}" if config.cvar_alpha < 1 else ""
+    name = (
+        f"{scenario.name}-{config.algo}"
+        + ("-stint" if config.stint else "")
+        + (f"-cvar{config.cvar_alpha:g}" if config.cvar_alpha < 1 else "")
     )
     out: Path = args.out or Path("runs") / f"{name}-seed{args.seed}"
     out.mkdir(parents=True, exist_ok=True)
@@ -297,12 +322,13 @@ def _train_and_compare(args: argparse.Namespace, scenario: Any) -> int:
     started = time.perf_counter()
     state = _train(args, env, algorithm, config, name, out, state, buffer, demos, teacher)
     train_s = time.perf_counter() - started
-    if args.env_workers > 1:
+    if args.env_workers > 1 or config.stint:
         env.close()
     summary: dict[str, Any] = {
         "scenario": scenario.name,
         "car": car,
         "algo": config.algo,
+        "decision": config.decision,
         "cvar_alpha": config.cvar_alpha,
         "seed": args.seed,
         "env_steps": state.env_steps,

@@ -335,3 +335,44 @@ def test_engine_feeds_each_car_its_recent_pace() -> None:
         recent = torch.where(out_lap > 0, recent, nxt)
     assert model.calls[1][0].isfinite().all()
     assert any(bool(out_lap.any()) for *_, out_lap in model.calls)  # the stop's out-lap
+
+
+def test_recent_pace_switched_off_never_reaches_the_lap_model() -> None:
+    """``lap_model_recent_pace = false`` (built scenarios): the input stays unknown all race."""
+    seen: list[object] = []
+    inner = ParametricLapModel(ParametricLapParams(noise_scale=1.0))
+
+    class Spy:
+        def sample(self, conditions, generator, member=None):  # type: ignore[no-untyped-def]
+            seen.append(conditions.recent_pace_pct)
+            return inner.sample(conditions, generator, member)
+
+    scenario = dataclasses.replace(solo(laps=12), lap_model_recent_pace=False)
+    simulate(scenario, StrategyAssignment(), 1, 0, lap_model=Spy())
+    assert len(seen) >= 12
+    assert all(r is None for r in seen)
+
+
+def test_full_course_cautions_turn_every_neutralisation_into_an_fcy() -> None:
+    """IMSA race control (``events.full_course_cautions``): the safety cars and slow zones a
+    WEC race control calls on the same seed become FCYs lasting as a safety car does."""
+    from world_model.interface import FlagState
+
+    s = scenario_with(load_scenario("test_race"), **{"race.duration_h": 6.0})
+    lap_model = ParametricLapModel(ParametricLapParams(noise_scale=1.0))
+    wec = simulate(s, StrategyAssignment(), 16, 5, lap_model=lap_model).flag_periods
+    imsa = simulate(
+        scenario_with(s, **{"events.full_course_cautions": True}),
+        StrategyAssignment(),
+        16,
+        5,
+        lap_model=lap_model,
+    ).flag_periods
+    other = (int(FlagState.SAFETY_CAR), int(FlagState.SLOW_ZONE))
+    assert np.isin(wec["kind"], other).any()
+    assert not np.isin(imsa["kind"], other).any()
+    fcy = imsa["kind"] == int(FlagState.FCY)
+    assert fcy.sum() >= np.isin(wec["kind"], (int(FlagState.FCY), *other)).sum() // 2
+    wec_fcy = wec["kind"] == int(FlagState.FCY)
+    length = lambda p, m: np.median(p["end_s"][m] - p["start_s"][m])  # noqa: E731
+    assert length(imsa, fcy) > length(wec, wec_fcy)

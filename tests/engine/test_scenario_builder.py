@@ -171,3 +171,28 @@ def test_an_lmu_results_log_builds_a_scenario(tmp_path: Path, shared_data: Path)
     assert s.class_names == ("HYPERCAR", "LMGT3")
     assert len(s.entries) >= 40
     assert s.race.duration_s == pytest.approx(3600.0)
+
+
+def test_builder_reads_race_control_and_pit_opportunism(tmp_path: Path) -> None:
+    """An IMSA session gets full-course cautions; a car that pitted under every FCY of its
+    race while few of its laps ran under one races the opportunistic rule."""
+    db = tmp_path / "store.sqlite"
+    _store(db)
+    table = build_table(db, "race", "mini")
+    assert table["events"]["full_course_cautions"] is False
+    assert table["lap_model_recent_pace"] is False
+    assert all(e["strategy"].startswith("fuel-reserve:") for e in table["entries"])
+    conn = open_store(db)
+    conn.execute("BEGIN")
+    conn.execute("UPDATE sessions SET series = 'IMSA'")
+    # Car 7's stops on laps 12 and 24 fall under FCY (4 of its 40 laps): 2 of 3 stops.
+    conn.execute("UPDATE laps SET flag = 2 WHERE car_id = 1 AND lap IN (11, 12, 23, 24)")
+    conn.execute("COMMIT")
+    conn.close()
+    table = build_table(db, "race", "mini")
+    assert table["events"]["full_course_cautions"] is True
+    by_number = {e["number"]: e for e in table["entries"]}
+    assert by_number["7"]["strategy"] == "opportunistic:stints=4"
+    assert by_number["91"]["strategy"] == "fuel-reserve:stints=4"
+    write_scenario(table, tmp_path / "imsa.toml")
+    assert load_scenario(tmp_path / "imsa.toml").events.full_course_cautions
