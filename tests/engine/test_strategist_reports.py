@@ -128,3 +128,30 @@ def test_simulate_classification_reads_the_race_clock(capsys: pytest.CaptureFixt
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:7]]
     # a 30-minute race: every finisher's time is h:mm:ss just past 0:30:00
     assert all(row[5].startswith("0:3") and row[5].count(":") == 2 for row in rows), rows
+
+
+def test_gantt_marks_new_tyres_on_the_same_compound() -> None:
+    from engine.plots._laps import HOUR_S, car_rows, race_laps
+
+    race = load_scenario("test_race")
+    result = sample_races(race, ["fixed:laps=5,tyres=1"], seed=2, replicas=1)[
+        "fixed:laps=5,tyres=1"
+    ]
+    laps = car_rows(race_laps(result, 0), 0)
+    made = stops(laps)
+    fresh = [at / HOUR_S for at, _, _, _, new in made if new]
+    # every stop changes tyres, and the car runs mediums all race: the same compound
+    assert len(fresh) == len(made) >= 2 and set(laps["compound"].tolist()) == {1}
+    ax = strategy_gantt(result, 0, "1").axes[0]
+    top = (
+        len(result.car_numbers)
+        - 1
+        - sorted(range(result.n_cars), key=lambda c: int(result.finish_position[0, c])).index(0)
+    )
+    marks = [
+        ln
+        for ln in ax.get_lines()
+        if ln.get_marker() == "^" and np.allclose(ln.get_ydata(), top - 0.42)
+    ]
+    assert len(marks) == 1 and np.allclose(marks[0].get_xdata(), fresh)
+    assert "new tyres" in _legend(ax)
