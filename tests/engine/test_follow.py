@@ -259,3 +259,14 @@ def test_readme_follow_and_agent_example_runs_as_written(
         "agent fuel-reserve would (at lap 6): pit now, fill fuel to 100 %, energy to 100 %, "
         "change tyres to medium (same compound), driver A. Two in"
     ) in out
+
+
+@pytest.mark.skipif(not LE_MANS.is_file(), reason="../shared/data/lmu is absent")
+def test_following_the_le_mans_recording_says_there_is_no_crossing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["lemans_24h", "--follow", str(LE_MANS), "--car", "83", "--replicas", "2", "--json"]
+    assert advise(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no crossing, no advice
+    assert "car 83 completed no lap by the recording's end at 0:02:58" in captured.err
