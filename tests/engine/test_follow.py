@@ -270,3 +270,27 @@ def test_following_the_le_mans_recording_says_there_is_no_crossing(
     captured = capsys.readouterr()
     assert captured.out == ""  # no crossing, no advice
     assert "car 83 completed no lap by the recording's end at 0:02:58" in captured.err
+
+
+def test_follow_ranks_as_advise_on_the_same_state_saved(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The options at a followed crossing are the ones ``advise STATE.json`` ranks from that
+    engine state saved to a file, with the same figures (same seed, same races)."""
+    from engine.follow import follow
+    from engine.readable_state import readable_state
+    from engine.whatif import WhatIf
+
+    path = tmp_path / "rec.json"
+    write_recording(path, laps=2)
+    argv = ["--replicas", "4", "--seed", "5", "--pit-in", "1"]
+    assert advise(["test_race", "--follow", str(path), *argv, "--json", "--no-progress"]) == 0
+    followed = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    w = WhatIf.load("test_race", replicas=4, seed=5)
+    for point, line in zip(follow(w, str(path)), followed, strict=True):
+        assert point.start is not None and point.start.start is not None
+        state = tmp_path / f"state_{point.crossing}.json"
+        point.start.start.save(state, readable=readable_state(point.start.start, w.scenario))
+        assert advise(["test_race", str(state), *argv, "--json"]) == 0
+        saved = json.loads(capsys.readouterr().out)
+        assert saved["options"] == line["options"] and saved["state"] == line["state"]
