@@ -294,3 +294,16 @@ def test_follow_ranks_as_advise_on_the_same_state_saved(
         assert advise(["test_race", str(state), *argv, "--json"]) == 0
         saved = json.loads(capsys.readouterr().out)
         assert saved["options"] == line["options"] and saved["state"] == line["state"]
+
+
+def test_the_engine_race_run_on_between_crossings_equals_a_snapshot_from_the_start() -> None:
+    from engine.follow import _EngineRace
+    from engine.whatif import WhatIf
+
+    w = WhatIf.load("test_race", replicas=1, seed=5)
+    race = _EngineRace(w)
+    for lap in (1, 2, 4, 7, 12):  # the stops of fuel-reserve fall in between
+        on, fresh = race.at_lap(lap), w.snapshot(at_lap=lap)
+        assert on.race_time_s == fresh.race_time_s and on.state == fresh.state, lap
+    with pytest.raises(ValueError, match="did not complete lap 99"):
+        race.at_lap(99)
