@@ -6,10 +6,10 @@ wrapped as ``{record_id, timestamp, data}``, :mod:`data.readers.sharedmem`), in 
 game wrote them. Walking it record by record gives, for every car the scoring records list,
 the block ``whatif --save-state`` writes under ``"readable"``::
 
-    {"scenario": null, "race_time_s": 177.9, "race_time": "0:02:58", "time_left_s": null,
+    {"scenario": null, "race_time_s": 177.9, "race_time": "0:02:58", "time_left_s": 1621.8,
      "flag": "green",                # green, local_yellow, fcy, chequered, or formation
      "cars": [{"number": "83", "class": "HYPERCAR", "laps": 0, "position": 17,
-               "gap_laps": 0, "gap_s": 9.491,
+               "gap_laps": 0, "gap_s": 11.045,
                "fuel": null, "energy": null,        # fraction of tank (telemetry), or null
                "tread": null, "compound": null,     # per wheel FL FR RL RR (telemetry)
                "tyre_age_laps": null,               # laps since the tread last went up
