@@ -308,3 +308,25 @@ def test_the_engine_race_run_on_between_crossings_equals_a_snapshot_from_the_sta
         assert on.race_time_s == fresh.race_time_s and on.state == fresh.state, lap
     with pytest.raises(ValueError, match="did not complete lap 99"):
         race.at_lap(99)
+
+
+def test_advise_races_every_tyre_choice_and_driver_change_asked_for(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["test_race", str(state), "--replicas", "2", "--seed", "3", "--pit-in", "1"]
+    assert advise([*argv, "--tyres", "all", "--driver-change", "--json"]) == 0
+    labels = {o["label"] for o in json.loads(capsys.readouterr().out)["options"]}
+    tyres = ["keep tyres", "2 new medium", "4 new soft", "4 new medium", "4 new hard", "4 new wet"]
+    expected = {
+        f"pit now, {fill}, {t}{change}"
+        for fill in ("fill up", "fill to finish")
+        for t in tyres
+        for change in ("", ", driver change")
+    }
+    assert labels == expected | {"fuel-reserve", "stay out 1"}
+    assert advise([*argv, "--tyres", "four_hard", "--json"]) == 0
+    labels = [o["label"] for o in json.loads(capsys.readouterr().out)["options"]]
+    assert sorted(labels) == sorted(
+        ["fuel-reserve", "stay out 1", "pit now, fill up, 4 new hard",
+         "pit now, fill to finish, 4 new hard"]
+    )  # fmt: skip
