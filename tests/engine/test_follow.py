@@ -330,3 +330,34 @@ def test_advise_races_every_tyre_choice_and_driver_change_asked_for(
         ["fuel-reserve", "stay out 1", "pit now, fill up, 4 new hard",
          "pit now, fill to finish, 4 new hard"]
     )  # fmt: skip
+
+
+TELEMETRY = LMU / "lmu_sharedmem_telemetry_20251222_truncated.json"
+
+
+@pytest.mark.skipif(not TELEMETRY.is_file(), reason="../shared/data/lmu is absent")
+def test_readable_state_of_the_real_telemetry_recording() -> None:
+    """A telemetry-only recording (cut off mid-record): the car's fuel, tread and compound as
+    the game wrote them in the last complete record; no position, gap or driver."""
+    state = recorded_state(TELEMETRY)
+    (car,) = state["cars"]
+    assert set(car) == CAR_KEYS and car["number"] == "83" and car["laps"] == 0
+    assert state["flag"] == "green" and state["race_time"] == "0:01:51"
+    assert car["compound"] == "soft" and car["position"] is None and car["driver"] is None
+    assert car["fuel"] == pytest.approx(77.1064 / 110.0, abs=1e-4)
+    assert car["tread"] == pytest.approx([0.9746, 0.9805, 0.9665, 0.9676], abs=1e-4)
+    # new tyres at the first reading (99.3 % tread or more left) and no lap completed since
+    assert car["tyre_age_laps"] == 0
+
+
+def test_tyre_age_is_unknown_until_the_tread_shows_new_tyres(tmp_path: Path) -> None:
+    def tel(t: float, lap: int, tread: float) -> dict:
+        return {"Type": "TelemInfoV01", "mID": 7, "mVehicleName": "X #7:LM", "mElapsedTime": t,
+                "mLapNumber": lap, "mLapStartET": 10.0, "mFuel": 50.0, "mFuelCapacity": 100.0,
+                "mWheel": [{"mWear": tread}] * 4}  # fmt: skip
+
+    path = tmp_path / "tel.json"
+    treads = [(0.90, 0), (0.89, 1), (1.0, 1), (0.99, 2), (0.98, 3)]
+    path.write_text(json.dumps([tel(20.0 + 10 * i, lap, w) for i, (w, lap) in enumerate(treads)]))
+    ages = [m.state["cars"][0]["tyre_age_laps"] for m in focus_crossings(path)]
+    assert ages == [None, 1, 2]  # worn at the first reading; new tyres fitted during lap 2
