@@ -187,10 +187,11 @@ class EventsSettings:
     model: str = "default"
     """Event model: "default" (events.load_default) or a path the events package loads."""
     full_course_cautions: bool = False
-    """IMSA's race control: every race-wide neutralisation the event model calls (FCY, safety
-    car or slow zone) is a full-course caution behind the safety car, flagged FCY (as IMSA
-    timing flags it) and lasting as a safety car does; IMSA's sporting regulations have no
-    slow zones. False: WEC's FCY, safety cars and slow zones as drawn."""
+    """IMSA's race control: every neutralisation the event model calls (FCY, safety car, slow
+    zone, and a local yellow too: IMSA neutralises the course for a car stopped off the
+    racing line) is a full-course caution behind the safety car, flagged FCY (as IMSA timing
+    flags it) and lasting as a safety car does; IMSA has no slow zones. False: WEC's FCY,
+    safety cars and slow zones as drawn, local yellows without a neutralisation."""
 
 
 @dataclass(frozen=True)
@@ -209,8 +210,9 @@ class Scenario:
     traffic, incidents, neutralisations and rain to the engine (see
     ``LearnedLapModel.with_core_only``); scenarios built from timing data set it."""
     lap_model_recent_pace: bool = True
-    """Feed the lap model each car's recent pace (``LapConditions.recent_pace_pct``, updated
-    from the laps it draws). False: the input stays unknown (NaN) all race. Scenarios built
+    """Feed the lap model each car's recent pace and previous lap
+    (``LapConditions.recent_pace_pct`` and ``last_*``, from the laps it draws). False: these
+    inputs stay unknown (NaN) all race. Scenarios built
     from timing data set it false: their reference pace already comes from the car's whole
     race, and the learned model's draws fed back through it settle about 1 % slow (Le Mans
     2026: Hypercar green-lap median 212.1 s simulated against 209.8 s real)."""
