@@ -210,8 +210,9 @@ class Scenario:
     traffic, incidents, neutralisations and rain to the engine (see
     ``LearnedLapModel.with_core_only``); scenarios built from timing data set it."""
     lap_model_recent_pace: bool = True
-    """Feed the lap model each car's recent pace (``LapConditions.recent_pace_pct``, updated
-    from the laps it draws). False: the input stays unknown (NaN) all race. Scenarios built
+    """Feed the lap model each car's recent pace and previous lap
+    (``LapConditions.recent_pace_pct`` and ``last_*``, from the laps it draws). False: these
+    inputs stay unknown (NaN) all race. Scenarios built
     from timing data set it false: their reference pace already comes from the car's whole
     race, and the learned model's draws fed back through it settle about 1 % slow (Le Mans
     2026: Hypercar green-lap median 212.1 s simulated against 209.8 s real)."""

@@ -48,6 +48,14 @@ class RaceState:
     recent_pace_pct: torch.Tensor
     """The car's recent pace, the lap model's ``LapConditions.recent_pace_pct`` (float32,
     NaN before its first lap), updated with each lap drawn."""
+    prev_lap_s: torch.Tensor
+    """The lap model's green lap time of the car's lap before the current one [s] (float32;
+    NaN before its first lap or where that lap touched the pits): ``LapConditions.last_lap_time_s``
+    of the next lap drawn."""
+    prev_lap_fuel: torch.Tensor
+    """Fuel used over that lap, fraction of tank (NaN as ``prev_lap_s``)."""
+    prev_lap_wear: torch.Tensor
+    """Mean tread lost over that lap, four wheels (NaN as ``prev_lap_s``)."""
     fuel: torch.Tensor
     energy: torch.Tensor
     tread: torch.Tensor
@@ -178,6 +186,9 @@ def initial_state(field: FieldTable, replicas: int, track_temp_c: float) -> Race
         catch_s=zeros(F64),
         green_lap_s=zeros(),
         recent_pace_pct=torch.full((r, c), float("nan")),
+        prev_lap_s=torch.full((r, c), float("nan")),
+        prev_lap_fuel=torch.full((r, c), float("nan")),
+        prev_lap_wear=torch.full((r, c), float("nan")),
         fuel=torch.ones(r, c),
         energy=torch.ones(r, c),
         tread=torch.ones(r, c, N_WHEELS),

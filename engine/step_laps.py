@@ -22,6 +22,11 @@ from events.models.punctures import cliff_depth
 from world_model.interface import FlagState, LapConditions, update_recent_pace
 
 
+def _unless(mask: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``value`` with NaN where ``mask`` holds."""
+    return value.masked_fill(mask, float("nan"))
+
+
 class LapSteps:
     """The first laps of a race and the next lap of every car that crossed the line."""
 
@@ -115,10 +120,22 @@ class LapSteps:
             night=darkness(ctx.scenario, t[:1]).expand(t.shape[0]),
             traffic=start.traffic,
             out_lap=start.out_lap.float(),
-            recent_pace_pct=take(s.recent_pace_pct, idx)
-            if ctx.scenario.lap_model_recent_pace
-            else None,
+            **self._own_history(start, idx),
         )
+
+    def _own_history(self, start: LapStart, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The lap model's inputs from the car's own earlier laps (its recent pace and previous
+        lap), or none (unknown all race) where the scenario switches them off."""
+        s = self.state
+        if not self.ctx.scenario.lap_model_recent_pace:
+            return {}
+        return {
+            "recent_pace_pct": take(s.recent_pace_pct, idx),
+            # An out-lap's previous lap ended in the pits: unknown, as in the lap store.
+            "last_lap_time_s": _unless(start.out_lap, take(s.prev_lap_s, idx)),
+            "last_fuel_used": _unless(start.out_lap, take(s.prev_lap_fuel, idx)),
+            "last_wear": _unless(start.out_lap, take(s.prev_lap_wear, idx)),
+        }
 
     def _draw_laps(self, start: LapStart) -> None:
         """Draw the next lap of ``start``'s rows (one lap-model call) and predict its
@@ -151,6 +168,10 @@ class LapSteps:
         put(s.rem_s, idx, total)
         put(s.lap_start_s, idx, t)
         put(s.lap_fuel, idx, fuel_used)
+        # This lap is the next one's previous lap (unknown after an out-lap, as in the store).
+        put(s.prev_lap_s, idx, _unless(start.out_lap, out.lap_time_s))
+        put(s.prev_lap_fuel, idx, _unless(start.out_lap, fuel_used))
+        put(s.prev_lap_wear, idx, _unless(start.out_lap, out.wear.mean(dim=1)))
         put(s.lap_energy, idx, torch.where(f.has_energy.index_select(0, car), out.energy_used, 0.0))
         put(s.lap_wear, idx, out.wear)
         put(s.lap_tyre_temp_c, idx, out.tyre_temp_c)

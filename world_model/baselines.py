@@ -14,7 +14,7 @@ spacing of the points, so every method is scored by the same closed-form NLL and
   ``N_QUANTILES`` levels on the lap's conditions (the learned model's input features less the
   car's own history, :data:`HISTORY_FEATURES`): the baseline of earlier model cards.
 - ``gbm_quantile_history``: the same on every input of the learned model, the car's recent
-  pace included (the learned model's features exactly).
+  pace and previous lap included (the learned model's features exactly).
 """
 
 from __future__ import annotations
@@ -151,7 +151,16 @@ class LinearBaseline:
         return _physical(raw, table, channel)
 
 
-HISTORY_FEATURES = ("recent_pace_pct", "recent_pace_missing")
+HISTORY_FEATURES = (
+    "recent_pace_pct",
+    "recent_pace_missing",
+    "last_lap_pct",
+    "last_fuel_rel",
+    "last_wear_rel",
+    "last_lap_missing",
+    "last_fuel_missing",
+    "last_wear_missing",
+)
 """Inputs from the car's own earlier laps (what the learned model adds to the lap's
 conditions): ``gbm_quantile`` goes without them, ``gbm_quantile_history`` uses them."""
 

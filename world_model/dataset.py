@@ -17,12 +17,13 @@ Reference figures follow ``LapConditions`` but are causal: for each lap, the 10t
 of the car's *earlier* timed green laps that neither start nor end in the pits (laps of
 unknown flag count as green; NaN, so the lap is not a target, before ``MIN_REF_LAPS`` of
 them), and the median fuel, energy and mean-wheel wear of its earlier green laps. A figure
-taken over the car's whole race would hand every method the car's future pace.
-Derived inputs: stint time since the out-lap's start (race start for the first stint); tyre
-age from the source, else laps since the last stop; traffic is the count of other cars
-crossing the line in the 5 s before the lap starts; night ramps over an hour around 21:00
-and 06:00 local time; track temperature and wetness from the lap, else the nearest weather
-sample of the session (by name).
+taken over the car's whole race would hand every method the car's future pace. The previous
+lap's time, fuel and wear (``last_*``) are the car's own lap just before, NaN where it
+started or ended in the pits. Derived inputs: stint time since the out-lap's start (race
+start for the first stint); tyre age from the source, else laps since the last stop; traffic
+is the count of other cars crossing the line in the 5 s before the lap starts; night ramps
+over an hour around 21:00 and 06:00 local time; track temperature and wetness from the lap,
+else the nearest weather sample of the session (by name).
 """
 
 from __future__ import annotations
@@ -198,6 +199,21 @@ def _recent_pace(green_lap_s: np.ndarray, ref_lap: np.ndarray, keys: pd.Series) 
     return out[:-1]
 
 
+def _previous_lap(
+    by_car: pd.core.groupby.DataFrameGroupBy,
+    consecutive: np.ndarray,
+    no_stop: np.ndarray,
+    *values: np.ndarray,
+) -> list[np.ndarray]:
+    """Each of ``values`` on the car's previous lap (``LapConditions.last_*``): NaN where
+    that lap is not the one just before, or it started or ended in the pits."""
+    ok = consecutive & pd.Series(no_stop).groupby(by_car.ngroup()).shift(1).eq(True).to_numpy()
+    return [
+        np.where(ok, pd.Series(v).groupby(by_car.ngroup()).shift(1).to_numpy(dtype=float), np.nan)
+        for v in values
+    ]
+
+
 def _stints(
     df: pd.DataFrame, by_car: pd.core.groupby.DataFrameGroupBy, start_s: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -259,6 +275,7 @@ def build_table(df: pd.DataFrame) -> LapTable:
     ref_lap, ref_fuel, ref_energy, ref_wear = _causal_references(ref_src, keys)
 
     recent_pace = _recent_pace(np.where(green, lap_time, np.nan), ref_lap, keys)
+    last = _previous_lap(g, consecutive, no_stop, lap_time, fuel_used, wear.mean(1))
     lap_target = np.where(
         no_stop & (df["lap"].to_numpy() > 1) & (lap_time < MAX_LAP_RATIO * ref_lap),
         lap_time,
@@ -304,6 +321,9 @@ def build_table(df: pd.DataFrame) -> LapTable:
         traffic=t(_traffic(df, start_s)),
         out_lap=t(pit_out.astype(float)),
         recent_pace_pct=t(recent_pace),
+        last_lap_time_s=t(last[0]),
+        last_fuel_used=t(last[1]),
+        last_wear=t(last[2]),
     )
     return LapTable(
         conditions=conditions,

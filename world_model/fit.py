@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import sys
@@ -75,8 +76,34 @@ class FitConfig:
     reset_prob: float = 0.2
     """Chance per lap that the GRU restarts from its summary state during training, so the
     stateless ``sample()`` (summary state, no history) is trained too."""
+    history_dropout: float = 0.1
+    """Share of training rows whose inputs from the car's own earlier laps (recent pace,
+    previous lap) are marked unknown, so the model also serves callers that do not feed them
+    (built scenarios switch them off): "unknown" then means "not fed", not only "just out of
+    the pits"."""
     lr: float = 3e-3
     weight_decay: float = 1e-5
+
+
+MIN_INPUT_ROWS = 100
+"""Network inputs carried by fewer training rows are muted (standardised to 0 always)."""
+HISTORY_FIELDS = ("recent_pace_pct", "last_lap_time_s", "last_fuel_used", "last_wear")
+"""``LapConditions`` fields from the car's own earlier laps."""
+
+
+def without_history(table: LapTable, share: float, generator: torch.Generator) -> LapTable:
+    """``table`` with the own-history inputs (:data:`HISTORY_FIELDS`) unknown (NaN) on a
+    random ``share`` of its rows."""
+    if share <= 0.0:
+        return table
+    drop = torch.rand(len(table), generator=generator) < share
+    c = table.conditions
+    changes = {
+        name: torch.where(drop, float("nan"), v)
+        for name in HISTORY_FIELDS
+        if (v := getattr(c, name)) is not None
+    }
+    return dataclasses.replace(table, conditions=dataclasses.replace(c, **changes))
 
 
 def split_races(races: list[str], val_races: int, generator: torch.Generator) -> tuple[list, list]:
@@ -187,13 +214,13 @@ def fit_model(
     """Train a model on ``train`` with early stopping on ``val``; returns it and the
     per-epoch history. Scalers are fitted on ``train`` rows only."""
     gen = torch.Generator().manual_seed(seed)
-    features, _ = Standardiser.fit(build_features(train.conditions).numpy())
+    features, _ = Standardiser.fit(build_features(train.conditions).numpy(), MIN_INPUT_ROWS)
     targets, _ = Standardiser.fit(raw_targets(train.outcomes, train.conditions).numpy())
     net = build_network(
         cfg.arch, features.mean.shape[0], cfg.members, cfg.hidden, cfg.layers, gen, cfg.activation
     )
     model = LearnedLapModel(net, features, targets, info=info)
-    data = Batches(model, train, cfg)
+    data = Batches(model, without_history(train, cfg.history_dropout, gen), cfg)
     val_data = Batches(model, val, cfg) if val is not None and len(val) else None
     # Bootstrap: each member weighs each training unit by a Poisson(1) count.
     boot = torch.poisson(torch.ones(cfg.members, len(data)), generator=gen)

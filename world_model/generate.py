@@ -80,6 +80,7 @@ def simulate_field(
     pit_time = torch.zeros(c)
     active = torch.ones(c, dtype=torch.bool)
     recent = torch.full((c,), float("nan"))  # as the engine feeds it
+    last = [torch.full((c,), float("nan")) for _ in range(3)]  # previous lap: time, fuel, wear
     lap = 0
     rows: list[dict] = []
     full = lambda v: torch.full((c,), float(v))  # noqa: E731
@@ -112,6 +113,10 @@ def simulate_field(
             traffic=traffic,
             out_lap=out_lap,
             recent_pace_pct=recent,
+            # an out-lap's previous lap ended in the pits: unknown, as in the lap store
+            last_lap_time_s=torch.where(out_lap > 0, float("nan"), last[0]),
+            last_fuel_used=torch.where(out_lap > 0, float("nan"), last[1]),
+            last_wear=torch.where(out_lap > 0, float("nan"), last[2]),
         )
         o = model.sample(cond, generator, members)
         lap_time = o.lap_time_s + pit_time
@@ -137,6 +142,10 @@ def simulate_field(
         rows += _lap_rows(spec, lap, active, per_car)
         recent = update_recent_pace(recent, o.lap_time_s, ref_lap)
         recent = torch.where(out_lap > 0, cond.recent_pace_pct, recent)
+        last = [
+            torch.where(out_lap > 0, float("nan"), v)
+            for v in (o.lap_time_s, o.fuel_used, o.wear.mean(dim=1))
+        ]
         # Stops: refuel to full; new tyres when the most worn wheel is below the threshold.
         change = pit_in & (tread_end.min(dim=1).values < spec.tyre_change_tread)
         fuel = torch.where(pit_in, 1.0, fuel_end)

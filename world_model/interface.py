@@ -102,6 +102,17 @@ class LapConditions:
     ``ref_lap_time_s`` [%], each clipped to :data:`RECENT_PACE_CLIP_PCT`; NaN (or ``None``
     for every row) before the car has such a lap. The engine updates it with each lap it
     draws (:func:`update_recent_pace`)."""
+    last_lap_time_s: torch.Tensor | None = None
+    """The car's previous lap time [s], where that lap neither started nor ended in the pits
+    (NaN otherwise, or ``None`` for every row). In data the recorded lap, flag slow-downs
+    included (a neutralisation that goes on shows in it); the engine feeds its previous
+    green lap."""
+    last_fuel_used: torch.Tensor | None = None
+    """Fuel the car used over its previous lap, fraction of tank (NaN / ``None``: unknown, or
+    that lap touched the pits)."""
+    last_wear: torch.Tensor | None = None
+    """Tread the car lost over its previous lap, mean of four wheels (NaN / ``None``: unknown,
+    or that lap touched the pits)."""
 
     @property
     def batch_size(self) -> int:

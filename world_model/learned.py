@@ -16,17 +16,18 @@ multipliers on the learned prediction.
 
 Lap time is always predicted in the timing-data regime: the inputs that come with lap times
 only from sim races (fuel, energy, tread, tyre and track temperature, wetness, compound,
-damage, reference fuel and wear: :data:`SIM_ONLY_VALUES`) are withheld from the lap-time head
-(marked unknown, as in WEC / IMSA timing, which brings ~98 % of the lap times), because with
-them present the network has seen lap times only from a few sim races of other cars and
-extrapolates badly. The lap-time head reads degradation and fuel burn through tyre age and
-stint time as the timing data shows them; compound and wetness act on lap time through the
-parametric coefficients (``compound_pace``, ``wet_penalty``). The fuel, energy, wear and
-temperature heads see every input. For the MLP both regimes share one forward
-(:meth:`LearnedLapModel._forward_mlp`): the first layer's weights are widened to compute both
-regimes' hidden units in one matmul, later hidden layers run both regimes' rows in one matmul,
-and the output layer reads each head from the regime it serves; biases are folded into the
-matmuls, which run in bfloat16 where the CPU has it natively (:mod:`world_model.precision`).
+damage, reference fuel and wear, the previous lap's fuel and wear: :data:`SIM_ONLY_VALUES`)
+are withheld from the lap-time head (marked unknown, as in WEC / IMSA timing, which brings
+~98 % of the lap times), because with them present the network has seen lap times only from
+a few sim races of other cars and extrapolates badly. The lap-time head reads degradation
+and fuel burn through tyre age and stint time as the timing data shows them; compound and
+wetness act on lap time through the parametric coefficients (``compound_pace``,
+``wet_penalty``). The fuel, energy, wear and temperature heads see every input. For the MLP
+both regimes share one forward (:meth:`LearnedLapModel._forward_mlp`): the first layer's
+weights are widened to compute both regimes' hidden units in one matmul, later hidden layers
+run both regimes' rows in one matmul, and the output layer reads each head from the regime
+it serves; biases are folded into the matmuls, which run in bfloat16 where the CPU has it
+natively (:mod:`world_model.precision`).
 
 The engine's contract is a green-flag lap (it applies flag slow-downs itself), so by default
 ``sample`` evaluates every row as green; ``flag_effects=True`` conditions on the row's flag
@@ -43,7 +44,13 @@ import torch
 
 from world_model.distributions import Mixture
 from world_model.ensemble import pack, route_by_member, unpack
-from world_model.features import COMPOUND_INPUTS, FEATURE_NAMES, FLAG_INPUTS, build_features
+from world_model.features import (
+    FEATURE_NAMES,
+    FLAG_INPUTS,
+    SIM_ONLY_MISSING,
+    SIM_ONLY_VALUES,
+    build_features,
+)
 from world_model.fused_mlp import (
     LAP_OUTPUTS,
     FusedMLP,
@@ -81,28 +88,6 @@ from world_model.targets import (
 )
 from world_model.workspace import Workspace
 
-SIM_ONLY_VALUES = (
-    "fuel",
-    "energy",
-    "tread_lost_mean",
-    "tread_lost_max",
-    "tyre_temp_c_rel",
-    "wetness",
-    "track_temp_c",
-    "damage",
-    "ref_fuel_per_lap",
-    "ref_wear_per_lap",
-    *COMPOUND_INPUTS,
-)
-"""Inputs that come with lap times only from sim races: withheld from the lap-time head."""
-SIM_ONLY_MISSING = (
-    "fuel_missing",
-    "tread_missing",
-    "tyre_temp_missing",
-    "wetness_missing",
-    "track_temp_missing",
-    "compound_missing",
-)
 _FLAG_COLUMNS = slice(FEATURE_NAMES.index(FLAG_INPUTS[0]), FEATURE_NAMES.index(FLAG_INPUTS[-1]) + 1)
 _GREEN_ONE_HOT = torch.nn.functional.one_hot(
     torch.tensor(int(FlagState.GREEN)), len(FLAG_INPUTS)

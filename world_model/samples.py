@@ -34,4 +34,7 @@ def random_conditions(n: int, generator: torch.Generator) -> LapConditions:
         traffic=i(4).float(),
         out_lap=torch.zeros(n),
         recent_pace_pct=u(-1.0, 3.0),
+        last_lap_time_s=u(200.0, 240.0),
+        last_fuel_used=u(0.06, 0.09),
+        last_wear=u(0.01, 0.03),
     )

@@ -18,9 +18,14 @@ class Standardiser:
     scale: torch.Tensor
 
     @classmethod
-    def fit(cls, rows: np.ndarray) -> tuple[Standardiser, StandardScaler]:
+    def fit(cls, rows: np.ndarray, mute_below: int = 0) -> tuple[Standardiser, StandardScaler]:
         """Fit a StandardScaler on ``rows`` (NaN ignored); columns never observed get mean 0
-        and scale 1."""
+        and scale 1. With ``mute_below`` (network inputs), columns observed in fewer rows get
+        an infinite scale, so they standardise to 0 whatever a later row holds: the network
+        learned no weight worth reading for an input so few training rows carry (virtual
+        energy with the one LMU race left out; tyre temperature and wetness, 11 and 13 laps
+        of two short LMU races), and a value there would pass through first-layer weights
+        fitted to a handful of laps, or none."""
         with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
             # Columns never observed (a channel no training source has) divide 0 by 0.
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -28,6 +33,7 @@ class Standardiser:
         mean = np.nan_to_num(scaler.mean_, nan=0.0)
         scale = np.nan_to_num(scaler.scale_, nan=1.0)
         scale = np.where(scale > 0, scale, 1.0)
+        scale = np.where((~np.isnan(rows)).sum(axis=0) < mute_below, np.inf, scale)
         return cls(
             torch.tensor(mean, dtype=torch.float32), torch.tensor(scale, dtype=torch.float32)
         ), scaler

@@ -303,6 +303,8 @@ class Recording:
     def __init__(self, model: ParametricLapModel) -> None:
         self.model = model
         self.calls: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.previous: list[tuple[torch.Tensor, torch.Tensor]] = []
+        """(``last_lap_time_s`` fed, the lap time drawn) per call."""
 
     def sample(self, conditions, generator, member=None):
         out = self.model.sample(conditions, generator, member)
@@ -315,6 +317,7 @@ class Recording:
                 conditions.out_lap.clone(),
             )
         )
+        self.previous.append((conditions.last_lap_time_s.clone(), out.lap_time_s.clone()))
         return out
 
 
@@ -337,6 +340,23 @@ def test_engine_feeds_each_car_its_recent_pace() -> None:
     assert any(bool(out_lap.any()) for *_, out_lap in model.calls)  # the stop's out-lap
 
 
+def test_engine_feeds_each_car_its_previous_lap() -> None:
+    """``last_lap_time_s`` is the lap the model drew for the car the call before, NaN on the
+    first lap, on the out-lap (its previous lap ended in the pits) and on the lap after it."""
+    model = Recording(ParametricLapModel(ParametricLapParams(noise_scale=1.0)))
+    stop = action_index(PaceMode.NORMAL, True, Fuel.FULL, Tyres.FOUR_MEDIUM, True, False)
+    simulate(solo(laps=12), Scripted({5: stop}), 1, 0, lap_model=model)
+    out_laps = [bool(c[3].any()) for c in model.calls]
+    assert any(out_laps)
+    assert model.previous[0][0].isnan().all()
+    for k in range(1, len(model.calls)):
+        fed, drawn_before = model.previous[k][0], model.previous[k - 1][1]
+        if out_laps[k] or out_laps[k - 1]:
+            assert fed.isnan().all()
+        else:
+            assert torch.equal(fed, drawn_before)
+
+
 def test_recent_pace_switched_off_never_reaches_the_lap_model() -> None:
     """``lap_model_recent_pace = false`` (built scenarios): the input stays unknown all race."""
     seen: list[object] = []
@@ -344,13 +364,13 @@ def test_recent_pace_switched_off_never_reaches_the_lap_model() -> None:
 
     class Spy:
         def sample(self, conditions, generator, member=None):  # type: ignore[no-untyped-def]
-            seen.append(conditions.recent_pace_pct)
+            seen.append((conditions.recent_pace_pct, conditions.last_lap_time_s))
             return inner.sample(conditions, generator, member)
 
     scenario = dataclasses.replace(solo(laps=12), lap_model_recent_pace=False)
     simulate(scenario, StrategyAssignment(), 1, 0, lap_model=Spy())
     assert len(seen) >= 12
-    assert all(r is None for r in seen)
+    assert all(r is None and last is None for r, last in seen)
 
 
 def test_full_course_cautions_turn_every_neutralisation_into_an_fcy() -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import sqlite3
 
 import numpy as np
@@ -92,3 +93,29 @@ def test_recent_pace_folds_the_cars_earlier_green_laps(synthetic_table):
         if not lap.isnan():  # a lap-time target: green, no stop, has a reference
             recent = update_recent_pace(recent, lap, c.ref_lap_time_s[i].double())
     assert np.isfinite(float(c.recent_pace_pct[rows[-1]]))
+
+
+def test_previous_lap_is_the_cars_lap_just_before_unless_it_touched_the_pits(synthetic_table):
+    """``last_*`` of a row: the car's previous lap's time, fuel used and mean wear, NaN on an
+    out-lap (its previous lap ended in the pits) and on the lap after one."""
+    t = synthetic_table
+    c = t.conditions
+    rows = np.flatnonzero(t.car_key == t.car_key[0])
+    out_lap = c.out_lap.numpy() > 0
+    checked = 0
+    for prev, i in itertools.pairwise(rows):
+        got = float(c.last_lap_time_s[i])
+        if out_lap[i] or out_lap[prev] or t.lap[i] != t.lap[prev] + 1:
+            assert np.isnan(got)
+            continue
+        # The previous lap's own conditions are its start: its end fuel is this row's start.
+        used = float(c.fuel[prev] - c.fuel[i])
+        assert abs(float(c.last_fuel_used[i]) - used) < 1e-5
+        wear = float((c.tread[prev] - c.tread[i]).mean()) if not out_lap[prev] else np.nan
+        if np.isfinite(wear):
+            assert abs(float(c.last_wear[i]) - wear) < 1e-5
+        assert np.isfinite(got) and got > 0
+        checked += 1
+    assert checked > 10
+    assert np.isnan(float(c.last_lap_time_s[rows[0]]))
+    assert out_lap[rows].any()  # the car stopped: the pit rule was exercised

@@ -242,3 +242,18 @@ def test_leave_one_out_scores_every_race_with_models_that_never_saw_it(synthetic
     assert calibrated["n"] == per_race[HELD_OUT]["model"]["lap_time_s"]["n"]
     lo, hi = out["calibration"]["lap_time_s"]["80"]
     assert 0.0 <= lo < hi <= 1.0
+
+
+def test_inputs_no_training_row_has_standardise_to_zero_whatever_they_hold() -> None:
+    """Input columns observed in fewer than ``mute_below`` rows (virtual energy with the one
+    LMU race left out: none) map to 0 for any later value (no barely-trained weight reads
+    them); without it (targets) a never-observed column keeps scale 1."""
+    from world_model.scaling import Standardiser
+
+    rows = np.array([[1.0, np.nan, 5.0], [3.0, np.nan, np.nan], [2.0, np.nan, np.nan]])
+    muted, _ = Standardiser.fit(rows, mute_below=2)
+    x = muted.transform(torch.tensor([[2.0, 0.7, 9.0], [4.0, float("nan"), 1.0]]))
+    assert torch.equal(x[:, 1:], torch.zeros(2, 2))
+    assert torch.allclose(x[:, 0], torch.tensor([0.0, 2.0 / (2.0 / 3.0) ** 0.5]))
+    plain, _ = Standardiser.fit(rows)
+    assert float(plain.scale[1]) == 1.0 and np.isfinite(float(plain.scale[2]))
