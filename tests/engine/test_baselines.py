@@ -219,17 +219,17 @@ def test_endgame_fuel_finishes_with_less_than_a_lap_in_reserve() -> None:
     """Fuel to finish at the last stop, no stop when the tank reaches the flag: the median
     finisher crosses the line with under a lap of fuel, and no car runs dry (the fuel-use
     risk off: with it, the fill's margin can run dry, tests/engine/test_risks.py)."""
+    # The parametric lap model: this is the rule's arithmetic, and a learned model's fuel
+    # spread per lap decides alone whether a 0.3-lap margin holds over a stint (the default
+    # learned model, unbiased on fuel since the reader's fuel fix, runs one car dry here).
     s = scenario_with(
-        load_scenario("six_hours"), **{"events.weather": False, "risks.fuel.enabled": False}
+        load_scenario("six_hours"),
+        **{"events.weather": False, "risks.fuel.enabled": False, "lap_model": "parametric"},
     )
     result = simulate(s, make_strategy("fuel-reserve"), 6, 2, record_laps=True)
     reserve = _reserve_laps(result, s)
     assert reserve.size > 100
-    # Under 1.5 laps: the laps to the flag are counted at 1.01 x the reference pace, and the
-    # default lap model's median green lap runs 1.2 % slower (0.58 laps with the model fitted
-    # before the reader's fuel fix, 1.38 after, same seeds); a full tank at the last stop
-    # left about half a tank, ~15 laps (issue 16).
-    assert np.median(reserve) < 1.5
+    assert np.median(reserve) < 1.0
     assert reserve.min() > 0.0
     assert "out_of_fuel" not in set(result.incidents["kind"].tolist())
     # A full tank at the last stop left finishers about half a tank on average (issue 16).
