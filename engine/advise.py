@@ -4,8 +4,10 @@ From a race state (``stintsim whatif ... --save-state STATE.json``; the file car
 readable ``"readable"`` block, :func:`readable_state`, next to the engine's state), the options
 for the car at its next line crossing are raced on common random numbers (every option the
 same incidents, weather and lap noise per race): carry on with the car's strategy, pit now
-with each fill (full, to the finish) and tyre choice (keep, four new of the fitted compound),
-and stay out N laps then pit (full, four new). They are ranked by P(class win), then mean
+with each fill (full, to the finish) and tyre choice (by default keep and four new of the fitted
+compound; ``--tyres`` names others, ``--tyres all`` every choice the class may fit;
+``--driver-change`` adds each with a driver change), and stay out N laps then pit (full, four
+new). They are ranked by P(class win), then mean
 class position, then the CVaR of class position (the mean of the worst ``--cvar-alpha`` share
 of races), and the best is said in words. The figures are those of ``stintsim whatif
 --from-state STATE.json`` with the same decisions and seed: the same :class:`PitAfter`
@@ -44,31 +46,69 @@ from engine.strategy import Strategy
 from engine.whatif import PitAfter, WhatIf, snapshot_lap
 from world_model.interface import Compound
 
+FOUR_NEW = {
+    Compound.SOFT: Tyres.FOUR_SOFT,
+    Compound.MEDIUM: Tyres.FOUR_MEDIUM,
+    Compound.HARD: Tyres.FOUR_HARD,
+    Compound.WET: Tyres.FOUR_WET,
+}
+TYRE_CHOICES = (*(t.name.lower() for t in Tyres), "all")
+"""``--tyres`` values: a tyre choice of the action table, or every one the class may fit."""
 
-def options(w: WhatIf, then: str, pit_in: tuple[int, ...]) -> list[PitAfter | str]:
-    """The options at the car's next crossing: carry on (``then``), pit now with each fill and
-    tyre choice, and stay out N laps then pit (full, four new of the fitted compound)."""
+
+def tyre_choices(w: WhatIf, names: list[str] | None) -> list[Tyres]:
+    """The tyre choices of the pit-now options: ``names`` (``all``: keep, the two most worn,
+    and four new of each compound the car's class may fit), by default keep and four new of
+    the fitted compound."""
+    assert w.start is not None
+    c = w.scenario.entry_index(w.focus)
+    fitted = Compound(int(w.start.state["compound"][0][c]))
+    if not names:
+        return [Tyres.KEEP, FOUR_NEW[fitted]]
+    if "all" in names:
+        allowed = w.scenario.class_of(w.scenario.entries[c]).compound_codes
+        return [Tyres.KEEP, Tyres.TWO_SAME, *(FOUR_NEW[Compound(k)] for k in sorted(allowed))]
+    return list(dict.fromkeys(Tyres[n.upper()] for n in names))
+
+
+def _tyre_label(tyres: Tyres, fitted: Compound) -> str:
+    if tyres == Tyres.KEEP:
+        return "keep tyres"
+    if tyres == Tyres.TWO_SAME:
+        return f"2 new {fitted.name.lower()}"
+    assert tyres.compound is not None
+    return f"4 new {tyres.compound.name.lower()}"
+
+
+def options(
+    w: WhatIf,
+    then: str,
+    pit_in: tuple[int, ...],
+    tyres: list[Tyres] | None = None,
+    driver_change: bool = False,
+) -> list[PitAfter | str]:
+    """The options at the car's next crossing: carry on (``then``), pit now with each fill
+    and tyre choice (``tyres``, default keep and four new of the fitted compound; with
+    ``driver_change`` each also with a driver change), and stay out N laps then pit (full,
+    four new of the fitted compound)."""
     assert w.start is not None
     car = w.focus
     c = w.scenario.entry_index(car)
     fitted = Compound(int(w.start.state["compound"][0][c]))
-    four = {
-        Compound.SOFT: Tyres.FOUR_SOFT,
-        Compound.MEDIUM: Tyres.FOUR_MEDIUM,
-        Compound.HARD: Tyres.FOUR_HARD,
-        Compound.WET: Tyres.FOUR_WET,
-    }[fitted]
     now = snapshot_lap(w.start, w.scenario, car) + 1
     out: list[PitAfter | str] = [then]
+    changes = (False, True) if driver_change else (False,)
     for fuel in (Fuel.FULL, Fuel.TO_FINISH):
-        for tyres in (Tyres.KEEP, four):
-            label = "keep tyres" if tyres == Tyres.KEEP else f"4 new {fitted.name.lower()}"
-            fill = "fill up" if fuel == Fuel.FULL else "fill to finish"
-            out.append(
-                PitAfter(now, then, fuel=fuel, tyres=tyres, name=f"pit now, {fill}, {label}")
-            )
+        for tyre in tyres or [Tyres.KEEP, FOUR_NEW[fitted]]:
+            for change in changes:
+                fill = "fill up" if fuel == Fuel.FULL else "fill to finish"
+                name = f"pit now, {fill}, {_tyre_label(tyre, fitted)}"
+                name += ", driver change" if change else ""
+                out.append(
+                    PitAfter(now, then, fuel=fuel, tyres=tyre, driver_change=change, name=name)
+                )
     for k in pit_in:
-        out.append(PitAfter(now + k, then, tyres=four, name=f"stay out {k}"))
+        out.append(PitAfter(now + k, then, tyres=FOUR_NEW[fitted], name=f"stay out {k}"))
     return out
 
 
@@ -140,6 +180,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="add 'stay out N laps, then pit' (repeat; default 1, 2 and 3)",
     )
+    p.add_argument(
+        "--tyres",
+        action="append",
+        choices=TYRE_CHOICES,
+        default=None,
+        metavar="CHOICE",
+        help="a tyre choice of the pit-now options (repeat): keep, two_same, four_soft, "
+        "four_medium, four_hard, four_wet, or all (every choice the car's class may fit); "
+        "default keep and four new of the fitted compound",
+    )
+    p.add_argument(
+        "--driver-change",
+        action="store_true",
+        help="also race each pit-now option with a driver change",
+    )
     p.add_argument("--replicas", type=int, default=64, help="races per option (default 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same races")
     p.add_argument(
@@ -183,7 +238,8 @@ def advise(w: WhatIf, args: argparse.Namespace, agent: Strategy | None) -> Advic
     """Rank the options of ``w``'s focus car from ``w.start``; ask ``agent`` if given."""
     assert w.start is not None
     then = args.then or w.scenario.entries[w.scenario.entry_index(w.focus)].strategy
-    candidates = options(w, then, tuple(args.pit_in or (1, 2, 3)))
+    tyres = tyre_choices(w, args.tyres)
+    candidates = options(w, then, tuple(args.pit_in or (1, 2, 3)), tyres, args.driver_change)
     result = w.compare(candidates, cvar_alpha=args.cvar_alpha)
     choice = None if agent is None else agent_choice(w, agent)
     return Advice(readable_state(w.start, w.scenario), rank(result.comparison), choice)

@@ -49,7 +49,10 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
         "engine.commands.tune",
         "find the best fixed plan (stints, tyres, pace) by grid search",
     ),
-    "advise": ("engine.advise", "rank the options now from a race state (whatif --save-state)"),
+    "advise": (
+        "engine.advise",
+        "rank the options now from a race state, or live from a recording (--follow)",
+    ),
     "plan": ("engine.commands.plan", "the best plan as a pit-wall table; writes the plan: file"),
     "train": (
         "engine.commands.train",

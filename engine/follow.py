@@ -7,7 +7,8 @@ the engine's race state for the advice is built from it. A recording holds what 
 shows one team: its own car's fuel, tread, compound and driver (telemetry), and the field's
 laps, positions and gaps (scoring; the LMU recordings in ``../shared/data/lmu`` list the
 player's car only). So the engine state is the scenario's race run to the same lap of the
-focus car (:meth:`engine.whatif.WhatIf.snapshot`, same seed), with the focus car's fuel,
+focus car (as :meth:`engine.whatif.WhatIf.snapshot` runs it, same seed, run on from crossing
+to crossing rather than from the start each time), with the focus car's fuel,
 energy, tread, compound, tyre age and driver replaced by the recording's where it has them
 (:func:`with_recorded`); the printed block says which values came from the recording. Where
 the recording has fuel but no virtual energy (rF2 records carry none), the energy keeps the
@@ -88,15 +89,55 @@ class FollowPoint:
     skipped: str | None = None
 
 
+class _EngineRace:
+    """The scenario's race of the focus car, run on from crossing to crossing (one race, the
+    focus car on its scenario strategy): :meth:`at_lap` is :meth:`WhatIf.snapshot` at each
+    lap without running the race from the start again for every crossing."""
+
+    def __init__(self, w: WhatIf) -> None:
+        import torch
+
+        from engine.baselines import make_strategy
+        from engine.race import RaceSim, StrategyAssignment
+
+        car = w.focus
+        self.strategy = make_strategy(w.scenario.entries[w.scenario.entry_index(car)].strategy)
+        self.sim = RaceSim(
+            w.scenario,
+            StrategyAssignment(default=None, per_car={}),
+            1,
+            w.seed,
+            controlled_car=car,
+            lap_model=w.lap_model,
+            event_model=w.event_model,
+            forced=w.forced,
+        )
+        self.generator = torch.Generator().manual_seed(w.seed)
+        self.car = car
+
+    def at_lap(self, lap: int) -> RaceSnapshot:
+        """The race state once the car has completed ``lap`` (the decision there served);
+        ValueError if the car's race ends before it."""
+        while (point := self.sim.advance()) is not None:
+            done = int(point.obs.lap[0].round())
+            self.sim.act(
+                point.replicas, self.strategy.decide(point.obs, point.legal, self.generator)
+            )
+            if done >= lap:
+                return self.sim.snapshot(0)
+        raise ValueError(f"car #{self.car} did not complete lap {lap} in the engine's race")
+
+
 def follow(w: WhatIf, recording: str) -> Iterator[FollowPoint]:
     """The focus car's line crossings in ``recording``, each with the engine state to advise
     from, yielded as the replay reaches them."""
     car = w.focus
+    race = _EngineRace(w)
     for k, moment in enumerate(focus_crossings(recording, car), start=1):
         mine = next(c for c in moment.state["cars"] if c["number"] == car)
         lap = int(mine["laps"])
         try:
-            snap = w.snapshot(at_lap=lap)
+            snap = race.at_lap(lap)
         except ValueError as exc:
             yield FollowPoint(k, moment.record, lap, moment.state, None, (), str(exc))
             continue

@@ -6,10 +6,10 @@ wrapped as ``{record_id, timestamp, data}``, :mod:`data.readers.sharedmem`), in 
 game wrote them. Walking it record by record gives, for every car the scoring records list,
 the block ``whatif --save-state`` writes under ``"readable"``::
 
-    {"scenario": null, "race_time_s": 177.9, "race_time": "0:02:58", "time_left_s": null,
+    {"scenario": null, "race_time_s": 177.9, "race_time": "0:02:58", "time_left_s": 1621.8,
      "flag": "green",                # green, local_yellow, fcy, chequered, or formation
      "cars": [{"number": "83", "class": "HYPERCAR", "laps": 0, "position": 17,
-               "gap_laps": 0, "gap_s": 9.491,
+               "gap_laps": 0, "gap_s": 11.045,
                "fuel": null, "energy": null,        # fraction of tank (telemetry), or null
                "tread": null, "compound": null,     # per wheel FL FR RL RR (telemetry)
                "tyre_age_laps": null,               # laps since the tread last went up
@@ -23,7 +23,9 @@ Race time counts from the green flag (the first record in game phase 5; the sess
 ``mCurrentET`` minus that moment's lap start). Scoring records carry no fuel, energy, tread or
 compound: those come from telemetry records of the same car (the player's car in LMU) and are
 ``null`` where the recording has none. LMU's virtual energy is not in the rF2 records, so
-``energy`` is ``null``. Driving times count from the first record of the recording; the stint
+``energy`` is ``null``. A recording of telemetry records only (one car) gives that car's laps,
+fuel, tread and compound, its race time from its first lap start (``mLapStartET``), and no
+position, gap, driver or flag (``null``). Driving times count from the green flag; the stint
 from the car's last pit exit (or the start). Unknown values are ``null``, never guessed.
 """
 
@@ -46,12 +48,42 @@ from world_model.interface import Compound
 PHASE_FLAG_NAMES = {5: "green", 6: "fcy", 8: "chequered"}
 """``mGamePhase`` -> flag; other phases before the green are ``formation``."""
 GREEN_PHASE = 5
+NEW_TREAD = 0.99
+"""Tread left at or above which a first reading counts as new tyres (else the age is unknown)."""
 _OUT_STATUS = (2, 3)  # mFinishStatus: 2 retired (DNF), 3 disqualified
 
 
 def _num(value: Any) -> float | None:
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     return float(value) if ok and math.isfinite(value) else None
+
+
+def _is_scoring(data: dict[str, Any]) -> bool:
+    return isinstance(data.get("mVehicles"), list)
+
+
+def _is_telemetry(data: dict[str, Any]) -> bool:
+    return isinstance(data.get("mWheel"), list) or "mFuel" in data
+
+
+def _as_scoring(tel: dict[str, Any]) -> dict[str, Any]:
+    """A telemetry record as the scoring record of its one car: the session clock, laps
+    (``mLapNumber``) and lap start; green once a lap has started (``mLapStartET`` > 0);
+    position, gaps and driver unknown."""
+    start = _num(tel.get("mLapStartET"))
+    vehicle = {
+        "mID": tel.get("mID"),
+        "mVehicleName": tel.get("mVehicleName"),
+        "mTotalLaps": tel.get("mLapNumber") or 0,
+        "mLapStartET": start,
+        "mIsPlayer": True,
+    }
+    return {
+        "mCurrentET": tel.get("mElapsedTime"),
+        "mGamePhase": GREEN_PHASE if start else None,
+        "mTrackName": tel.get("mTrackName"),
+        "mVehicles": [vehicle],
+    }
 
 
 def _unwrap(rec: Any) -> dict[str, Any] | None:
@@ -103,16 +135,20 @@ class RecordingReader:
         except UnicodeDecodeError as exc:
             raise IngestError(self.path, f"byte {exc.start}", "not UTF-8 JSON") from None
         records = [d for d in (_unwrap(r) for r in parsed.records) if d is not None]
-        if not any(isinstance(d.get("mVehicles"), list) for d in records):
+        self.telemetry_only = not any(_is_scoring(d) for d in records)
+        if self.telemetry_only and not any(_is_telemetry(d) for d in records):
             raise IngestError(
                 self.path,
                 parsed.broken_at or "record 1",
-                "no ScoringInfoV01 record (with mVehicles): not a shared-memory recording",
+                "no ScoringInfoV01 (mVehicles) or TelemInfoV01 (mWheel) record: not a "
+                "shared-memory recording",
             )
         return records
 
     def _player(self) -> str:
         for d in self.records:
+            if self.telemetry_only and _is_telemetry(d):
+                return car_number(str(d.get("mVehicleName", "")), f"id{d.get('mID')}")
             for v in d.get("mVehicles") or []:
                 if isinstance(v, dict) and v.get("mIsPlayer"):
                     return car_number(str(v.get("mVehicleName", "")), f"id{v.get('mID')}")
@@ -120,11 +156,18 @@ class RecordingReader:
 
     def moments(self) -> Iterator[RecordedMoment]:
         for k, data in enumerate(self.records, start=1):
-            if isinstance(data.get("mVehicles"), list):
+            if _is_scoring(data):
                 crossed = self._scoring(data)
                 if crossed is not None:
                     yield RecordedMoment(k, self.state(data, k), crossed)
-            elif isinstance(data.get("mWheel"), list) or "mFuel" in data:
+            elif _is_telemetry(data) and self.telemetry_only:
+                # a telemetry-only recording: its car's laps and clock stand in for scoring
+                scoring = _as_scoring(data)
+                crossed = self._scoring(scoring)
+                self._telemetry(data)
+                if crossed is not None:
+                    yield RecordedMoment(k, self.state(scoring, k), crossed)
+            elif _is_telemetry(data):
                 self._telemetry(data)
 
     def _race_time(self, et: float) -> float:
@@ -171,8 +214,9 @@ class RecordingReader:
         treads = [_num(w.get("mWear")) for w in wheels[:4] if isinstance(w, dict)]
         if len(treads) == 4 and all(t is not None for t in treads):
             total = sum(treads)  # type: ignore[arg-type]
-            if car.tread_sum is None or total > car.tread_sum + 0.05:
-                car.tyre_age_laps = 0  # fresh tyres: the tread went up
+            fresh = car.tread_sum is None and min(treads) >= NEW_TREAD  # type: ignore[type-var]
+            if fresh or (car.tread_sum is not None and total > car.tread_sum + 0.05):
+                car.tyre_age_laps = 0  # new tyres: unworn at the first reading, or tread went up
             car.tread_sum = total
         car.telemetry = data
 

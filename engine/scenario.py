@@ -187,10 +187,11 @@ class EventsSettings:
     model: str = "default"
     """Event model: "default" (events.load_default) or a path the events package loads."""
     full_course_cautions: bool = False
-    """IMSA's race control: every race-wide neutralisation the event model calls (FCY, safety
-    car or slow zone) is a full-course caution behind the safety car, flagged FCY (as IMSA
-    timing flags it) and lasting as a safety car does; IMSA's sporting regulations have no
-    slow zones. False: WEC's FCY, safety cars and slow zones as drawn."""
+    """IMSA's race control: every neutralisation the event model calls (FCY, safety car, slow
+    zone, and a local yellow too: IMSA neutralises the course for a car stopped off the
+    racing line) is a full-course caution behind the safety car, flagged FCY (as IMSA timing
+    flags it) and lasting as a safety car does; IMSA has no slow zones. False: WEC's FCY,
+    safety cars and slow zones as drawn, local yellows without a neutralisation."""
 
 
 @dataclass(frozen=True)

@@ -277,6 +277,8 @@ class IncidentSteps:
         wanted = (severity > 0) & torch.isin(kind, torch.tensor(_NEUTRAL_KINDS))
         duration_s = neut.duration_s
         if ctx.scenario.events.full_course_cautions:
+            # IMSA neutralises the whole course for what WEC answers with a local yellow too.
+            wanted |= (severity > 0) & (kind == int(FlagState.LOCAL_YELLOW))
             # Drawn every window, as the kind is: the random streams keep a fixed shape.
             duration_s = ctx.event_model.neutralisation_duration(
                 ctx.params, FlagState.SAFETY_CAR, ctx.streams.incidents

@@ -103,6 +103,7 @@ def test_every_readme_command_parses_with_its_options(command: str) -> None:
 
 QUICK = (
     "python -m bench.lmu_fixture sample.duckdb",
+    "python -m bench.sharedmem_fixture recording.json",
     "stintsim ingest sample.duckdb",
     "stintsim simulate test_race",
     "python -m engine.simulate test_race",

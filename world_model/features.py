@@ -148,3 +148,31 @@ def build_features(c: LapConditions, out: torch.Tensor | None = None) -> torch.T
     out[len(columns) : len(columns) + flags] = _one_hot_rows(c.flag, _FLAG_CODES)
     out[len(columns) + flags :] = _one_hot_rows(c.compound, _COMPOUND_CODES)
     return out.t()
+
+
+SIM_ONLY_VALUES = (
+    "fuel",
+    "energy",
+    "tread_lost_mean",
+    "tread_lost_max",
+    "tyre_temp_c_rel",
+    "wetness",
+    "track_temp_c",
+    "damage",
+    "ref_fuel_per_lap",
+    "ref_wear_per_lap",
+    "last_fuel_rel",
+    "last_wear_rel",
+    *COMPOUND_INPUTS,
+)
+"""Inputs that come with lap times only from sim races: withheld from the lap-time head."""
+SIM_ONLY_MISSING = (
+    "fuel_missing",
+    "tread_missing",
+    "tyre_temp_missing",
+    "wetness_missing",
+    "track_temp_missing",
+    "compound_missing",
+    "last_fuel_missing",
+    "last_wear_missing",
+)

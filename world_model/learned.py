@@ -44,7 +44,13 @@ import torch
 
 from world_model.distributions import Mixture
 from world_model.ensemble import pack, route_by_member, unpack
-from world_model.features import COMPOUND_INPUTS, FEATURE_NAMES, FLAG_INPUTS, build_features
+from world_model.features import (
+    FEATURE_NAMES,
+    FLAG_INPUTS,
+    SIM_ONLY_MISSING,
+    SIM_ONLY_VALUES,
+    build_features,
+)
 from world_model.fused_mlp import (
     LAP_OUTPUTS,
     FusedMLP,
@@ -82,32 +88,6 @@ from world_model.targets import (
 )
 from world_model.workspace import Workspace
 
-SIM_ONLY_VALUES = (
-    "fuel",
-    "energy",
-    "tread_lost_mean",
-    "tread_lost_max",
-    "tyre_temp_c_rel",
-    "wetness",
-    "track_temp_c",
-    "damage",
-    "ref_fuel_per_lap",
-    "ref_wear_per_lap",
-    "last_fuel_rel",
-    "last_wear_rel",
-    *COMPOUND_INPUTS,
-)
-"""Inputs that come with lap times only from sim races: withheld from the lap-time head."""
-SIM_ONLY_MISSING = (
-    "fuel_missing",
-    "tread_missing",
-    "tyre_temp_missing",
-    "wetness_missing",
-    "track_temp_missing",
-    "compound_missing",
-    "last_fuel_missing",
-    "last_wear_missing",
-)
 _FLAG_COLUMNS = slice(FEATURE_NAMES.index(FLAG_INPUTS[0]), FEATURE_NAMES.index(FLAG_INPUTS[-1]) + 1)
 _GREEN_ONE_HOT = torch.nn.functional.one_hot(
     torch.tensor(int(FlagState.GREEN)), len(FLAG_INPUTS)

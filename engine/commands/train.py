@@ -123,6 +123,24 @@ def _parser() -> argparse.ArgumentParser:
         default="fuel-reserve,double-stint,opportunistic",
         help="engine rule baselines to compare with, comma-separated",
     )
+    _add_teacher_arguments(p)
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    p.add_argument(
+        "--env-workers",
+        type=positive_int,
+        default=1,
+        help="processes the training races are split over (engine.sharded_env; each runs a "
+        "chunk of --replicas with the chunk's own random streams, so a resumed run must use "
+        "the same number; default 1)",
+    )
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return p
+
+
+def _add_teacher_arguments(p: argparse.ArgumentParser) -> None:
+    """The teacher options: who drives the first generations and how far DQN / IQN hold
+    other actions below the teacher's."""
     p.add_argument(
         "--teacher-generations",
         type=non_negative_int,
@@ -150,18 +168,6 @@ def _parser() -> argparse.ArgumentParser:
         "on the teacher's races, in reward units (one class position of 18 is 1/17; default: "
         "AgentConfig.demo_margin, 0.05)",
     )
-    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
-    p.add_argument(
-        "--env-workers",
-        type=positive_int,
-        default=1,
-        help="processes the training races are split over (engine.sharded_env; each runs a "
-        "chunk of --replicas with the chunk's own random streams, so a resumed run must use "
-        "the same number; default 1)",
-    )
-    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    return p
 
 
 class _Refused(Exception):

@@ -35,7 +35,8 @@ def test_readable_state_of_the_real_le_mans_recording() -> None:
     (car,) = state["cars"]  # the recording lists the player's car only
     assert set(car) == CAR_KEYS
     assert car["number"] == "83" and car["class"] == "HYPERCAR" and car["laps"] == 0
-    assert car["position"] == 17 and car["gap_laps"] == 0 and 0 < car["gap_s"] < 30
+    # the README's figures: P17, 11.0 s behind the leader at the recording's end
+    assert car["position"] == 17 and car["gap_laps"] == 0 and round(car["gap_s"], 1) == 11.0
     assert car["driver"] == "Pawel Zeja"
     assert car["driver_times_s"]["Pawel Zeja"] == pytest.approx(state["race_time_s"], abs=0.3)
     # scoring records carry no fuel, energy or tread: null, not guessed
@@ -223,3 +224,140 @@ def test_recorded_values_replace_the_engine_cars_and_energy_follows_a_refill() -
     assert got["fuel"][0][:c] + got["fuel"][0][c + 1 :] == (
         snap.state["fuel"][0][:c] + snap.state["fuel"][0][c + 1 :]
     )
+
+
+def test_readme_follow_and_agent_example_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shlex
+
+    from bench.sharedmem_fixture import main as fixture
+    from engine.cli import main as stintsim
+    from engine.commands.whatif import main as whatif
+    from tests.engine.test_whatif import readme_blocks
+
+    section = "Advice live from a recording"
+    blocks = [code for lang, code in readme_blocks(section) if lang == "bash"]
+    assert len(blocks) == 1
+    monkeypatch.chdir(tmp_path)
+    # the state the section before saves
+    argv = ["test_race", "--strategy", "fuel-reserve", "--save-state", "state.json"]
+    assert whatif([*argv, "--state-lap", "5", "--seed", "7"]) == 0
+    for line in blocks[0].strip().splitlines():
+        words = shlex.split(line)
+        if words[:3] == ["python", "-m", "bench.sharedmem_fixture"]:
+            assert fixture(words[3:]) == 0
+        else:
+            assert words[0] == "stintsim" and stintsim(words[1:]) == 0, line
+    out = capsys.readouterr().out
+    # the figures the README quotes
+    crossings = out.split("== crossing")[1:]
+    assert len(crossings) == 5
+    assert all("advice: fuel-reserve (P(class win) 1.000" in c for c in crossings)
+    assert "pit now, fill to finish, 4 new medium        0.375" in out
+    assert "car 1 P1, lap 4, fuel 96.0 %, energy 100.0 %" in out
+    assert (
+        "agent fuel-reserve would (at lap 6): pit now, fill fuel to 100 %, energy to 100 %, "
+        "change tyres to medium (same compound), driver A. Two in"
+    ) in out
+
+
+@pytest.mark.skipif(not LE_MANS.is_file(), reason="../shared/data/lmu is absent")
+def test_following_the_le_mans_recording_says_there_is_no_crossing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["lemans_24h", "--follow", str(LE_MANS), "--car", "83", "--replicas", "2", "--json"]
+    assert advise(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no crossing, no advice
+    assert "car 83 completed no lap by the recording's end at 0:02:58" in captured.err
+
+
+def test_follow_ranks_as_advise_on_the_same_state_saved(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The options at a followed crossing are the ones ``advise STATE.json`` ranks from that
+    engine state saved to a file, with the same figures (same seed, same races)."""
+    from engine.follow import follow
+    from engine.readable_state import readable_state
+    from engine.whatif import WhatIf
+
+    path = tmp_path / "rec.json"
+    write_recording(path, laps=2)
+    argv = ["--replicas", "4", "--seed", "5", "--pit-in", "1"]
+    assert advise(["test_race", "--follow", str(path), *argv, "--json", "--no-progress"]) == 0
+    followed = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    w = WhatIf.load("test_race", replicas=4, seed=5)
+    for point, line in zip(follow(w, str(path)), followed, strict=True):
+        assert point.start is not None and point.start.start is not None
+        state = tmp_path / f"state_{point.crossing}.json"
+        point.start.start.save(state, readable=readable_state(point.start.start, w.scenario))
+        assert advise(["test_race", str(state), *argv, "--json"]) == 0
+        saved = json.loads(capsys.readouterr().out)
+        assert saved["options"] == line["options"] and saved["state"] == line["state"]
+
+
+def test_the_engine_race_run_on_between_crossings_equals_a_snapshot_from_the_start() -> None:
+    from engine.follow import _EngineRace
+    from engine.whatif import WhatIf
+
+    w = WhatIf.load("test_race", replicas=1, seed=5)
+    race = _EngineRace(w)
+    for lap in (1, 2, 4, 7, 12):  # the stops of fuel-reserve fall in between
+        on, fresh = race.at_lap(lap), w.snapshot(at_lap=lap)
+        assert on.race_time_s == fresh.race_time_s and on.state == fresh.state, lap
+    with pytest.raises(ValueError, match="did not complete lap 99"):
+        race.at_lap(99)
+
+
+def test_advise_races_every_tyre_choice_and_driver_change_asked_for(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["test_race", str(state), "--replicas", "2", "--seed", "3", "--pit-in", "1"]
+    assert advise([*argv, "--tyres", "all", "--driver-change", "--json"]) == 0
+    labels = {o["label"] for o in json.loads(capsys.readouterr().out)["options"]}
+    tyres = ["keep tyres", "2 new medium", "4 new soft", "4 new medium", "4 new hard", "4 new wet"]
+    expected = {
+        f"pit now, {fill}, {t}{change}"
+        for fill in ("fill up", "fill to finish")
+        for t in tyres
+        for change in ("", ", driver change")
+    }
+    assert labels == expected | {"fuel-reserve", "stay out 1"}
+    assert advise([*argv, "--tyres", "four_hard", "--json"]) == 0
+    labels = [o["label"] for o in json.loads(capsys.readouterr().out)["options"]]
+    assert sorted(labels) == sorted(
+        ["fuel-reserve", "stay out 1", "pit now, fill up, 4 new hard",
+         "pit now, fill to finish, 4 new hard"]
+    )  # fmt: skip
+
+
+TELEMETRY = LMU / "lmu_sharedmem_telemetry_20251222_truncated.json"
+
+
+@pytest.mark.skipif(not TELEMETRY.is_file(), reason="../shared/data/lmu is absent")
+def test_readable_state_of_the_real_telemetry_recording() -> None:
+    """A telemetry-only recording (cut off mid-record): the car's fuel, tread and compound as
+    the game wrote them in the last complete record; no position, gap or driver."""
+    state = recorded_state(TELEMETRY)
+    (car,) = state["cars"]
+    assert set(car) == CAR_KEYS and car["number"] == "83" and car["laps"] == 0
+    assert state["flag"] == "green" and state["race_time"] == "0:01:51"
+    assert car["compound"] == "soft" and car["position"] is None and car["driver"] is None
+    assert car["fuel"] == pytest.approx(77.1064 / 110.0, abs=1e-4)
+    assert car["tread"] == pytest.approx([0.9746, 0.9805, 0.9665, 0.9676], abs=1e-4)
+    # new tyres at the first reading (99.3 % tread or more left) and no lap completed since
+    assert car["tyre_age_laps"] == 0
+
+
+def test_tyre_age_is_unknown_until_the_tread_shows_new_tyres(tmp_path: Path) -> None:
+    def tel(t: float, lap: int, tread: float) -> dict:
+        return {"Type": "TelemInfoV01", "mID": 7, "mVehicleName": "X #7:LM", "mElapsedTime": t,
+                "mLapNumber": lap, "mLapStartET": 10.0, "mFuel": 50.0, "mFuelCapacity": 100.0,
+                "mWheel": [{"mWear": tread}] * 4}  # fmt: skip
+
+    path = tmp_path / "tel.json"
+    treads = [(0.90, 0), (0.89, 1), (1.0, 1), (0.99, 2), (0.98, 3)]
+    path.write_text(json.dumps([tel(20.0 + 10 * i, lap, w) for i, (w, lap) in enumerate(treads)]))
+    ages = [m.state["cars"][0]["tyre_age_laps"] for m in focus_crossings(path)]
+    assert ages == [None, 1, 2]  # worn at the first reading; new tyres fitted during lap 2

@@ -43,17 +43,12 @@ def test_gantt_stops_name_lap_lane_time_fill_and_new_tyres() -> None:
 
 @pytest.fixture(scope="module")
 def le_mans():
-    """45 minutes of the 62-car Le Mans field with a safety car forced at 0:20:00, an FCY at
-    0:38:00 and car #6's failure at 0:25:00 (two kinds of neutralisation and a retirement
-    whatever the lap model draws), every lap recorded."""
+    """45 minutes of the 62-car Le Mans field with an FCY at 0:06:00-0:09:00, a safety car at
+    0:20:00 and car 51 failing at 0:10:00 forced (the race may add its own), every lap
+    recorded."""
     sc = scenario_with(load_scenario("lemans_24h"), **{"race.duration_h": 0.75})
-    races = sample_races(
-        sc,
-        ["fuel-reserve"],
-        seed=1,
-        replicas=1,
-        forced=parse_events(["sc@20m", "fcy@38m", "failure:6@25m"]),
-    )
+    forced = parse_events(["fcy@6m-9m", "sc@20m", "failure:51@10m"])
+    races = sample_races(sc, ["fuel-reserve"], seed=1, replicas=1, forced=forced)
     return sc, races["fuel-reserve"]
 
 
@@ -100,7 +95,7 @@ def test_position_chart_of_62_cars_shows_the_focus_and_its_nearest_rivals(le_man
     # every neutralisation of the race is shaded on both charts and named once in the legend
     periods = neutralisations(result, 0)
     kinds = {FlagState(k).name.lower() for k, _, _ in periods}
-    assert "safety_car" in kinds and len(periods) >= 2
+    assert {"safety_car", "fcy"} <= kinds and len(periods) >= 2
     for ax in (ax_pos, ax_gap):
         assert sum(_spans(ax).values()) == len(periods) and set(_spans(ax)) == kinds
     assert {"safety car", "full-course yellow", "slow zone"} & set(_legend(ax_pos)) == {
@@ -119,6 +114,7 @@ def test_gantt_shades_neutralisations_and_names_retirement_causes(le_mans) -> No
     assert "safety car" in _legend(ax)
     out = retirements(result, 0)
     assert len(out) == int(result.retired[0].sum()) >= 1
+    assert out[result.car_numbers.index("51")] == (600.0, "failure")
     causes = [t.get_text() for t in ax.texts if t.get_color() == "#b00020"]
     assert sorted(causes) == sorted(cause for _, cause in out.values())
     assert all(cause in RETIRE_WORDS.values() or cause == "retired" for cause in causes)
@@ -132,3 +128,30 @@ def test_simulate_classification_reads_the_race_clock(capsys: pytest.CaptureFixt
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:7]]
     # a 30-minute race: every finisher's time is h:mm:ss just past 0:30:00
     assert all(row[5].startswith("0:3") and row[5].count(":") == 2 for row in rows), rows
+
+
+def test_gantt_marks_new_tyres_on_the_same_compound() -> None:
+    from engine.plots._laps import HOUR_S, car_rows, race_laps
+
+    race = load_scenario("test_race")
+    result = sample_races(race, ["fixed:laps=5,tyres=1"], seed=2, replicas=1)[
+        "fixed:laps=5,tyres=1"
+    ]
+    laps = car_rows(race_laps(result, 0), 0)
+    made = stops(laps)
+    fresh = [at / HOUR_S for at, _, _, _, new in made if new]
+    # every stop changes tyres, and the car runs mediums all race: the same compound
+    assert len(fresh) == len(made) >= 2 and set(laps["compound"].tolist()) == {1}
+    ax = strategy_gantt(result, 0, "1").axes[0]
+    top = (
+        len(result.car_numbers)
+        - 1
+        - sorted(range(result.n_cars), key=lambda c: int(result.finish_position[0, c])).index(0)
+    )
+    marks = [
+        ln
+        for ln in ax.get_lines()
+        if ln.get_marker() == "^" and np.allclose(ln.get_ydata(), top - 0.42)
+    ]
+    assert len(marks) == 1 and np.allclose(marks[0].get_xdata(), fresh)
+    assert "new tyres" in _legend(ax)
