@@ -55,6 +55,9 @@ def load_lap_model(scenario: Scenario) -> LapModel:
     core_only = getattr(model, "with_core_only", None)
     if scenario.lap_model_core_only and core_only is not None:
         model = core_only()
+    fuel_noise = getattr(model, "with_fuel_noise", None)
+    if scenario.lap_model_fuel_noise != 1.0 and fuel_noise is not None:
+        model = fuel_noise(scenario.lap_model_fuel_noise)
     return model
 
 

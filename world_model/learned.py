@@ -143,11 +143,15 @@ class LearnedLapModel:
         *,
         flag_effects: bool = False,
         core_only: bool = False,
+        fuel_noise: float = 1.0,
         info: dict | None = None,
     ) -> None:
         self.net = net.eval()
         self.core_only = core_only
         """Draw lap time from the core mixture component only (see :meth:`with_core_only`)."""
+        self.fuel_noise = fuel_noise
+        """Multiplier of the fuel and energy draws' spread about their centre (see
+        :meth:`with_fuel_noise`)."""
         self.features = features
         self.targets = targets
         self.physics = physics or ParametricLapParams()
@@ -191,19 +195,27 @@ class LearnedLapModel:
     def members(self) -> int:
         return self.net.members
 
-    def with_flag_effects(self, on: bool = True) -> LearnedLapModel:
-        """The same model, conditioning (``True``) or not on each row's flag state."""
+    def _variant(self, **changes: object) -> LearnedLapModel:
+        """The same network and scalers with some sampling settings changed."""
+        settings = {
+            "flag_effects": self.flag_effects,
+            "core_only": self.core_only,
+            "fuel_noise": self.fuel_noise,
+        }
         m = LearnedLapModel(
             self.net,
             self.features,
             self.targets,
             self.physics,
-            flag_effects=on,
-            core_only=self.core_only,
+            **(settings | changes),
             info=self.info,
         )
         m.matmul_dtype = self.matmul_dtype
         return m
+
+    def with_flag_effects(self, on: bool = True) -> LearnedLapModel:
+        """The same model, conditioning (``True``) or not on each row's flag state."""
+        return self._variant(flag_effects=on)
 
     def with_core_only(self, on: bool = True) -> LearnedLapModel:
         """The same model drawing lap time from its core pace component only (the mixture
@@ -214,17 +226,13 @@ class LearnedLapModel:
         learn them as noise; the engine adds traffic, incidents, neutralisations and rain on
         top, and drawing them twice gave a dry Le Mans a green-lap q90 of 222 s against the
         real 213 s (``stintsim validate``)."""
-        m = LearnedLapModel(
-            self.net,
-            self.features,
-            self.targets,
-            self.physics,
-            flag_effects=self.flag_effects,
-            core_only=on,
-            info=self.info,
-        )
-        m.matmul_dtype = self.matmul_dtype
-        return m
+        return self._variant(core_only=on)
+
+    def with_fuel_noise(self, scale: float) -> LearnedLapModel:
+        """The same model with the fuel and energy draws' spread about their centre scaled
+        by ``scale`` (1: as fitted; 0: every lap at the centre). Why the engine scales it
+        down: ``engine.scenario.Scenario.lap_model_fuel_noise``."""
+        return self._variant(fuel_noise=scale)
 
     # -- inputs and raw heads ------------------------------------------------------------
 
@@ -498,7 +506,7 @@ class LearnedLapModel:
         else:
             member = member.long() % self.members
         u = torch.rand(n, 1, generator=generator)
-        z = torch.randn(n, N_TARGETS, generator=generator)
+        z = self._normals(n, generator)
         ws, dt = self._workspace, self._call_dtype(n)
         threads = torch.get_num_threads()
         with torch.inference_mode():
@@ -524,6 +532,14 @@ class LearnedLapModel:
             return LapOutcome(
                 **{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in _OUTCOME_FIELDS}
             )
+
+    def _normals(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Standard normals ``[n, N_TARGETS]``, the fuel and energy columns scaled by
+        :attr:`fuel_noise` (the same generator draws either way)."""
+        z = torch.randn(n, N_TARGETS, generator=generator)
+        if self.fuel_noise != 1.0:
+            z[:, FUEL : ENERGY + 1].mul_(self.fuel_noise)
+        return z
 
     def _run_chunks_in_threads(
         self,
@@ -562,7 +578,7 @@ class LearnedLapModel:
         else:
             member = member.long() % self.members
         u = torch.rand(n, 1, generator=generator)
-        z = torch.randn(n, N_TARGETS, generator=generator)
+        z = self._normals(n, generator)
         with torch.inference_mode():
             k, pos, width = route_by_member(member, self.members)
             x = pack(self.inputs(conditions), k, pos, self.members, width)

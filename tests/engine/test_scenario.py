@@ -54,3 +54,14 @@ def test_window_longer_than_neutralisation_delay_is_rejected() -> None:
     s = load_scenario("test_race")
     with pytest.raises(ScenarioError, match="neutralisation_delay_s"):
         scenario_with(s, **{"race.window_s": 60.0})
+
+
+def test_the_learned_lap_models_fuel_spread_is_the_scenarios() -> None:
+    from engine.race import load_lap_model
+
+    s = scenario_with(load_scenario("test_race"), lap_model="default")
+    assert s.lap_model_fuel_noise == 0.25 and load_lap_model(s).fuel_noise == 0.25
+    fitted = scenario_with(s, lap_model_fuel_noise=1.0)
+    assert load_lap_model(fitted).fuel_noise == 1.0
+    with pytest.raises(ScenarioError, match="lap_model_fuel_noise must be >= 0"):
+        scenario_with(s, lap_model_fuel_noise=-0.1)

@@ -386,3 +386,25 @@ def test_core_only_draws_lap_time_from_the_component_of_most_weight():
     assert torch.quantile(ratio(b), 0.9) < torch.quantile(ratio(a), 0.9)
     assert torch.equal(a.wear, b.wear) and torch.equal(a.tyre_temp_c, b.tyre_temp_c)
     assert core.with_flag_effects(True).core_only and not full.core_only
+
+
+@pytest.mark.parametrize("arch", ["mlp", "gru"])
+def test_fuel_noise_scales_the_fuel_and_energy_draws_about_their_centre(arch, conditions):
+    """Only the fuel and energy normals are scaled: lap time and wear are the same draws, and
+    each row's fuel (energy) departure from the centre (scale 0) shrinks by the scale."""
+    model = _model(arch)
+    member = torch.arange(conditions.batch_size)
+
+    def draw(scale: float):
+        return model.with_fuel_noise(scale).sample(
+            conditions, torch.Generator().manual_seed(3), member
+        )
+
+    full, quarter, centre = draw(1.0), draw(0.25), draw(0.0)
+    assert torch.equal(full.lap_time_s, quarter.lap_time_s) and torch.equal(full.wear, centre.wear)
+    for name in ("fuel_used", "energy_used"):
+        a, q, c = (getattr(o, name).double() for o in (full, quarter, centre))
+        kept = (a > 0) & (q > 0) & (c > 0)  # the clamp at 0 is not linear
+        assert kept.sum() > 0.5 * kept.numel() and not torch.allclose(a[kept], c[kept])
+        assert torch.allclose(q[kept] - c[kept], 0.25 * (a[kept] - c[kept]), atol=1e-6)
+    assert model.with_fuel_noise(0.5).with_core_only().fuel_noise == 0.5
