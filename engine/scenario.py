@@ -205,10 +205,13 @@ class Scenario:
     events: EventsSettings = EventsSettings()
     lap_model: str = "default"
     """"default" (world_model.load_default), "parametric" or a checkpoint path."""
-    lap_model_core_only: bool = False
+    lap_model_core_only: bool = True
     """Draw a learned lap model's lap time from its core pace component only, leaving
     traffic, incidents, neutralisations and rain to the engine (see
-    ``LearnedLapModel.with_core_only``); scenarios built from timing data set it."""
+    ``LearnedLapModel.with_core_only``). The default for every scenario: with the slow
+    components drawn on top of the engine's own, the shipped Le Mans field's green laps ran a
+    q90 11-17 % above reference (q90 / q50 1.10-1.15) against 1.7-2.4 % (q90 / q50 1.011-1.019;
+    real Le Mans 2026 Hypercar 1.015), 4 races of 6 hours, seed 0. False: the full mixture."""
     lap_model_fuel_noise: float = 0.25
     """Spread of a learned lap model's per-lap fuel and energy draws about their centre, as a
     share of the fitted spread (``LearnedLapModel.with_fuel_noise``). LMU logs the tank level in
