@@ -59,8 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--budget",
-        default="12000",
-        help="training budget of each agent, as engine.train --budget (default 12000)",
+        default="24000",
+        help="training budget of each agent, as engine.train --budget (default 24000)",
     )
     p.add_argument(
         "--train-replicas", type=positive_int, default=128, help="races per training generation"
