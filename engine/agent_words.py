@@ -62,24 +62,12 @@ def _tyre_words(tyres: Tyres, fitted: Compound) -> str:
 
 def agent_choice(w: WhatIf, agent: Strategy) -> AgentChoice:
     """Ask ``agent`` for the focus car's decision at its next crossing from ``w.start``."""
-    from engine.race import RaceSim, StrategyAssignment
-
     if w.start is None:
         raise ValueError("the agent is asked from a race state: use start_from(...) first")
     car = w.focus
     c = w.scenario.entry_index(car)
     entry = w.scenario.entries[c]
-    sim = RaceSim(
-        w.scenario,
-        StrategyAssignment(default=None, per_car={}),
-        1,
-        w.seed,
-        controlled_car=car,
-        lap_model=w.lap_model,
-        event_model=w.event_model,
-        forced=w.forced,
-        start=w.start,
-    )
+    sim = w.focus_race(1, w.start)
     point = sim.advance()
     if point is None:
         raise ValueError(f"car #{car} crosses the line no more in this race: nothing to decide")

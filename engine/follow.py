@@ -98,20 +98,10 @@ class _EngineRace:
         import torch
 
         from engine.baselines import make_strategy
-        from engine.race import RaceSim, StrategyAssignment
 
         car = w.focus
         self.strategy = make_strategy(w.scenario.entries[w.scenario.entry_index(car)].strategy)
-        self.sim = RaceSim(
-            w.scenario,
-            StrategyAssignment(default=None, per_car={}),
-            1,
-            w.seed,
-            controlled_car=car,
-            lap_model=w.lap_model,
-            event_model=w.event_model,
-            forced=w.forced,
-        )
+        self.sim = w.focus_race(1)
         self.generator = torch.Generator().manual_seed(w.seed)
         self.car = car
 

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
     from engine.backends import Backend
     from engine.montecarlo import Comparison, Interval, Outcomes
-    from engine.race import RaceResult, RaceSnapshot
+    from engine.race import RaceResult, RaceSim, RaceSnapshot
     from engine.scenario import Scenario
     from engine.strategy import Observation, Strategy
     from events.interface import EventModel
@@ -307,6 +307,24 @@ class WhatIf:
             return []
         return forced_in_the_past(self.scenario, self.forced, self.start)
 
+    def focus_race(self, replicas: int = 1, start: RaceSnapshot | None = None) -> RaceSim:
+        """This what-if's race over ``replicas`` replicas (from ``start``, or from the grid),
+        the focus car's decisions left to the caller (``advance`` / ``act``), every other car
+        on its scenario strategy."""
+        from engine.race import RaceSim, StrategyAssignment
+
+        return RaceSim(
+            self.scenario,
+            StrategyAssignment(default=None, per_car={}),
+            replicas,
+            self.seed,
+            controlled_car=self.focus,
+            lap_model=self.lap_model,
+            event_model=self.event_model,
+            forced=self.forced,
+            start=start,
+        )
+
     def snapshot(
         self,
         at_lap: int | None = None,
@@ -321,7 +339,6 @@ class WhatIf:
         return that moment's state in race ``replica``. The focus car drives ``strategy``
         (default its scenario strategy), the others their scenario strategies."""
         from engine.baselines import make_strategy
-        from engine.race import RaceSim, StrategyAssignment
 
         if (at_lap is None) == (after is None):
             raise ValueError("give exactly one of at_lap and after")
@@ -329,17 +346,7 @@ class WhatIf:
         car = self.focus
         spec = strategy or self.scenario.entries[self.scenario.entry_index(car)].strategy
         strat = make_strategy(spec) if isinstance(spec, str) else spec
-        sim = RaceSim(
-            self.scenario,
-            StrategyAssignment(default=None, per_car={}),
-            replica + 1,
-            self.seed,
-            controlled_car=car,
-            lap_model=self.lap_model,
-            event_model=self.event_model,
-            forced=self.forced,
-            start=self.start,
-        )
+        sim = self.focus_race(replica + 1, self.start)
         generator = torch.Generator().manual_seed(self.seed)
         while (point := sim.advance()) is not None:
             rows = point.replicas == replica

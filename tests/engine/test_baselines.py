@@ -221,7 +221,8 @@ def test_endgame_fuel_finishes_with_less_than_a_lap_in_reserve() -> None:
     risk off: with it, the fill's margin can run dry, tests/engine/test_risks.py)."""
     # The parametric lap model: this is the rule's arithmetic, and a learned model's fuel
     # spread per lap decides alone whether a 0.3-lap margin holds over a stint (the default
-    # learned model, unbiased on fuel since the reader's fuel fix, runs one car dry here).
+    # learned model at its full fitted spread ran one car dry here; the engine draws a quarter
+    # of it, Scenario.lap_model_fuel_noise).
     s = scenario_with(
         load_scenario("six_hours"),
         **{"events.weather": False, "risks.fuel.enabled": False, "lap_model": "parametric"},
