@@ -20,7 +20,7 @@ from engine.rng import ChunkStreams
 from engine.scenario import Scenario
 from engine.strategy import Strategy
 from events.interface import EventModel, EventParams, ForcedEvent, ForcedKind
-from world_model.interface import LapModel
+from world_model.interface import TYRE_AGE_IS_STINT_LAPS, LapModel
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,12 @@ class ChunkContext:
     fuel_factor: torch.Tensor | None
     """``[R, C, K]`` fuel-use factor of each car's stint ``k`` (``risks`` stream); None
     without the fuel risk."""
+
+    @property
+    def tyre_age_is_stint_laps(self) -> bool:
+        """The lap model reads its tyre-age input as laps since the last stop
+        (:data:`~world_model.interface.TYRE_AGE_IS_STINT_LAPS`)."""
+        return bool(getattr(self.lap_model, TYRE_AGE_IS_STINT_LAPS, False))
 
     def stint_fuel_factor(self, pit_stops: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Fuel-use factor of flat rows ``idx``'s current stint (stint = stops made so far,

@@ -105,7 +105,7 @@ class LapSteps:
             fuel=take(s.fuel, idx),
             energy=take(s.energy, idx),
             tread=take(s.tread, idx),
-            tyre_age_laps=take(s.tyre_age, idx),
+            tyre_age_laps=take(s.stint_laps if ctx.tyre_age_is_stint_laps else s.tyre_age, idx),
             compound=take(s.compound, idx),
             tyre_temp_c=take(s.tyre_temp_c, idx),
             damage=take(s.damage, idx),

@@ -163,6 +163,13 @@ class LapOutcome:
     """Mean tyre temperature at the end of the lap [°C]."""
 
 
+TYRE_AGE_IS_STINT_LAPS = "tyre_age_is_stint_laps"
+"""Name of a lap model's optional boolean attribute: true where the model's
+``tyre_age_laps`` input means laps since the last stop rather than laps on the tyres (a model
+learned from timing data, which does not say which stops changed tyres); the engine then
+feeds it laps into the stint. Absent: laps on the tyres."""
+
+
 @runtime_checkable
 class LapModel(Protocol):
     """A distribution over lap outcomes, sampled in one batched call.

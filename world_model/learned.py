@@ -134,6 +134,17 @@ class RecurrentState:
 class LearnedLapModel:
     """:class:`~world_model.interface.LapModel` backed by a trained ensemble network."""
 
+    tyre_age_is_stint_laps = True
+    """Its ``tyre_age_laps`` input means laps since the car's last stop, the engine is told
+    (:data:`~world_model.interface.TYRE_AGE_IS_STINT_LAPS`): WEC and IMSA timing do not say
+    which stops changed tyres, so the store's tyre age of a timing lap is its laps into the
+    stint (``dataset._stints``), and the lap-time head learned its pace from that. Fed a
+    double-stinted set's true age (13-26 laps at Le Mans) it extrapolated its in-stint
+    slope (+0.06 %/lap) to +1.2 % median in a rebuilt Le Mans 2026 against +0.7 % at
+    laps into the stint, which is what the real race's laps (+0.8 % over the car's q10)
+    show with their own tyre strategy. The worn tyre's cost is the tyre cliff's
+    (:mod:`engine.risks`)."""
+
     def __init__(
         self,
         net: MLPEnsemble | GRUEnsemble,
