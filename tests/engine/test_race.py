@@ -373,6 +373,30 @@ def test_recent_pace_switched_off_never_reaches_the_lap_model() -> None:
     assert all(r is None and last is None for r, last in seen)
 
 
+@pytest.mark.parametrize("stint_laps_age", [True, False])
+def test_tyre_age_input_follows_what_the_lap_model_says_it_means(stint_laps_age: bool) -> None:
+    """A lap model learned from timing data reads its tyre age as laps since the last stop
+    (``tyre_age_is_stint_laps``): after a stop that keeps the tyres it sees 0, 1, 2, ...
+    again; a model without the attribute sees the tyres' own age run on."""
+    inner = ParametricLapModel(ParametricLapParams(noise_scale=1.0))
+    ages: list[float] = []
+
+    class Spy:
+        tyre_age_is_stint_laps = stint_laps_age
+
+        def sample(self, conditions, generator, member=None):  # type: ignore[no-untyped-def]
+            ages.append(float(conditions.tyre_age_laps[0]))
+            return inner.sample(conditions, generator, member)
+
+    keep = action_index(PaceMode.NORMAL, True, Fuel.FULL, Tyres.KEEP, False, False)
+    simulate(solo(laps=12), Scripted({5: keep}), 1, 0, lap_model=Spy())
+    assert len(ages) == 12
+    assert ages[:5] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    # Lap 6 is the out-lap of the stop at the end of lap 5, on the same tyres.
+    want = [0.0, 1.0, 2.0] if stint_laps_age else [5.0, 6.0, 7.0]
+    assert ages[5:8] == want
+
+
 def test_full_course_cautions_turn_every_neutralisation_into_an_fcy() -> None:
     """IMSA race control (``events.full_course_cautions``): the safety cars and slow zones a
     WEC race control calls on the same seed become FCYs lasting as a safety car does."""
