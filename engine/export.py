@@ -29,6 +29,7 @@ STORE_INCIDENT: dict[str, tuple[str, str]] = {
     "crash": ("contact", "contact that ended the car's race"),
     "failure": ("retirement", "mechanical failure"),
     "out_of_fuel": ("retirement", "out of fuel"),
+    "ran_dry": ("slow", "ran out of fuel and crawled to the pits"),
     "puncture": ("puncture", "puncture"),
     "damage": ("impact", "scripted damage"),
     "off": ("impact", "off on slicks on a wet track"),

@@ -47,7 +47,10 @@ class LapDone:
     pace: torch.Tensor
     """``PaceMode`` the lap was driven in (int64)."""
     dry: torch.Tensor
-    """The car ran out of fuel on the lap (bool): it is out of the race."""
+    """The car ran out of fuel on the lap and is out of the race (bool)."""
+    crawl_s: torch.Tensor
+    """Time the car lost crawling on to the pits after running dry on the lap, where the
+    rules let it (``Rules.dry_crawl_s``; 0 for every other row) [s] (float64)."""
 
 
 @dataclass(frozen=True)

@@ -324,7 +324,8 @@ def summarise_plan(
     c = result.car_index(car)
     inc = result.incidents
     mine = inc["car"] == c
-    dry = np.unique(inc["replica"][mine & (inc["kind"] == "out_of_fuel")]).size
+    ran_dry = np.isin(inc["kind"], ["out_of_fuel", "ran_dry"])  # retired, or crawled in
+    dry = np.unique(inc["replica"][mine & ran_dry]).size
     flat = np.unique(inc["replica"][mine & (inc["kind"] == "puncture")]).size
     by_lap: Counter[int] = Counter()
     for (lap, _), n in strategy.conflicts.items():

@@ -114,6 +114,13 @@ class Rules:
     """Staying out needs fuel (and energy) for this many nominal laps."""
     puncture_loss_s: float = 45.0
     """Time lost crawling round on a puncture [s]."""
+    dry_crawl_s: float = -1.0
+    """Time a car that runs out of fuel on a lap loses crawling on to the pits, where it must
+    stop [s]; -1: running dry retires it (the default: WEC and IMSA forbid refuelling or
+    pushing a car outside the pit lane, so a car stopped on track is out). Where the rules or
+    the car allow it (a fuel system's last litres starving the engine in corners, a hybrid
+    that can move on its battery, a series that tows a stopped car back), the crawl costs
+    this instead, e.g. 120 s for the rest of a lap at about half pace."""
     fcy: FlagRule = FlagRule(1.45, 0.55, 0.5, 420.0)
     safety_car: FlagRule = FlagRule(1.6, 0.5, 0.45, 1200.0)
     slow_zone: FlagRule = FlagRule(1.06, 0.93, 0.93, 300.0)
@@ -413,6 +420,11 @@ def _validate_rules(s: Scenario, where: str) -> None:
         rules__overtake_cost_s=r.overtake_cost_s,
         rules__puncture_loss_s=r.puncture_loss_s,
     )
+    if not (r.dry_crawl_s >= 0 or r.dry_crawl_s == -1):
+        raise ScenarioError(
+            f"{where}: rules.dry_crawl_s must be >= 0 (seconds lost) or -1 (running dry "
+            f"retires), got {r.dry_crawl_s}"
+        )
     for c in s.classes:
         place = f"{where}: class {c.name!r}"
         if c.refuel_full_s < 0:

@@ -182,9 +182,11 @@ class LineSteps:
         return (drive_s / (ref_lap * PACE_FACTOR)).ceil().clamp(min=1.0).float()
 
     def _serve_pit_stops(
-        self, cont: Continuing, actions: torch.Tensor, pit: torch.Tensor
+        self, cont: Continuing, actions: torch.Tensor, pit: torch.Tensor, crawl_s: torch.Tensor
     ) -> torch.Tensor:
-        """Serve the stops of the pitting rows of ``cont``; the pit-lane time of every row [s]."""
+        """Serve the stops of the pitting rows of ``cont``; the pit-lane time of every row [s].
+        ``crawl_s`` (``[n]``): time a row lost crawling in on an empty tank, added to its
+        stop (it reaches the garage that much later)."""
         s, f, rules = self.state, self.ctx.field, self.ctx.scenario.rules
         rows = cont.idx
         hold = torch.zeros(rows.numel(), dtype=F64)
@@ -197,6 +199,7 @@ class LineSteps:
         r = rows[pi]
         a = actions[pi]
         tp = cont.t[pi]
+        crawl = crawl_s[pi]
         rep, car = r // self.ctx.n_cars, r % self.ctx.n_cars
         _, repair = self.damage.effects(s)
         loss = self.ctx.scenario.track.pit_lane_loss_s
@@ -216,14 +219,14 @@ class LineSteps:
 
         # Fuel to finish counts the laps after the stop: plan it once with the lane's loss,
         # then again with that plan's stationary time (the fill shrinks, never the time).
-        work = plan(torch.full_like(tp, loss))
+        work = plan(crawl + loss)
         if bool((ACTION_TABLE.fuel[a] == int(Fuel.TO_FINISH)).any()):
-            work = plan(loss + work.stationary_s)
-        arrival = tp + 0.5 * loss
+            work = plan(crawl + loss + work.stationary_s)
+        arrival = tp + crawl + 0.5 * loss
         gkey = rep * f.n_teams + f.team_index.index_select(0, car)
         wait, free = garage_queue(arrival, work.stationary_s, gkey, s.garage_free_s.view(-1))
         s.garage_free_s.view(-1).copy_(free)
-        stop_hold = loss + wait + work.stationary_s
+        stop_hold = crawl + loss + wait + work.stationary_s
         hold[pi] = stop_hold
         put(s.fuel, r, work.fuel_to)
         if self.stint_fuel0 is not None:

@@ -224,7 +224,7 @@ class ChunkSim(TrackSteps, LineSteps, LapSteps, IncidentSteps):
             actions = yield from self._decide(cont)
             pit = ACTION_TABLE.pit.index_select(0, actions)
             put(self.state.pace, cont.idx, ACTION_TABLE.pace.index_select(0, actions))
-            hold = self._serve_pit_stops(cont, actions, pit)
+            hold = self._serve_pit_stops(cont, actions, pit, done.crawl_s[cont.positions])
         if lap_end is not None:
             pit_in = torch.zeros(done.idx.numel(), dtype=torch.bool)
             pit_in[cont.positions] = pit
@@ -249,7 +249,10 @@ class ChunkSim(TrackSteps, LineSteps, LapSteps, IncidentSteps):
         energy_start = take(s.energy, idx)
         fuel = fuel_start - take(s.lap_fuel, idx) * frac_f
         energy = energy_start - take(s.lap_energy, idx) * frac_f
-        dry = fuel < 0
+        ran_dry = fuel < 0
+        crawl_s = self.ctx.scenario.rules.dry_crawl_s
+        dry = ran_dry if crawl_s < 0 else torch.zeros_like(ran_dry)
+        crawls = ran_dry & ~dry
         put(s.fuel, idx, fuel.clamp(min=0.0))
         put(s.energy, idx, energy.clamp(min=0.0))
         tread = take(s.tread, idx) - take(s.lap_wear, idx) * frac_w.unsqueeze(1)
@@ -261,7 +264,10 @@ class ChunkSim(TrackSteps, LineSteps, LapSteps, IncidentSteps):
         add(s.stint_drive_s, idx, lap_time)
         driver = take(s.driver, idx)
         s.drive_total_s.view(-1).scatter_add_(0, idx * f.max_drivers + driver, lap_time)
-        put(s.finish_time_s, idx, t)
+        crawl = torch.where(crawls, max(crawl_s, 0.0), 0.0).double()
+        # A crawl is booked at this line: on the finish time of a car that takes the flag now,
+        # and on the pit-lane time of the stop the empty tank forces (_serve_pit_stops).
+        put(s.finish_time_s, idx, t + crawl)
         put(s.lap_start_s, idx, t)  # at the line: nothing of the next lap driven yet
         done = LapDone(
             idx=idx,
@@ -279,7 +285,14 @@ class ChunkSim(TrackSteps, LineSteps, LapSteps, IncidentSteps):
             driver_change=take(s.lap_driver_change, idx),
             pace=take(s.pace, idx),
             dry=dry,
+            crawl_s=crawl,
         )
+        if bool(crawls.any()):
+            out = idx[crawls]
+            if self.stint_fuel0 is not None:  # the team now reads the tank as empty
+                put(self.stint_fuel0, out, 0.0)
+            kinds = np.array(["ran_dry"] * out.numel())
+            self._log_incidents(out, t[crawls], kinds, torch.zeros(out.numel()))
         if bool(dry.any()):
             out = idx[dry]
             put(s.retired, out, True)

@@ -9,8 +9,9 @@ at the race's first line crossing and at every stop it picks a :class:`StintOpti
 (:data:`STINT_OPTIONS`); until the next stop the car is driven by the fuel-to-finish rule
 (:class:`engine.baselines.RuleStrategy`: stop when the fuel left would leave less than the
 option's reserve at the next line, full tanks then a splash to the flag, tyres and driver
-every stop, rain stops) at the option's pace. A stint fuelled this way cannot run dry unless
-the chosen reserve is smaller than the fuel-use noise of the stint.
+every second stop as the shipped cars' ``double-stint`` plans do, rain stops) at the option's
+pace. A one-lap reserve saves about a stop in six hours and runs dry in about 5 % of them (the
+fuel-use prior eats it: README "Risks"); a two-lap reserve almost never runs dry.
 
 The same :class:`StintController` drives the laps when a trained stint agent races as a
 strategy (:class:`StintAgentStrategy`), so training and evaluation make the same decisions.
@@ -51,11 +52,15 @@ class StintOption:
 STINT_OPTIONS: tuple[StintOption, ...] = tuple(
     StintOption(pace, reserve)
     for pace in (PaceMode.NORMAL, PaceMode.PUSH)
-    for reserve in (0.5, 1.5)
+    for reserve in (1.0, 2.0)
 )
-"""The stint agent's actions: pace (normal or push) x fuel reserve (0.5 or 1.5 laps). The
-reserves straddle the fuel-use prior's spread over a stint (a 2 % stint factor on a
-27-lap tank is about half a lap)."""
+"""The stint agent's actions: pace (normal or push) x fuel reserve (1 or 2 laps): the two
+reserves that trade mean for tail in the six-hour race (``double-stint`` against
+``double-stint:laps=2``, car #8, README "Risks"); a 0.5-lap reserve runs dry in a fifth of
+the races and is worse in both."""
+
+TYRE_STINTS = 2.0
+"""Tyres and driver change every this many stints between the agent's stops (``double-stint``)."""
 
 N_STINT_OPTIONS = len(STINT_OPTIONS)
 
@@ -82,7 +87,7 @@ class StintController:
 
     def __init__(self) -> None:
         self.rules = {
-            r: RuleStrategy(name=f"stint-reserve{r:g}", reserve_laps=r)
+            r: RuleStrategy(name=f"stint-reserve{r:g}", reserve_laps=r, tyre_stints=TYRE_STINTS)
             for r in sorted({o.reserve_laps for o in STINT_OPTIONS})
         }
         self._reserves = torch.tensor([o.reserve_laps for o in STINT_OPTIONS])

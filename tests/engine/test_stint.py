@@ -1,5 +1,5 @@
 """Stint-level decisions: one step per stint, rewards that telescope, and a constant option
-that drives the race exactly as the fuel-reserve rule it stands for."""
+that drives the race exactly as the double-stint rule it stands for."""
 
 from __future__ import annotations
 
@@ -37,11 +37,11 @@ def test_options_cover_pace_and_fuel_reserve() -> None:
 
 
 @pytest.mark.parametrize("option", [0, 3])
-def test_a_constant_option_races_as_its_fuel_reserve_rule(scenario, option: int) -> None:
+def test_a_constant_option_races_as_its_double_stint_rule(scenario, option: int) -> None:
     """The controller adds nothing of its own: always choosing one option gives the same races,
     bit for bit, as the rule with that reserve and pace."""
     o = STINT_OPTIONS[option]
-    rule = f"fuel-reserve:laps={o.reserve_laps:g},pace={o.pace.name.lower()}"
+    rule = f"double-stint:laps={o.reserve_laps:g},pace={o.pace.name.lower()}"
     agent = _constant(option)
     ev = evaluate(scenario, [rule, agent], 24, seed=3, chunk_replicas=12)
     a, b = ev.outcomes[rule], ev.outcomes[agent.name]
