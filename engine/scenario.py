@@ -238,6 +238,16 @@ class Scenario:
     from timing data set it false: their reference pace already comes from the car's whole
     race, and the learned model's draws fed back through it settle about 1 % slow (Le Mans
     2026: Hypercar green-lap median 212.1 s simulated against 209.8 s real)."""
+    lap_model_carried_wear_time: float = 0.034
+    """Lap-time loss, fraction per unit of tread lost, of the tread a set carried into the
+    stint, added for a lap model that reads tyre age as laps since the stop
+    (``LearnedLapModel.tyre_age_is_stint_laps``): such a model knows the stint's own wear but
+    not whether the set is fresh. Fitted within cars on the shared sim logs (``python -m
+    events.tyre_pace_fit``): rF2 Istanbul 0.025, LMU Paul Ricard 0.034, rF2 Hungaroring 0.047,
+    on tread lost up to 0.32-0.42; the default is their median. The carried tread is the car's
+    reference wear per lap times the laps the set ran before this stint. Built scenarios set
+    0: timing data has no tread (their tread rate is an assumption), and the real laps' pace
+    already carries the teams' own tyre strategy (Le Mans 2026 validates without it)."""
     forced_events: tuple[ForcedEvent, ...] = ()
     focus_car: str | None = None
     """Race number of the strategist's own car."""
@@ -489,6 +499,8 @@ def validate(s: Scenario, where: str) -> Scenario:
         )
     if not s.lap_model_fuel_noise >= 0:
         raise ScenarioError(f"{where}: lap_model_fuel_noise must be >= 0")
+    if not s.lap_model_carried_wear_time >= 0:
+        raise ScenarioError(f"{where}: lap_model_carried_wear_time must be >= 0")
     if not s.entries:
         raise ScenarioError(f"{where}: no [[entries]]")
     for c in s.classes:

@@ -347,6 +347,9 @@ def _build(
         # Each car's reference pace is its whole race's: the recent-pace input would only
         # feed the model's own draws back (a random walk that settles about 1 % slow).
         "lap_model_recent_pace": False,
+        # Timing data has no tread (the rate here is an assumption) and the real laps' pace
+        # already carries the teams' tyre strategy: no extra cost for a carried set.
+        "lap_model_carried_wear_time": 0.0,
         "focus_car": entries[0]["number"],
         "track": {
             "name": track or session,

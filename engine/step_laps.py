@@ -157,6 +157,12 @@ class LapSteps:
             depth = cliff_depth(cond.tread.amin(dim=1), rt.cliff_tread.index_select(0, car))
             cliff_loss = rt.cliff_lap_time_loss.index_select(0, car) * depth.square()
             green = green * (1.0 + cliff_loss.double())
+        carried_time = ctx.scenario.lap_model_carried_wear_time
+        if carried_time > 0.0 and ctx.tyre_age_is_stint_laps:
+            # The model knows the stint's own wear, not the tread the set brought into it.
+            before = (take(s.tyre_age, idx) - take(s.stint_laps, idx)).clamp(min=0.0)
+            carried = before * cond.ref_wear_per_lap
+            green = green * (1.0 + carried_time * carried.double())
         fuel_used = out.fuel_used
         if ctx.fuel_factor is not None:  # the stint's fuel-use factor (engine.risks)
             fuel_used = fuel_used * ctx.stint_fuel_factor(s.pit_stops, idx)

@@ -67,7 +67,8 @@ class LapConditions:
     tread: torch.Tensor
     """Tread left per wheel at the start of the lap, fraction, shape ``[N, 4]``."""
     tyre_age_laps: torch.Tensor
-    """Laps done on the current tyres."""
+    """Laps done on the current tyres; laps since the last stop for a model whose
+    :data:`TYRE_AGE_IS_STINT_LAPS` attribute is true (timing data's meaning)."""
     compound: torch.Tensor
     """:class:`Compound` code of the tyres fitted (int64)."""
     tyre_temp_c: torch.Tensor

@@ -373,6 +373,65 @@ def test_recent_pace_switched_off_never_reaches_the_lap_model() -> None:
     assert all(r is None and last is None for r, last in seen)
 
 
+@pytest.mark.parametrize("stint_laps_age", [True, False])
+def test_tyre_age_input_follows_what_the_lap_model_says_it_means(stint_laps_age: bool) -> None:
+    """A lap model learned from timing data reads its tyre age as laps since the last stop
+    (``tyre_age_is_stint_laps``): after a stop that keeps the tyres it sees 0, 1, 2, ...
+    again; a model without the attribute sees the tyres' own age run on."""
+    inner = ParametricLapModel(ParametricLapParams(noise_scale=1.0))
+    ages: list[float] = []
+
+    class Spy:
+        tyre_age_is_stint_laps = stint_laps_age
+
+        def sample(self, conditions, generator, member=None):  # type: ignore[no-untyped-def]
+            ages.append(float(conditions.tyre_age_laps[0]))
+            return inner.sample(conditions, generator, member)
+
+    keep = action_index(PaceMode.NORMAL, True, Fuel.FULL, Tyres.KEEP, False, False)
+    simulate(solo(laps=12), Scripted({5: keep}), 1, 0, lap_model=Spy())
+    assert len(ages) == 12
+    assert ages[:5] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    # Lap 6 is the out-lap of the stop at the end of lap 5, on the same tyres.
+    want = [0.0, 1.0, 2.0] if stint_laps_age else [5.0, 6.0, 7.0]
+    assert ages[5:8] == want
+
+
+def test_a_set_carried_into_a_stint_costs_its_fitted_pace() -> None:
+    """For a lap model reading tyre age as laps since the stop, a lap on a set that ran
+    ``n`` laps before the stint is slower by ``lap_model_carried_wear_time * n * ref wear``
+    (same seed, deterministic laps); fresh tyres and a model reading true tyre age pay
+    nothing."""
+
+    class StintAge:
+        tyre_age_is_stint_laps = True
+
+        def sample(self, conditions, generator, member=None):  # type: ignore[no-untyped-def]
+            return CONSTANT.sample(conditions, generator, member)
+
+    base = solo(laps=10)
+    wear = 0.01
+    entry = dataclasses.replace(base.entries[0], ref_wear_per_lap=wear)
+    base = dataclasses.replace(base, entries=(entry,))
+    keep = action_index(PaceMode.NORMAL, True, Fuel.FULL, Tyres.KEEP, False, False)
+    fresh = action_index(PaceMode.NORMAL, True, Fuel.FULL, Tyres.FOUR_MEDIUM, False, False)
+
+    def laps(k: float, stop: int, model: object) -> np.ndarray:
+        s = dataclasses.replace(base, lap_model_carried_wear_time=k)
+        r = simulate(s, Scripted({4: stop}), 1, 0, lap_model=model, record_laps=True)
+        return np.asarray(r.laps["lap_time_s"], dtype=float)
+
+    k = 0.05
+    free, paid = laps(0.0, keep, StintAge()), laps(k, keep, StintAge())
+    assert np.array_equal(free[:4], paid[:4])  # the first stint: nothing carried
+    assert paid[4] > free[4]  # lap 5 holds the stop and the out-lap, on the carried set
+    # Laps 6-10 run on a set that did 4 laps before its stint.
+    ratio = paid[5:] / free[5:]
+    np.testing.assert_allclose(ratio, 1.0 + k * 4 * wear, rtol=1e-9)
+    assert np.array_equal(laps(0.0, fresh, StintAge()), laps(k, fresh, StintAge()))
+    assert np.array_equal(laps(0.0, keep, CONSTANT), laps(k, keep, CONSTANT))
+
+
 def test_full_course_cautions_turn_every_neutralisation_into_an_fcy() -> None:
     """IMSA race control (``events.full_course_cautions``): the safety cars and slow zones a
     WEC race control calls on the same seed become FCYs lasting as a safety car does."""
