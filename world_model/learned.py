@@ -135,15 +135,7 @@ class LearnedLapModel:
     """:class:`~world_model.interface.LapModel` backed by a trained ensemble network."""
 
     tyre_age_is_stint_laps = True
-    """Its ``tyre_age_laps`` input means laps since the car's last stop, the engine is told
-    (:data:`~world_model.interface.TYRE_AGE_IS_STINT_LAPS`): WEC and IMSA timing do not say
-    which stops changed tyres, so the store's tyre age of a timing lap is its laps into the
-    stint (``dataset._stints``), and the lap-time head learned its pace from that. Fed a
-    double-stinted set's true age (13-26 laps at Le Mans) it extrapolated its in-stint
-    slope (+0.06 %/lap) to +1.2 % median in a rebuilt Le Mans 2026 against +0.7 % at
-    laps into the stint, which is what the real race's laps (+0.8 % over the car's q10)
-    show with their own tyre strategy. The worn tyre's cost is the tyre cliff's
-    (:mod:`engine.risks`)."""
+    """Tyre age = laps since the stop (:data:`~world_model.interface.TYRE_AGE_IS_STINT_LAPS`)."""
 
     def __init__(
         self,
@@ -178,8 +170,7 @@ class LearnedLapModel:
             (raw - features.mean[cols]) / features.scale[cols], nan=0.0
         )
         self.matmul_dtype = matmul_dtype()
-        """Hidden-layer matmul dtype of the MLP's sampling forward (:mod:`world_model.precision`;
-        set it to ``torch.float32`` to force full precision)."""
+        """Hidden-layer matmul dtype of sampling (:mod:`world_model.precision`; float32: full)."""
         self._workspace = Workspace()
         """Scratch buffers of ``sample`` (so one model samples from one thread at a time)."""
         self._chunk_workspaces: list[Workspace] = []
@@ -232,11 +223,9 @@ class LearnedLapModel:
         """The same model drawing lap time from its core pace component only (the mixture
         component of most weight, per lap), for an engine that simulates the rest itself.
 
-        The timing data labels neither traffic nor local incidents, slow zones, laps partly
-        under a neutralisation or rain (WEC timing has no wetness), so the slower components
-        learn them as noise; the engine adds traffic, incidents, neutralisations and rain on
-        top, and drawing them twice gave a dry Le Mans a green-lap q90 of 222 s against the
-        real 213 s (``stintsim validate``)."""
+        Timing data labels neither traffic, local incidents, slow zones nor rain, so the slower
+        components learn them as noise; the engine adds them itself, and drawing them twice gave
+        a dry Le Mans a green-lap q90 of 222 s against the real 213 s (``stintsim validate``)."""
         return self._variant(core_only=on)
 
     def with_fuel_noise(self, scale: float) -> LearnedLapModel:
