@@ -133,7 +133,7 @@ CREATE TABLE IF NOT EXISTS incidents (
     race_time_s  REAL NOT NULL,
     car_id       INTEGER REFERENCES cars(car_id) ON DELETE CASCADE,
     other_car_id INTEGER REFERENCES cars(car_id) ON DELETE SET NULL,
-    kind         TEXT NOT NULL,         -- 'contact', 'object', 'impact', 'retirement', 'penalty', 'puncture'
+    kind         TEXT NOT NULL,         -- 'contact', 'object', 'impact', 'retirement', 'penalty', 'puncture', 'slow' (simulated: a crawl to the pits on an empty tank)
     magnitude    REAL,                  -- impact strength as the source reports it (simulated: damage 0-1)
     lap          INTEGER,
     description  TEXT
