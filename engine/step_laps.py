@@ -160,7 +160,8 @@ class LapSteps:
         carried_time = ctx.scenario.lap_model_carried_wear_time
         if carried_time > 0.0 and ctx.tyre_age_is_stint_laps:
             # The model knows the stint's own wear, not the tread the set brought into it.
-            before = (take(s.tyre_age, idx) - take(s.stint_laps, idx)).clamp(min=0.0)
+            # cond.tyre_age_laps holds the laps since the stop here.
+            before = (take(s.tyre_age, idx) - cond.tyre_age_laps).clamp(min=0.0)
             carried = before * cond.ref_wear_per_lap
             green = green * (1.0 + carried_time * carried.double())
         fuel_used = out.fuel_used
