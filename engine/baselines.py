@@ -46,8 +46,8 @@ _FOUR = {
 }
 WET_TRACK = 0.35
 """Wetness above which the rules fit wet tyres (and, by default, stop for them at once): slicks
-then lose 5 to 7.5 % of a lap to wets in the lap model (soft to hard), so a stop of about a
-minute pays for itself within about ten laps."""
+then lose 4.6 to 7.3 % of a lap to wets at the lap model's wet pace prior (soft to hard), so a
+stop of about a minute pays for itself within about ten laps."""
 
 
 @functools.cache
@@ -191,9 +191,11 @@ class RuleStrategy:
             ),
         )
         tyres = torch.where(wet & on_wets & ~tyres_due, int(Tyres.KEEP), tyres)
-        # The driver changes with the tyres (a driver spell of ``tyre_stints`` stints); a
+        # The driver changes with the tyres of the stint plan (a driver spell of
+        # ``tyre_stints`` stints), not for the weather: teams fit wets and slicks without a
+        # driver change (Le Mans 2024, a wet night: 528 driver changes in 1,548 stops). A
         # driver's time limit forces a change through the legal mask.
-        driver = tyres_due | (wet != on_wets)
+        driver = tyres_due
         repair = obs.damage > 0.15
         prefs = _stop_prefs(tyres, driver, repair, Fuel.TO_FINISH)
         return first_legal(prefs, legal, rows)

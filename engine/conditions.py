@@ -81,8 +81,9 @@ def draw_weather(
     forced: Sequence[ForcedEvent],
 ) -> WeatherGrid:
     """The weather of every replica: the event model's draw when weather is on, else dry at
-    the track's temperatures with any scripted rain laid on top."""
-    rain_events = [e for e in forced if e.kind == ForcedKind.RAIN]
+    the track's temperatures with any scripted rain or wetness laid on top (the track as wet
+    as the rain: no lag)."""
+    rain_events = [e for e in forced if e.kind in (ForcedKind.RAIN, ForcedKind.WET)]
     if scenario.events.weather:
         if event_model is None or params is None:
             raise ValueError("weather is on but no event model is loaded")

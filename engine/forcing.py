@@ -3,14 +3,17 @@
 Grammar (case-insensitive, spaces ignored)::
 
     EVENT    := KIND [":" CAR] "@" WHEN ["-" END] ["x" INTENSITY]
-    KIND     := sc | fcy | slow_zone (or slowzone, vsc) | rain | puncture | failure | damage
+    KIND     := sc | fcy | slow_zone (or slowzone, vsc) | rain | wet (or wetness)
+              | puncture | failure | damage
     WHEN     := TIME | "lap" N
     TIME     := e.g. 3h12m, 5h, 45m, 90s, 1h2m3s, 11520 (plain seconds), 3:12:00 (h:m:s)
 
-Race-wide events (sc, fcy, slow_zone, rain) take a time and an optional end time (without one
-the event model draws the duration). Car events (puncture, failure, damage) name the car's
-race number and take a time or a lap. ``xI`` sets the rain intensity or damage severity
-(0 to 1), e.g. ``rain@14h-17hx0.6`` or ``damage:51@lap80x0.4``.
+Race-wide events (sc, fcy, slow_zone, rain, wet) take a time and an optional end time (without
+one the event model draws the duration; wet lasts to the flag). Car events (puncture, failure,
+damage) name the car's race number and take a time or a lap. ``xI`` sets the rain intensity,
+the track's wetness or the damage severity (0 to 1), e.g. ``rain@14h-17hx0.6`` (rain: the
+track soaks and dries with the weather model's lag), ``wet@8h-9hx0.4`` (the track itself, no
+lag, as a rebuilt real race scripts it) or ``damage:51@lap80x0.4``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ _KIND_ALIASES: dict[str, ForcedKind] = {
     "sz": ForcedKind.SLOW_ZONE,
     "vsc": ForcedKind.SLOW_ZONE,
     "rain": ForcedKind.RAIN,
+    "wet": ForcedKind.WET,
+    "wetness": ForcedKind.WET,
     "puncture": ForcedKind.PUNCTURE,
     "failure": ForcedKind.FAILURE,
     "damage": ForcedKind.DAMAGE,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -50,8 +50,18 @@ def load_lap_model(scenario: Scenario) -> LapModel:
     from world_model.parametric import ParametricLapModel, ParametricLapParams
 
     if scenario.lap_model == "parametric":
-        return ParametricLapModel(ParametricLapParams(noise_scale=scenario.noise_scale))
+        return ParametricLapModel(
+            ParametricLapParams(
+                noise_scale=scenario.noise_scale, wet_penalty=scenario.lap_model_wet_penalty
+            )
+        )
     model = world_model.load(scenario.lap_model)
+    physics = getattr(model, "physics", None)
+    if isinstance(physics, ParametricLapParams):
+        # The learned model applies the parametric wet pace (its data has no wetness).
+        model = model.variant(  # type: ignore[attr-defined]
+            physics=replace(physics, wet_penalty=scenario.lap_model_wet_penalty)
+        )
     core_only = getattr(model, "with_core_only", None)
     if scenario.lap_model_core_only and core_only is not None:
         model = core_only()

@@ -23,6 +23,7 @@ from typing import Any
 from engine.risks import Risks, merge_risks
 from events.interface import ForcedEvent, ForcedKind
 from world_model.interface import Compound, FlagState
+from world_model.parametric import ParametricLapParams
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 """Where the shipped scenarios live."""
@@ -248,6 +249,10 @@ class Scenario:
     reference wear per lap times the laps the set ran before this stint. Built scenarios set
     0: timing data has no tread (their tread rate is an assumption), and the real laps' pace
     already carries the teams' own tyre strategy (Le Mans 2026 validates without it)."""
+    lap_model_wet_penalty: tuple[float, ...] = ParametricLapParams().wet_penalty
+    """Lap-time loss at full wetness per compound (soft, medium, hard, wet), fraction, for
+    any lap model (replacing a learned model's: its data record no wetness). The default is
+    the stated prior ``world_model.parametric.ParametricLapParams.wet_penalty``."""
     forced_events: tuple[ForcedEvent, ...] = ()
     focus_car: str | None = None
     """Race number of the strategist's own car."""
@@ -501,6 +506,12 @@ def validate(s: Scenario, where: str) -> Scenario:
         raise ScenarioError(f"{where}: lap_model_fuel_noise must be >= 0")
     if not s.lap_model_carried_wear_time >= 0:
         raise ScenarioError(f"{where}: lap_model_carried_wear_time must be >= 0")
+    wet = s.lap_model_wet_penalty
+    if len(wet) != len(Compound) or not all(0.0 <= v <= 1.0 for v in wet):
+        raise ScenarioError(
+            f"{where}: lap_model_wet_penalty must be {len(Compound)} fractions in [0, 1] "
+            f"(soft, medium, hard, wet), got {list(wet)}"
+        )
     if not s.entries:
         raise ScenarioError(f"{where}: no [[entries]]")
     for c in s.classes:

@@ -43,6 +43,9 @@ class ForcedKind(StrEnum):
     FCY = "fcy"
     SLOW_ZONE = "slow_zone"
     RAIN = "rain"
+    WET = "wet"
+    """The track's wetness itself (``intensity``), as read from a real race's laps: no
+    soaking or drying lag inside the span, and the track as the draw has it outside."""
     PUNCTURE = "puncture"
     FAILURE = "failure"
     DAMAGE = "damage"
@@ -213,7 +216,8 @@ class EventModel(Protocol):
         generator: torch.Generator,
         forced: Sequence[ForcedEvent] = (),
     ) -> WeatherTrack:
-        """The weather of the whole race; forced rain overrides the draw where scripted."""
+        """The weather of the whole race; forced rain overrides the draw where scripted, and
+        forced wetness the track's wetness (and rain) inside its span."""
         ...
 
     def car_incidents(

@@ -458,7 +458,9 @@ class PosteriorEventModel:
         noise) plus one uniform per replica for each forced rain without an end. Forced rain
         replaces the drawn rain from ``start_s`` to ``end_s`` (end drawn from the shower
         length when absent) at the scripted intensity; wetness and track temperature then
-        follow the forced rain.
+        follow the forced rain. Forced wetness (``ForcedKind.WET``) sets the track's wetness,
+        and the rain, to its intensity inside its span (to the race's end without an end
+        time), with no lag; outside it the track is as the draw has it.
         """
         if step_s <= 0 or duration_s < 0:
             raise ValueError(
@@ -496,6 +498,7 @@ class PosteriorEventModel:
                 end = event.start_s - uu.log().double() / params["rain_stop_per_h"].double() * 3600
             inside = (times.unsqueeze(1) >= event.start_s) & (times.unsqueeze(1) < end)
             rain = torch.where(inside, float(event.intensity), rain)
+        scripted_wet = [e for e in forced if e.kind == ForcedKind.WET]
         wet_gain = -torch.expm1(-step_s / params["wet_tau_s"])
         dry_gain = -torch.expm1(-step_s / params["dry_tau_s"])
         rho = math.exp(-step_s / weather.TEMP_CORRELATION_S)
@@ -511,6 +514,12 @@ class PosteriorEventModel:
             if k:
                 dev = rho * dev + innovation * z[k]
             departure[k] = dev
+        for event in scripted_wet:
+            start = event.start_s or 0.0
+            end = event.end_s if event.end_s is not None else math.inf
+            inside = ((times >= start) & (times < end)).unsqueeze(1)
+            wetness = torch.where(inside, float(event.intensity), wetness)
+            rain = torch.where(inside, float(event.intensity), rain)
         hour = (start_hour_of_day + times.float() / 3600.0).remainder(24.0).unsqueeze(1)
         col = {k: params[k].unsqueeze(0) for k in _WEATHER_KEYS}
         air = weather.air_cycle_c(col, hour) + departure

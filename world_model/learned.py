@@ -197,8 +197,8 @@ class LearnedLapModel:
     def members(self) -> int:
         return self.net.members
 
-    def _variant(self, **changes: object) -> LearnedLapModel:
-        """The same network and scalers with some sampling settings changed."""
+    def variant(self, physics: ParametricLapParams | None = None, **kw: object) -> LearnedLapModel:
+        """The same network and scalers with some sampling settings or ``physics`` changed."""
         settings = {
             "flag_effects": self.flag_effects,
             "core_only": self.core_only,
@@ -208,8 +208,8 @@ class LearnedLapModel:
             self.net,
             self.features,
             self.targets,
-            self.physics,
-            **(settings | changes),
+            physics or self.physics,
+            **(settings | kw),
             info=self.info,
         )
         m.matmul_dtype = self.matmul_dtype
@@ -217,7 +217,7 @@ class LearnedLapModel:
 
     def with_flag_effects(self, on: bool = True) -> LearnedLapModel:
         """The same model, conditioning (``True``) or not on each row's flag state."""
-        return self._variant(flag_effects=on)
+        return self.variant(flag_effects=on)
 
     def with_core_only(self, on: bool = True) -> LearnedLapModel:
         """The same model drawing lap time from its core pace component only (the mixture
@@ -226,13 +226,13 @@ class LearnedLapModel:
         Timing data labels neither traffic, local incidents, slow zones nor rain, so the slower
         components learn them as noise; the engine adds them itself, and drawing them twice gave
         a dry Le Mans a green-lap q90 of 222 s against the real 213 s (``stintsim validate``)."""
-        return self._variant(core_only=on)
+        return self.variant(core_only=on)
 
     def with_fuel_noise(self, scale: float) -> LearnedLapModel:
         """The same model with the fuel and energy draws' spread about their centre scaled
         by ``scale`` (1: as fitted; 0: every lap at the centre). Why the engine scales it
         down: ``engine.scenario.Scenario.lap_model_fuel_noise``."""
-        return self._variant(fuel_noise=scale)
+        return self.variant(fuel_noise=scale)
 
     # -- inputs and raw heads ------------------------------------------------------------
 

@@ -27,8 +27,14 @@ class ParametricLapParams:
     """Lap-time offset of each compound on a dry track, fraction (soft faster)."""
     compound_wear: tuple[float, ...] = _per_compound(1.45, 1.0, 0.72, 2.6)
     """Wear rate of each compound relative to the medium on a dry track."""
-    wet_penalty: tuple[float, ...] = _per_compound(0.28, 0.30, 0.32, 0.06)
-    """Lap-time loss at full wetness for each compound, fraction."""
+    wet_penalty: tuple[float, ...] = _per_compound(0.45, 0.48, 0.51, 0.25)
+    """Lap-time loss at full wetness (standing water) for each compound, fraction. A stated
+    prior: timing data records no wetness, and the sim logs in the data ran dry. Wets at 0.25
+    put a wet stint of the weather model's mean shower (intensity ~0.4) ~11 % slow, as the
+    wet hours of Le Mans 2023 / 2024 ran (the field's median lap +11 to +17 % over its dry
+    pace, read by ``engine.weather_from_laps``); slicks lose twice that, so wets are the
+    faster tyre from wetness ~0.12 and slicks lose 4.6-7.3 % of a lap to them at the rule
+    strategies' switch (0.35)."""
     wet_tyre_dry_wear: float = 2.0
     """Extra wear factor of wet tyres on a dry track (scaled by dryness)."""
     pace_mode_time: tuple[float, float, float] = (0.012, 0.0, -0.006)

@@ -82,7 +82,9 @@ def test_readme_advice_example_runs_as_written(tmp_path: Path, monkeypatch, caps
     out = capsys.readouterr().out
     # the figures the README quotes
     assert "fuel 29.7 %" in out
-    assert "advice: stay out 3 (P(class win) 0.969, mean class position 1.06" in out
+    assert "advice: fuel-reserve (P(class win) 0.938, mean class position 1.12" in out
     assert "pit now, fill up, keep tyres                0.938      1.12" in out
-    assert "pit now, fill up, 4 new medium              0.906      1.16" in out
-    assert "stay out 1                                  0.125      1.97" in out
+    assert "stay out 3                                  0.906      1.16" in out
+    assert "pit now, fill up, 4 new medium              0.875      1.19" in out
+    assert "stay out 1                                  0.219      1.88" in out
+    assert "stay out 2                                  0.219      1.84" in out

@@ -115,7 +115,8 @@ def _car_one_laps(spec: str, forced: tuple[ForcedEvent, ...] = ()) -> dict[str, 
     laps = r.laps
     assert laps is not None
     m = laps["car"] == 0
-    return {k: laps[k][m] for k in ("replica", "lap", "pit_in", "pace_mode", "compound", "wetness")}
+    keys = ("replica", "lap", "pit_in", "pace_mode", "compound", "wetness", "driver_change")
+    return {k: laps[k][m] for k in keys}
 
 
 def test_pace_option_changes_only_the_pace() -> None:
@@ -151,6 +152,22 @@ def test_rain_option_fits_wets_as_the_track_gets_wet() -> None:
         assert react <= first_wet_lap(default, rep) <= first_wet_lap(plain, rep)
         wet_by = default["lap"][(default["replica"] == rep) & (default["wetness"] > WET_TRACK)]
         assert first_wet_lap(default, rep) <= wet_by.min() + 2
+
+
+def test_a_stop_for_the_weather_keeps_the_driver() -> None:
+    """Teams fit wets and slicks without a driver change: a double-stinting car that stops
+    for the weather before its spell's tyres are due keeps its driver (the rule changed the
+    driver at every compound change before)."""
+    laps = _car_one_laps("double-stint", tuple(parse_events(["rain@5m-22mx0.9"])))
+    kept = changed = 0
+    for rep in range(4):
+        mine = laps["replica"] == rep
+        compound, driver = laps["compound"][mine], laps["driver_change"][mine]
+        for k in np.flatnonzero(compound[1:] != compound[:-1]) + 1:
+            changed += 1
+            kept += int(not driver[k])
+    assert changed >= 4, "every replica fits wets for the shower and slicks after it"
+    assert kept >= 2, f"{kept} of {changed} compound changes kept the driver"
 
 
 class _Capture:

@@ -255,7 +255,7 @@ def test_readme_follow_and_agent_example_runs_as_written(
     crossings = out.split("== crossing")[1:]
     assert len(crossings) == 5
     assert all("advice: fuel-reserve (P(class win) 1.000" in c for c in crossings)
-    assert "pit now, fill to finish, 4 new medium        0.375" in out
+    assert "pit now, fill to finish, 4 new medium        0.625" in out
     assert "car 1 P1, lap 4, fuel 96.0 %, energy 100.0 %" in out
     assert (
         "agent fuel-reserve would (at lap 6): pit now, fill fuel to 100 %, energy to 100 %, "

@@ -45,6 +45,10 @@ def test_race_wide_and_car_events() -> None:
         ForcedKind.RAIN, start_s=14 * 3600.0, end_s=17 * 3600.0
     )
     assert parse_event("rain@14h-17hx0.6").intensity == pytest.approx(0.6)
+    assert parse_event("wet@8h-9hx0.4") == ForcedEvent(
+        ForcedKind.WET, start_s=8 * 3600.0, end_s=9 * 3600.0, intensity=0.4
+    )
+    assert parse_event("wetness@8h").kind == ForcedKind.WET
     assert parse_event("vsc@2h-2h10m") == ForcedEvent(
         ForcedKind.SLOW_ZONE, start_s=7200.0, end_s=7800.0
     )

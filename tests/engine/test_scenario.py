@@ -65,3 +65,26 @@ def test_the_learned_lap_models_fuel_spread_is_the_scenarios() -> None:
     assert load_lap_model(fitted).fuel_noise == 1.0
     with pytest.raises(ScenarioError, match="lap_model_fuel_noise must be >= 0"):
         scenario_with(s, lap_model_fuel_noise=-0.1)
+
+
+def test_the_wet_pace_is_the_scenarios_for_either_lap_model() -> None:
+    import torch
+
+    from engine.race import load_lap_model
+    from world_model.interface import Compound
+    from world_model.parametric import EffectTables, ParametricLapParams
+
+    s = scenario_with(load_scenario("test_race"), lap_model="default")
+    assert s.lap_model_wet_penalty == ParametricLapParams().wet_penalty
+    mine = [0.5, 0.5, 0.5, 0.2]
+    for lap_model in ("default", "parametric"):
+        model = load_lap_model(scenario_with(s, lap_model=lap_model, lap_model_wet_penalty=mine))
+        physics = getattr(model, "physics", None) or model.params  # type: ignore[attr-defined]
+        assert tuple(physics.wet_penalty) == tuple(mine)
+    # The learned model's lap on wets at full wetness: 20 % slower.
+    learned = load_lap_model(scenario_with(s, lap_model_wet_penalty=mine))
+    effects = EffectTables(learned.physics)  # type: ignore[attr-defined]
+    grip = effects.grip(torch.tensor([int(Compound.WET)]), torch.tensor([1.0]))
+    assert float(grip) == pytest.approx(0.2)
+    with pytest.raises(ScenarioError, match="lap_model_wet_penalty must be 4 fractions"):
+        scenario_with(s, lap_model_wet_penalty=[0.5, 0.5, 1.5, 0.2])

@@ -249,6 +249,24 @@ def test_forced_rain_appears_exactly_where_scripted(model: PosteriorEventModel) 
     assert torch.equal(w.rain[:, : 14 * 60], dry.rain[:, : 14 * 60])
 
 
+def test_forced_wetness_is_the_track_inside_its_span_and_the_draw_outside(
+    model: PosteriorEventModel,
+) -> None:
+    p = model.draw_params(50, _gen(0))
+    forced = [ForcedEvent(ForcedKind.WET, start_s=14 * 3600.0, end_s=15 * 3600.0, intensity=0.4)]
+    w = model.weather(p, 16.0, 24 * 3600.0, 60.0, _gen(1), forced=forced)
+    dry = model.weather(p, 16.0, 24 * 3600.0, 60.0, _gen(1))
+    inside = slice(14 * 60, 15 * 60)
+    # No soaking lag: the track is at the scripted wetness from the span's first minute.
+    assert (w.wetness[:, inside] == 0.4).all() and (w.rain[:, inside] == 0.4).all()
+    # No drying lag either: after the span the track is the unforced draw's.
+    assert torch.equal(w.wetness[:, 15 * 60 :], dry.wetness[:, 15 * 60 :])
+    assert torch.equal(w.wetness[:, : 14 * 60], dry.wetness[:, : 14 * 60])
+    # The wet track is colder than the same replicas' draw (mostly dry) at that time.
+    k = 14 * 60 + 30
+    assert (w.track_temp_c[:, k] < dry.track_temp_c[:, k]).float().mean() > 0.8
+
+
 def test_forced_rain_without_end_draws_its_length(model: PosteriorEventModel) -> None:
     p = model.draw_params(300, _gen(0))
     forced = [ForcedEvent(ForcedKind.RAIN, start_s=3600.0, intensity=0.5)]
