@@ -286,7 +286,8 @@ class StintVecEnv:
 
 class StintAgentStrategy:
     """A stint-level scorer as an ``engine.strategy.Strategy``: the controller drives the
-    laps and, at each stint's end, the option with the best score is taken.
+    laps and, at each stint's end, the option with the best score is taken (or the one
+    ``pick`` draws from the scores, every option legal, with the strategy's generator).
 
     ``score`` maps encoded observations ``[n, D]`` to option scores ``[n, K]``; ``encode``
     is the observation encoder the agent was trained with.
@@ -297,10 +298,12 @@ class StintAgentStrategy:
         name: str,
         encode: Callable[[Observation], torch.Tensor],
         score: Callable[[torch.Tensor], torch.Tensor],
+        pick: Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     ) -> None:
         self.name = name
         self.encode = encode
         self.score = score
+        self.pick = pick
         self.controller = StintController()
         self.option_counts = torch.zeros(N_STINT_OPTIONS, dtype=torch.int64)
         """Stints started with each option so far (what the agent chose, for reports)."""
@@ -312,6 +315,10 @@ class StintAgentStrategy:
         rows = ends.nonzero().squeeze(1)
         options = torch.zeros(0, dtype=torch.int64)
         if rows.numel():
-            options = self.score(self.encode(obs.index(rows))).argmax(dim=1)
+            scores = self.score(self.encode(obs.index(rows)))
+            if self.pick is None:
+                options = scores.argmax(dim=1)
+            else:
+                options = self.pick(scores, torch.ones_like(scores, dtype=torch.bool), generator)
             self.option_counts += torch.bincount(options, minlength=N_STINT_OPTIONS)
         return self.controller.apply(obs, actions, rows, options)

@@ -62,6 +62,32 @@ def test_agents_choose_legal_actions(algo: str, decision) -> None:
     check_decisions(acts, legal, strategy.name)
 
 
+def test_a_ppo_agent_draws_from_its_policy_and_a_q_agent_takes_its_best(decision) -> None:
+    """PPO acts as it was trained, by sampling (reproducibly, from the strategy's generator);
+    DQN takes its best action whatever the generator."""
+    env, dec = decision
+    legal = torch.as_tensor(dec.mask)
+    for algo in ("ppo", "dqn"):
+        torch.manual_seed(0)
+        config = AgentConfig(algo=algo, obs_dim=OBS_DIM)
+        strategy = AgentStrategy(build_algorithm(config), config, env.encoder)
+        runs = [
+            torch.stack(
+                [strategy.decide(dec.raw, legal, g) for _ in range(40)]
+            )  # 40 decisions of every row on one generator
+            for g in (torch.Generator().manual_seed(1), torch.Generator().manual_seed(1))
+        ]
+        assert torch.equal(runs[0], runs[1]), "a seed reproduces the decisions"
+        greedy = greedy_actions(
+            greedy_scores(strategy.algorithm, config, env.encoder.encode(dec.raw)), legal
+        )
+        if algo == "ppo":
+            assert strategy.samples and bool((runs[0] != greedy).any()), "PPO samples"
+            assert bool(legal.gather(1, runs[0].T).all()), "only legal actions"
+        else:
+            assert not strategy.samples and bool((runs[0] == greedy).all())
+
+
 def test_untrained_actor_follows_the_stopping_prior(decision) -> None:
     _, dec = decision
     torch.manual_seed(1)
