@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="EVENT",
         help='force an event on every race: "sc@3h12m", "fcy@5h", "vsc@2h-2h10m", '
-        '"rain@14h-17h" (optionally "x0.6" intensity), "puncture:7@lap120", "failure:51@10h", '
+        '"rain@14h-17h" (optionally "x0.6" intensity), "wet@8h-9hx0.4" (the track\'s wetness '
+        'itself, no soaking or drying lag), "puncture:7@lap120", "failure:51@10h", '
         '"damage:7@3hx0.5"',
     )
     parser.add_argument(
