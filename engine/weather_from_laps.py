@@ -33,7 +33,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from world_model.interface import Compound
+from world_model.interface import Compound, FlagState
 
 BIN_S = 600.0
 """Width of a weather bin [s]: a Le Mans lap is ~3.5 min, so ~50 cars give ~150 laps a bin."""
@@ -42,12 +42,11 @@ MIN_BIN_SHARE = 0.4
 DRY_QUANTILE = 25.0
 """The race's dry level: this percentile of the bins' slowdowns (most bins are dry)."""
 WET_SLOWDOWN = 0.04
-"""Slowdown over the dry level, fraction, in every sector, above which a bin is wet (dry
-bins of the five WEC / IMSA races read under 0.03)."""
+"""Slowdown over the dry level, fraction, in every sector, above which a bin is wet (every
+bin of the three dry races reads at most 0.020: Le Mans 2026 0.020, Bahrain 0.017, Sebring
+0.008)."""
 INTENSITY_STEP = 0.05
 """Intensities are rounded to this step, so a steady spell is one scripted event."""
-NEUTRAL_FLAGS = (2, 3)
-"""``laps.flag`` codes of FCY and safety-car laps."""
 MIN_REFERENCE_LAPS = 10
 
 
@@ -85,14 +84,14 @@ def _green_laps(conn: sqlite3.Connection, session_id: int) -> tuple[np.ndarray, 
     car, lap, t, lap_s = a[:, 0].astype(int), a[:, 1], a[:, 2], a[:, 3]
     sectors = a[:, 4:7]
     flag = np.nan_to_num(a[:, 7], nan=0.0)
-    neutral = np.isin(flag, NEUTRAL_FLAGS)
+    neutral = np.isin(flag, (int(FlagState.FCY), int(FlagState.SAFETY_CAR)))
     same_prev = np.r_[False, car[1:] == car[:-1]]
     same_next = np.r_[car[:-1] == car[1:], False]
     near_neutral = (
         neutral | (same_prev & np.r_[False, neutral[:-1]]) | (same_next & np.r_[neutral[1:], False])
     )
     keep = (
-        (flag == 0)
+        (flag == int(FlagState.GREEN))
         & ~near_neutral
         & (a[:, 8] == 0)
         & (a[:, 9] == 0)

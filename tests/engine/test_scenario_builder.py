@@ -14,7 +14,9 @@ from engine.scenario import load_scenario
 from engine.scenario_builder import build_table, to_toml, write_scenario
 
 
-def _store(path: Path) -> None:
+def open_race_store(path: Path, duration_s: float = 7200.0) -> sqlite3.Connection:
+    """A new lap store holding session 1, 'race' (at 'ring', 15:00, ``duration_s``), in an
+    open transaction."""
     conn = open_store(path)
     conn.execute("BEGIN")
     conn.execute(
@@ -23,17 +25,28 @@ def _store(path: Path) -> None:
     )
     conn.execute(
         "INSERT INTO sessions (session_id, source_id, name, track, start_hour_of_day, duration_s, "
-        "track_length_m) VALUES (1, 1, 'race', 'ring', 15.0, 7200.0, 5000.0)"
+        "track_length_m) VALUES (1, 1, 'race', 'ring', 15.0, ?, 5000.0)",
+        (duration_s,),
     )
+    return conn
+
+
+def add_car(conn: sqlite3.Connection, car_id: int, number: str, cls: str) -> None:
+    """Car ``car_id`` of session 1 with one driver, ``D<number>`` (driver id = car id)."""
+    conn.execute(
+        "INSERT INTO cars (car_id, session_id, number, class, team) VALUES (?, 1, ?, ?, 'T')",
+        (car_id, number, cls),
+    )
+    conn.execute(
+        "INSERT INTO drivers (driver_id, car_id, name, driver_number) VALUES (?, ?, ?, 1)",
+        (car_id, car_id, f"D{number}"),
+    )
+
+
+def _store(path: Path) -> None:
+    conn = open_race_store(path)
     for car_id, number, cls, pace in ((1, "7", "HYPERCAR", 100.0), (2, "91", "LMGT3", 115.0)):
-        conn.execute(
-            "INSERT INTO cars (car_id, session_id, number, class, team) VALUES (?, 1, ?, ?, 'T')",
-            (car_id, number, cls),
-        )
-        conn.execute(
-            "INSERT INTO drivers (driver_id, car_id, name, driver_number) VALUES (?, ?, ?, 1)",
-            (car_id, car_id, f"D{number}"),
-        )
+        add_car(conn, car_id, number, cls)
         t = 0.0
         for lap in range(1, 41):
             lap_time = pace + (lap % 10) * 0.5  # a known spread: the 10th percentile is exact

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from data.ingest import ingest
-from data.store import open_store
 from engine.baselines import WET_TRACK
 from engine.scenario import parse_scenario
 from engine.scenario_builder import build_table
 from engine.weather_from_laps import BIN_S, intensity_for_slowdown, wet_spells
+from tests.engine.test_scenario_builder import add_car, open_race_store
 from world_model.interface import Compound
 from world_model.parametric import EffectTables, ParametricLapParams
 
@@ -29,27 +29,9 @@ SAFETY_CAR = (4800.0, 5100.0)
 
 def _store(path: Path, cars: int = 20, rain_slowdown: float = 0.12) -> None:
     rng = np.random.default_rng(3)
-    conn = open_store(path)
-    conn.execute("BEGIN")
-    conn.execute(
-        "INSERT INTO sources (source_id, path, reader, sha256, size_bytes, ingested_at) "
-        "VALUES (1, 'x', 'test', 'x', 0, 'now')"
-    )
-    conn.execute(
-        "INSERT INTO sessions (session_id, source_id, name, track, start_hour_of_day, duration_s, "
-        "track_length_m) VALUES (1, 1, 'race', 'ring', 15.0, ?, 5000.0)",
-        (RACE_S,),
-    )
+    conn = open_race_store(path, RACE_S)
     for car in range(1, cars + 1):
-        conn.execute(
-            "INSERT INTO cars (car_id, session_id, number, class, team) "
-            "VALUES (?, 1, ?, 'HYPERCAR', 'T')",
-            (car, str(car)),
-        )
-        conn.execute(
-            "INSERT INTO drivers (driver_id, car_id, name, driver_number) VALUES (?, ?, ?, 1)",
-            (car, car, f"D{car}"),
-        )
+        add_car(conn, car, str(car), "HYPERCAR")
         t, lap, pace = 0.0, 0, 100.0 + 0.3 * car
         while t < RACE_S:
             lap += 1
